@@ -1,0 +1,72 @@
+"""The hash algorithms hashcheck knows: one registry, so a new hash type is one entry here.
+
+Every hash travels as lowercase hex. Exact algorithms match by equality; perceptual ones by Hamming
+distance up to a threshold. An algorithm that is not in the registry (e.g. ``photodna``) may still
+appear in a reference list: it is stored, but not matched locally.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_HEX = re.compile(r"^[0-9a-f]+$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    hex_length: int
+    perceptual: bool = False
+    threshold: int = 0  # largest Hamming distance that still counts as a near match
+    min_quality: int = 0  # query hashes of lower quality are not used for near matching
+
+    @property
+    def bits(self) -> int:
+        return self.hex_length * 4
+
+    def validate(self, value: str) -> str:
+        """The normalised (lowercase) hash, or ValueError saying what is wrong with it."""
+        return validate_hex(value, self.hex_length, self.name)
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    a.name: a
+    for a in (
+        Algorithm("md5", 32),
+        Algorithm("sha1", 40),
+        Algorithm("sha256", 64),
+        # PDQ thresholds from Meta's PDQ documentation: distance <= 31 of 256 bits, quality >= 50.
+        Algorithm("pdq", 64, perceptual=True, threshold=31, min_quality=50),
+        Algorithm("phash", 16, perceptual=True, threshold=8),
+    )
+}
+EXACT = tuple(a.name for a in ALGORITHMS.values() if not a.perceptual)
+PERCEPTUAL = tuple(a.name for a in ALGORITHMS.values() if a.perceptual)
+
+
+def validate_hex(value: str, hex_length: int | None, name: str = "hash") -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{name} must be a hex string")
+    value = value.strip().lower()
+    if not value or not _HEX.match(value):
+        raise ValueError(f"{name} is not hex")
+    if hex_length and len(value) != hex_length:
+        raise ValueError(f"{name} must have {hex_length} hex digits, not {len(value)}")
+    if len(value) % 2:
+        raise ValueError(f"{name} has an odd number of hex digits")
+    return value
+
+
+def validate(algorithm: str, value: str) -> str:
+    """Normalise a (algorithm, hash) pair from a list; unknown algorithms only need a sane name and hex."""
+    if not isinstance(algorithm, str) or not _NAME.match(algorithm):
+        raise ValueError("algorithm name is missing or malformed")
+    known = ALGORITHMS.get(algorithm)
+    return known.validate(value) if known else validate_hex(value, None, algorithm)
+
+
+def hamming(a: str, b: str) -> int:
+    """Bits that differ between two hex hashes of equal length."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()

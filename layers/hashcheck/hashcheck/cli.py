@@ -1,0 +1,192 @@
+"""The `hashcheck` command: fingerprint files, build a list, scan against a list, run the demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from hashcheck import __version__, reflist
+from hashcheck.fingerprint import IMAGE, fingerprint
+from hashcheck.matcher import match
+from hashcheck.progress import Progress
+from hashcheck.reflist import ListFormatError, Reference
+from hashcheck.stores.memory import MemoryStore
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+class UsageError(Exception):
+    """Bad arguments or a bad list file: exit 2 with the message."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except UsageError as exc:
+        print(f"hashcheck: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `hashcheck ... | head`
+        return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hashcheck", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"hashcheck {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fp = commands.add_parser("fingerprint", help="print the fingerprint of files (folders are walked)")
+    fp.add_argument("paths", nargs="+", metavar="PATH")
+    fp.add_argument("--json", action="store_true", help="one JSON object per line")
+    fp.set_defaults(run=_fingerprint)
+
+    scan = commands.add_parser("scan", help="scan files against a reference list file, without AWS")
+    scan.add_argument("paths", nargs="+", metavar="PATH")
+    scan.add_argument("--refs", required=True, metavar="LIST", help="hashcheck list v1 file (JSONL or CSV)")
+    scan.add_argument("--json", action="store_true", help="one JSON object per line")
+    scan.set_defaults(run=_scan)
+
+    lists = commands.add_parser("list", help="work with reference lists")
+    list_commands = lists.add_subparsers(dest="list_command", required=True, metavar="COMMAND")
+    build = list_commands.add_parser("build", help="build a hashcheck list v1 (JSONL) from image files")
+    build.add_argument("paths", nargs="+", metavar="PATH")
+    build.add_argument("--list-id", required=True, metavar="ID")
+    build.add_argument("--category", default=None)
+    build.add_argument("-o", "--output", default="-", metavar="FILE", help="default: standard output")
+    build.set_defaults(run=_list_build)
+
+    demo = commands.add_parser("demo", help="the whole pipeline on generated sample images")
+    demo.add_argument("--json", action="store_true", help="end with a JSON summary line")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def walk(paths: list[str]) -> Iterator[Path]:
+    """Files named, and files under folders named, in a stable order; a missing path is a usage error."""
+    for name in paths:
+        path = Path(name)
+        if path.is_file():
+            yield path
+        elif path.is_dir():
+            for root, dirs, files in os.walk(path):
+                dirs.sort()
+                for file in sorted(files):
+                    yield Path(root) / file
+        else:
+            raise UsageError(f"no such file or folder: {name}")
+
+
+def _files(paths: list[str]) -> list[Path]:
+    return list(walk(paths))
+
+
+def _fingerprint_file(path: Path):
+    with path.open("rb") as stream:
+        return fingerprint(stream)
+
+
+def _fingerprint(args) -> int:
+    files = _files(args.paths)
+    progress = Progress(len(files), "fingerprint")
+    for path in files:
+        row = {"path": str(path), **_fingerprint_file(path).as_dict()}
+        progress.advance()
+        if args.json:
+            print(json.dumps(row))
+        else:
+            extra = f"pdq={row['pdq']} q={row['pdq_quality']} phash={row['phash']}" if row["pdq"] else ""
+            error = row.get("error", "")
+            print(f"{row['status']:<12} {path}  sha256={row['sha256']} {extra} {error}".rstrip())
+    progress.close()
+    return EXIT_OK
+
+
+def load_store(path: str) -> MemoryStore:
+    """The list as a store; any malformed row makes the list unusable (exit 2), listing each line."""
+    if not Path(path).is_file():
+        raise UsageError(f"no such list file: {path}")
+    try:
+        store, rejected = MemoryStore.from_file(path)
+    except (ListFormatError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: {exc}") from exc
+    if rejected:
+        lines = "; ".join(f"line {r.line}: {r.reason}" for r in rejected[:20])
+        more = f" (and {len(rejected) - 20} more)" if len(rejected) > 20 else ""
+        raise UsageError(f"{path}: {len(rejected)} malformed rows: {lines}{more}")
+    return store
+
+
+def _scan(args) -> int:
+    store = load_store(args.refs)
+    files = _files(args.paths)
+    progress = Progress(len(files), "scan")
+    counts: dict[str, int] = {}
+    for path in files:
+        fp = _fingerprint_file(path)
+        result = match(fp, store)
+        counts[result.verdict] = counts.get(result.verdict, 0) + 1
+        progress.advance()
+        row = {
+            "path": str(path),
+            "status": fp.status,
+            "verdict": result.verdict,
+            "matches": [m.as_dict() for m in result.matches],
+        }
+        if fp.error:
+            row["error"] = fp.error
+        print(json.dumps(row) if args.json else _scan_line(row))
+    progress.close()
+    if not args.json:
+        summary = ", ".join(f"{n} {verdict}" for verdict, n in sorted(counts.items()))
+        print(f"scanned {len(files)}: {summary}")
+    return EXIT_OK
+
+
+def _scan_line(row: dict) -> str:
+    hits = ", ".join(
+        f"{m['list']}/{m['ref_id']} {m['algorithm']} d={m['distance']}"
+        + (f" ({m['variant']})" if m["variant"] != "original" else "")
+        for m in row["matches"]
+    )
+    return f"{row['verdict']:<12} {row['path']}" + (f"  <- {hits}" if hits else "")
+
+
+def references_for(fp, list_id: str, ref_id: str, category: str | None = None) -> list[Reference]:
+    """The list rows that describe one image: its exact hashes and, if it decoded, PDQ and pHash."""
+    pairs = list(fp.exact().items())
+    if fp.status == IMAGE:
+        pairs += [("pdq", fp.pdq), ("phash", fp.phash)]
+    return [Reference(alg, value, list_id, ref_id, category) for alg, value in pairs]
+
+
+def _list_build(args) -> int:
+    files = _files(args.paths)
+    progress = Progress(len(files), "list build")
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        rows = 0
+        for path in files:
+            refs = references_for(_fingerprint_file(path), args.list_id, path.stem, args.category)
+            rows += reflist.write(refs, out)
+            progress.advance()
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    progress.close()
+    print(f"wrote {rows} rows for {len(files)} files", file=sys.stderr)
+    return EXIT_OK
+
+
+def _demo(args) -> int:
+    from hashcheck.demo import run
+
+    return run(json_summary=args.json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""One read of an object in, its fingerprint out: exact hashes always, perceptual hashes for images.
+
+The exact hashes (MD5, SHA-1, SHA-256) are what hotlines' lists mostly carry and they never depend
+on decoding, so they are computed for every object, including ones that are not images or that
+fail to decode. The perceptual hashes (PDQ with its quality, pHash) come from one decode of the
+image, and for near matching we also keep their rotated/mirrored variants and further frames of an
+animation (`near`), which cost a few microseconds each because they are derived from the DCT.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+
+from hashcheck import pdq, phash
+from hashcheck.imaging import DEFAULT_LIMITS, Decoded, ImageRejected, Limits, decode, looks_like_image
+
+CHUNK = 1 << 20
+
+IMAGE, NOT_IMAGE, UNSCANNABLE = "image", "not_image", "unscannable"
+
+
+@dataclass(frozen=True)
+class NearHash:
+    """A perceptual hash to search for: of which frame, under which rotation/mirror."""
+
+    algorithm: str
+    hash: str
+    quality: int | None = None  # PDQ's own quality (0-100); None for pHash
+    variant: str = "original"
+    frame: int = 0
+
+
+@dataclass
+class Fingerprint:
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    status: str
+    error: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = None
+    phash: str | None = None
+    near: list[NearHash] = field(default_factory=list, repr=False)
+
+    def exact(self) -> dict[str, str]:
+        return {"md5": self.md5, "sha1": self.sha1, "sha256": self.sha256}
+
+    def as_dict(self) -> dict:
+        """The contract's fields (DESIGN.md section 3); `error` only when there is one."""
+        out = {
+            "status": self.status,
+            "size": self.size,
+            **self.exact(),
+            "pdq": self.pdq,
+            "pdq_quality": self.pdq_quality,
+            "phash": self.phash,
+        }
+        if self.status == IMAGE:
+            out.update(format=self.format, width=self.width, height=self.height, frames=self.frames)
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+Source = bytes | bytearray | memoryview | BinaryIO
+
+
+def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
+    """Fingerprint bytes or a readable stream (an S3 body), reading it exactly once."""
+    in_memory = isinstance(source, bytes | bytearray | memoryview)
+    digests = [hashlib.md5(), hashlib.sha1(), hashlib.sha256()]
+    size, head, kept, fits = 0, b"", bytearray(), True
+    for chunk in _chunks(source):
+        for digest in digests:
+            digest.update(chunk)
+        head = head or bytes(chunk[:16])
+        size += len(chunk)
+        fits = fits and size <= limits.max_decode_bytes
+        if fits and not in_memory:  # a stream's bytes are kept for decoding only while they fit
+            kept += chunk
+    md5, sha1, sha256 = (d.hexdigest() for d in digests)
+    result = Fingerprint(size, md5, sha1, sha256, NOT_IMAGE)
+    if size == 0:
+        result.error = "empty object"
+    elif not fits:
+        result.status = UNSCANNABLE if looks_like_image(head) else NOT_IMAGE
+        result.error = f"larger than the {limits.max_decode_bytes} bytes decoded at most"
+    else:
+        _add_perceptual(result, bytes(source) if in_memory else bytes(kept), limits)
+    return result
+
+
+def _chunks(source) -> Iterator[bytes | memoryview]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        view = memoryview(source)
+        for start in range(0, len(view), CHUNK):
+            yield view[start : start + CHUNK]
+        return
+    while chunk := source.read(CHUNK):
+        yield chunk
+
+
+def _add_perceptual(result: Fingerprint, data: bytes, limits: Limits) -> None:
+    try:
+        decoded = decode(data, limits)
+        near = [h for frame in decoded.frames for h in _frame_hashes(frame.grey, frame.index)]
+    except ImageRejected as rejected:
+        result.status, result.error = rejected.status, rejected.reason
+        return
+    except Exception as exc:  # a hashing failure must be a recorded outcome, never a crash or "clean"
+        result.status, result.error = UNSCANNABLE, f"hashing failed ({type(exc).__name__})"
+        return
+    _fill_image(result, decoded, near)
+
+
+def _fill_image(result: Fingerprint, decoded: Decoded, near: list[NearHash]) -> None:
+    first = {h.algorithm: h for h in near if h.frame == 0 and h.variant == "original"}
+    result.status = IMAGE
+    result.format, result.width, result.height = decoded.format, decoded.width, decoded.height
+    result.frames = decoded.frame_count
+    result.pdq, result.pdq_quality = first["pdq"].hash, first["pdq"].quality
+    result.phash = first["phash"].hash
+    result.near = _unique(near)
+
+
+def _frame_hashes(grey, frame: int) -> list[NearHash]:
+    pdq_hash = pdq.compute(np.asarray(grey, dtype=np.float32))
+    phash_variants = phash.dihedral(phash.grey32(grey))
+    return [
+        *(NearHash("pdq", h, pdq_hash.quality, name, frame) for name, h in pdq_hash.dihedral().items()),
+        *(NearHash("phash", h, None, name, frame) for name, h in phash_variants.items()),
+    ]
+
+
+def _unique(near: list[NearHash]) -> list[NearHash]:
+    """Drop repeated (algorithm, hash) pairs (symmetric images, still animations), keeping the first."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for h in near:
+        if (h.algorithm, h.hash) not in seen:
+            seen.add((h.algorithm, h.hash))
+            out.append(h)
+    return out

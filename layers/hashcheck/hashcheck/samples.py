@@ -1,0 +1,51 @@
+"""Benign generated pictures for the demo: smooth colour fields with shapes, no data files needed.
+
+They stand in for "known" images: the demo *pretends* some of them are on a list. Each seed gives
+the same picture on every machine (numpy's seeded generator and Pillow's drawing are deterministic).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageEnhance, ImageOps
+
+
+def picture(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    w, h = size
+    y, x = np.mgrid[0:h, 0:w] / max(w, h)
+    channels = []
+    for _ in range(3):
+        fx, fy, phase = rng.uniform(1, 6), rng.uniform(1, 6), rng.uniform(0, 2 * np.pi)
+        channels.append(127 + 90 * np.sin(fx * x * np.pi + phase) * np.cos(fy * y * np.pi))
+    image = Image.fromarray(np.clip(np.dstack(channels), 0, 255).astype(np.uint8), "RGB")
+    draw = ImageDraw.Draw(image)
+    for _ in range(12):
+        x0, y0 = rng.integers(0, w), rng.integers(0, h)
+        x1, y1 = x0 + rng.integers(40, w // 2), y0 + rng.integers(40, h // 2)
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
+    return image
+
+
+def jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=quality)
+    return out.getvalue()
+
+
+def png(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+
+
+EDITS = {
+    "jpeg-q50": lambda im: jpeg(im, 50),
+    "resized-50": lambda im: jpeg(im.resize((im.width // 2, im.height // 2), Image.Resampling.LANCZOS)),
+    "mirrored": lambda im: jpeg(ImageOps.mirror(im)),
+    "brighter": lambda im: jpeg(ImageEnhance.Brightness(im).enhance(1.2)),
+    "png": png,
+}

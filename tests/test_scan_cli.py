@@ -1,0 +1,132 @@
+"""`hashcheck list build` then `hashcheck scan`: the local path, end to end through the real CLI."""
+
+import json
+
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+from hashcheck.cli import main
+from hashcheck.fingerprint import NearHash, fingerprint
+from hashcheck.matcher import Policy, match
+from hashcheck.reflist import Reference
+from hashcheck.stores.memory import MemoryStore
+
+
+def run(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def scan_rows(out: str) -> dict[str, dict]:
+    return {row["path"].rsplit("/", 1)[-1]: row for row in map(json.loads, out.splitlines())}
+
+
+@pytest.fixture()
+def listed(tmp_path, photos, capsys):
+    """A list built from five photos, and edited copies of them plus five unlisted photos to scan."""
+    originals, unlisted = photos[:5], photos[5:]
+    list_file = tmp_path / "list.jsonl"
+    code, _, err = run(capsys, "list", "build", *map(str, originals), "--list-id", "test-list", "-o", str(list_file))
+    assert code == 0 and "wrote 25 rows for 5 files" in err
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    for i, photo in enumerate(originals):
+        image = Image.open(photo)
+        image.save(uploads / f"{photo.stem}-q50.jpg", quality=50)
+        image.resize((image.width // 2, image.height // 2)).save(uploads / f"{photo.stem}-half.png")
+        ImageOps.mirror(image).save(uploads / f"{photo.stem}-mirror.jpg", quality=85)
+        if i == 0:
+            ImageEnhance.Brightness(image).enhance(1.2).save(uploads / f"{photo.stem}-bright.webp")
+    for photo in unlisted:
+        (uploads / photo.name).write_bytes(photo.read_bytes())
+    (uploads / "sub").mkdir()
+    (uploads / "sub" / "notes.txt").write_text("hello")
+    return list_file, uploads, originals
+
+
+def test_list_build_rows_name_the_source_image(listed):
+    list_file, _, originals = listed
+    rows = [json.loads(line) for line in list_file.read_text().splitlines()]
+    assert {r["algorithm"] for r in rows} == {"md5", "sha1", "sha256", "pdq", "phash"}
+    assert {r["id"] for r in rows} == {p.stem for p in originals}
+    assert all(r["list"] == "test-list" and r["deleted"] is False for r in rows)
+
+
+def test_scan_finds_edited_copies_and_nothing_else(listed, capsys):
+    list_file, uploads, originals = listed
+    code, out, _ = run(capsys, "scan", str(uploads), "--refs", str(list_file), "--json")
+    assert code == 0
+    rows = scan_rows(out)
+    for photo in originals:
+        for suffix in ("q50.jpg", "half.png", "mirror.jpg"):
+            row = rows[f"{photo.stem}-{suffix}"]
+            assert row["verdict"] == "match", row
+            assert {m["ref_id"] for m in row["matches"]} == {photo.stem}
+    assert rows[f"{originals[0].stem}-bright.webp"]["verdict"] == "match"
+    mirrored = rows[f"{originals[0].stem}-mirror.jpg"]["matches"]
+    assert any(m["variant"] == "flip_x" for m in mirrored)
+    unlisted = [name for name, row in rows.items() if name.startswith("wall-") and "-" not in name[5:]]
+    assert len(unlisted) == 5 and all(rows[n] == {**rows[n], "verdict": "clean", "matches": []} for n in unlisted)
+    assert rows["notes.txt"]["status"] == "not_image" and rows["notes.txt"]["verdict"] == "clean"
+
+
+def test_exact_copy_matches_by_every_hash(listed, capsys):
+    list_file, _, originals = listed
+    code, out, _ = run(capsys, "scan", str(originals[0]), "--refs", str(list_file), "--json")
+    (row,) = scan_rows(out).values()
+    assert {m["algorithm"] for m in row["matches"]} == {"md5", "sha1", "sha256", "pdq", "phash"}
+    assert all(m["distance"] == 0 for m in row["matches"])
+
+
+def test_tombstone_withdraws_a_reference(listed, capsys):
+    list_file, uploads, originals = listed
+    stem = originals[1].stem
+    withdrawn = [json.loads(line) for line in list_file.read_text().splitlines() if f'"{stem}"' in line]
+    with list_file.open("a") as f:
+        for row in withdrawn:
+            f.write(json.dumps({**row, "deleted": True}) + "\n")
+    code, out, _ = run(capsys, "scan", str(uploads / f"{stem}-q50.jpg"), "--refs", str(list_file), "--json")
+    assert code == 0 and next(iter(scan_rows(out).values()))["verdict"] == "clean"
+
+
+def test_bad_list_file_exits_2_naming_the_line(tmp_path, photos, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"algorithm": "md5", "hash": "' + "0" * 32 + '", "list": "l", "id": "a"}\n{"algorithm": "md5"}\n')
+    code, out, err = run(capsys, "scan", str(photos[0]), "--refs", str(bad))
+    assert code == 2 and "line 2" in err and out == ""
+    code, _, err = run(capsys, "scan", str(photos[0]), "--refs", str(tmp_path / "missing.jsonl"))
+    assert code == 2
+
+
+def test_missing_path_and_bad_arguments_exit_2(tmp_path, capsys):
+    assert run(capsys, "fingerprint", str(tmp_path / "nope.jpg"))[0] == 2
+    with pytest.raises(SystemExit) as exited:
+        main(["scan", str(tmp_path)])  # --refs missing
+    assert exited.value.code == 2
+
+
+def test_fingerprint_cli_prints_contract_fields(photos, capsys):
+    code, out, _ = run(capsys, "fingerprint", str(photos[0]), "--json")
+    row = json.loads(out)
+    assert code == 0
+    assert {"path", "status", "size", "md5", "sha1", "sha256", "pdq", "pdq_quality", "phash"} <= row.keys()
+
+
+def _store_with(pdq: str, phash: str) -> MemoryStore:
+    return MemoryStore([Reference("pdq", pdq, "l", "img"), Reference("phash", phash, "l", "img")])
+
+
+def test_phash_hit_without_pdq_agreement_is_review_not_match(photos):
+    fp = fingerprint(photos[0].read_bytes())
+    far_pdq = f"{int(fp.pdq, 16) ^ ((1 << 256) - 1):064x}"  # every bit flipped: 256 away
+    assert match(fp, _store_with(far_pdq, fp.phash)).verdict == "review"
+    assert match(fp, _store_with(fp.pdq, fp.phash)).verdict == "match"
+
+
+def test_low_quality_pdq_never_acts(photos):
+    fp = fingerprint(photos[0].read_bytes())
+    fp.near = [NearHash(h.algorithm, h.hash, 10, h.variant) for h in fp.near if h.algorithm == "pdq"]
+    store = MemoryStore([Reference("pdq", fp.pdq, "l", "img")])
+    assert match(fp, store).verdict == "clean"
+    assert match(fp, store, Policy(pdq_min_quality=0)).verdict == "match"
