@@ -9,7 +9,7 @@ from PIL import Image, ImageOps
 from hashcheck import algorithms, phash
 from hashcheck.fingerprint import fingerprint
 
-from .conftest import DATA, PHOTOS
+from conftest import DATA, PHOTOS
 
 REFERENCE_PDQ = {row["file"]: row for row in map(json.loads, (DATA / "pdq-reference.jsonl").read_text().splitlines())}
 

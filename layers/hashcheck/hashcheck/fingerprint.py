@@ -83,7 +83,8 @@ def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
     for chunk in _chunks(source):
         for digest in digests:
             digest.update(chunk)
-        head = head or bytes(chunk[:16])
+        if len(head) < 32:  # a stream may hand out a few bytes at a time
+            head += bytes(chunk[: 32 - len(head)])
         size += len(chunk)
         fits = fits and size <= limits.max_decode_bytes
         if fits and not in_memory:  # a stream's bytes are kept for decoding only while they fit
@@ -96,13 +97,13 @@ def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
         result.status = UNSCANNABLE if looks_like_image(head) else NOT_IMAGE
         result.error = f"larger than the {limits.max_decode_bytes} bytes decoded at most"
     else:
-        _add_perceptual(result, bytes(source) if in_memory else bytes(kept), limits)
+        _add_perceptual(result, bytes(memoryview(source).cast("B")) if in_memory else bytes(kept), limits)
     return result
 
 
 def _chunks(source) -> Iterator[bytes | memoryview]:
     if isinstance(source, bytes | bytearray | memoryview):
-        view = memoryview(source)
+        view = memoryview(source).cast("B")  # count bytes, whatever the item size
         for start in range(0, len(view), CHUNK):
             yield view[start : start + CHUNK]
         return
@@ -121,6 +122,7 @@ def _add_perceptual(result: Fingerprint, data: bytes, limits: Limits) -> None:
         result.status, result.error = UNSCANNABLE, f"hashing failed ({type(exc).__name__})"
         return
     _fill_image(result, decoded, near)
+    result.error = decoded.problem
 
 
 def _fill_image(result: Fingerprint, decoded: Decoded, near: list[NearHash]) -> None:

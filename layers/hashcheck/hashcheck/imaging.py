@@ -27,12 +27,14 @@ try:  # HEIC/AVIF where the optional plugin is installed (pip install hashcheck[
     SAFE_FORMATS += ["HEIF"]
 except ImportError:  # pragma: no cover - depends on the environment
     pass
-if "AVIF" in Image.registered_extensions().values():  # Pillow >= 11.2 decodes AVIF itself
-    SAFE_FORMATS += ["AVIF"]
+SAFE_FORMATS += ["AVIF"]  # Pillow >= 11.2 decodes AVIF itself
+Image.init()  # load every plugin now, so the allow-list below names only formats Pillow really has
+SAFE_FORMATS = [name for name in SAFE_FORMATS if name in Image.OPEN]
 
 # Leading bytes of image formats: a file that starts like an image but fails to decode is
 # "unscannable" (corrupt, truncated, unsupported), anything else that fails is "not_image".
-_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+_BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
 _FTYP_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 
 
@@ -41,6 +43,8 @@ def looks_like_image(head: bytes) -> bool:
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return True
+    if head[:2] == b"BM" and len(head) >= 18:
+        return int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES
     return head[4:8] == b"ftyp" and head[8:12] in _FTYP_BRANDS
 
 
@@ -48,7 +52,7 @@ def looks_like_image(head: bytes) -> bool:
 class Limits:
     max_decode_bytes: int = 100 * 2**20  # larger images are exact-hashed only
     max_pixels: int = 50_000_000  # pixels actually decoded per frame (after JPEG reduction)
-    max_declared_pixels: int = 400_000_000  # a JPEG may declare more: it is decoded reduced
+    max_declared_pixels: int = 150_000_000  # a baseline JPEG may declare more: it is decoded reduced
     max_frames: int = 5  # frames hashed in an animation: the first plus evenly spaced others
     max_frame_scan: int = 300  # an animation's frames considered (seeking a GIF decodes the ones before)
     max_total_pixels: int = 200_000_000  # decoding budget over all frames of one object
@@ -80,11 +84,12 @@ class Decoded:
     height: int
     frame_count: int
     frames: list[Frame]
+    problem: str | None = None  # a later frame failed; the frames listed still count
 
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     """Open and decode an image's frames to grey, or raise ImageRejected saying why not."""
-    unscannable_on_failure = looks_like_image(data[:16])
+    unscannable_on_failure = looks_like_image(data[:32])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # bombs are checked below; palette warnings are noise
@@ -112,18 +117,30 @@ def _decode_opened(image: Image.Image, limits: Limits) -> Decoded:
     reducible = image.format in ("JPEG", "MPO")
     if declared > (limits.max_declared_pixels if reducible else limits.max_pixels):
         raise ImageRejected("unscannable", f"image declares {width}x{height} pixels, over the limit")
+    if image.format == "JPEG" and image.info.get("progressive") and declared > limits.max_pixels:
+        # libjpeg buffers a progressive file's coefficients at full size, reduced decoding or not.
+        raise ImageRejected("unscannable", f"progressive JPEG declares {width}x{height} pixels, over the limit")
     frame_count = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
-    frames = [Frame(index, _grey(image, limits)) for index in _frame_indices(image, frame_count, limits)]
+    frames: list[Frame] = []
+    try:
+        for index in _frame_indices(image, frame_count, limits):
+            frames.append(Frame(index, _grey(image, limits)))
+    except Exception as exc:
+        if not frames:
+            raise
+        # A broken later frame must not hide the frames that decoded (appending junk would otherwise
+        # turn a listed image into "unscannable"): keep them and say what was lost.
+        return Decoded(image.format, width, height, frame_count, frames, f"frame unreadable ({type(exc).__name__})")
     return Decoded(image.format, width, height, frame_count, frames)
 
 
 def _frame_indices(image: Image.Image, frame_count: int, limits: Limits) -> Iterator[int]:
     """Seek to the frames worth hashing: the first, then evenly spaced ones, within the pixel budget."""
     scanned = min(frame_count, limits.max_frame_scan)
-    steps = max(limits.max_frames - 1, 1)
-    picks = sorted({round(i * (scanned - 1) / steps) for i in range(limits.max_frames)})
+    wanted = max(limits.max_frames, 1)  # the first frame is always hashed
+    picks = sorted({round(i * (scanned - 1) / max(wanted - 1, 1)) for i in range(wanted)})
     budget = limits.max_total_pixels
-    for index in picks[: limits.max_frames]:
+    for index in picks[:wanted]:
         # Seeking forward decodes every frame in between (GIF disposal): count them all against the budget.
         budget -= image.width * image.height * max(index - image.tell(), 1)
         if index > 0 and budget < 0:
@@ -157,12 +174,14 @@ _CONVERTS_TO_L = {"RGB", "RGBA", "RGBX", "LA", "P", "1"}
 
 def _to_luma(image: Image.Image) -> Image.Image:
     if image.mode == "L":
-        return image
+        return image.copy()  # the decoder reuses its image for the next frame
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         # 16-bit and 32-bit grey: scale to 8 bits (Pillow's convert would clip everything above 255).
         pixels = np.asarray(image, dtype=np.float64)
         top = 65535.0 if image.mode != "F" or pixels.max(initial=0) > 255 else 255.0
-        return Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8), "L")
+        grey = Image.fromarray(np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8), "L")
+        grey.info = dict(image.info)  # keeps the EXIF orientation
+        return grey
     if image.mode in _CONVERTS_TO_L:
         return image.convert("L")
     return image.convert("RGB").convert("L")  # CMYK, YCbCr, LAB, PA...: through RGB, as the references do

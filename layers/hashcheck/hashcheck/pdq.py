@@ -158,9 +158,11 @@ def _downsample(x: np.ndarray) -> np.ndarray:
     starts, band, _ = _downsampler(rows)
     width = band.shape[1]
     reduced = np.empty((_SIDE, cols), dtype=np.float32)
-    for i in range(_SIDE):
-        s = starts[i]
-        np.matmul(band[i], x[s : s + width], out=reduced[i])
+    for i, start in enumerate(starts):
+        block = x[start : start + width]
+        if block.dtype != np.float32:  # convert band by band: no full-size float copy of a uint8 image
+            block = block.astype(np.float32)
+        np.matmul(band[i], block, out=reduced[i])
     return (reduced.astype(np.float64) @ _downsampler(cols)[2].T).astype(np.float32)
 
 
@@ -186,22 +188,22 @@ def _hex(bits: np.ndarray) -> str:
 
 
 # Sign patterns and transposition that turn the DCT of an image into the DCT of its dihedral image.
-# Mirroring along an axis multiplies DCT frequency f along that axis by (-1)^f; frequency f sits at index
-# f - 1, so the even indices change sign. Rows of the DCT are vertical frequencies, columns horizontal.
-_EVEN = np.arange(_NFREQ) % 2 == 0
-_NEG_ROWS = np.where(_EVEN[:, None], -1, 1).astype(np.float32) * np.ones((1, _NFREQ), np.float32)
-_NEG_COLS = _NEG_ROWS.T.copy()  # mirror left-right; _NEG_ROWS: mirror top-bottom
-_SAME = np.ones((_NFREQ, _NFREQ), np.float32)
+# Mirroring an axis multiplies DCT frequency f along that axis by (-1)^f; frequency f sits at index f - 1,
+# so the even indices change sign. DCT rows are vertical frequencies, columns horizontal ones.
+_SIGN = np.where(np.arange(_NFREQ) % 2 == 0, -1, 1).astype(np.float32)
+_KEEP = np.ones((_NFREQ, _NFREQ), dtype=np.float32)
+_UPDOWN = _SIGN[:, None] * _KEEP  # np.flipud
+_LEFTRIGHT = _SIGN[None, :] * _KEEP  # np.fliplr
 _DIHEDRAL: dict[str, tuple[np.ndarray, bool]] = {
-    # key: (sign pattern applied to the original DCT, transpose afterwards?)
-    "original": (_SAME, False),
-    "rotate90": (_NEG_COLS, True),  # np.rot90(x) = (mirror left-right of x).T
-    "rotate180": (_NEG_ROWS * _NEG_COLS, False),
-    "rotate270": (_NEG_ROWS, True),  # np.rot90(x, -1) = (mirror top-bottom of x).T
-    "flip_x": (_NEG_COLS, False),
-    "flip_y": (_NEG_ROWS, False),
-    "transpose": (_SAME, True),
-    "transverse": (_NEG_ROWS * _NEG_COLS, True),
+    # key: (signs applied to the original DCT, transposed afterwards?)
+    "original": (_KEEP, False),
+    "rotate90": (_LEFTRIGHT, True),  # np.rot90(x) == np.fliplr(x).T
+    "rotate180": (_UPDOWN * _LEFTRIGHT, False),
+    "rotate270": (_UPDOWN, True),  # np.rot90(x, 3) == np.flipud(x).T
+    "flip_x": (_LEFTRIGHT, False),
+    "flip_y": (_UPDOWN, False),
+    "transpose": (_KEEP, True),
+    "transverse": (_UPDOWN * _LEFTRIGHT, True),  # np.rot90(x, 2).T
 }
 
 
@@ -261,8 +263,9 @@ def compute(luma: np.ndarray) -> Pdq:
         dct.setflags(write=False)
         return Pdq(hash="0" * 64, quality=0, dct=dct)
 
-    x = x.astype(np.float32, copy=False)
     small = _downsample(x)
+    if not np.isfinite(small).all():
+        raise ValueError("luma contains NaN or infinite values")
     dct = _dct16(small)
     dct.setflags(write=False)
     return Pdq(hash=_hex(_bits(dct)), quality=_quality(small), dct=dct)
