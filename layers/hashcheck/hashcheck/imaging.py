@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 # Decoders we trust with hostile bytes. Deliberately absent: EPS/PS (runs Ghostscript), PDF, and
 # formats with no signature (TGA) that would make any random blob "an image".
@@ -89,24 +89,29 @@ class Decoded:
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
     """Open and decode an image's frames to grey, or raise ImageRejected saying why not."""
-    unscannable_on_failure = looks_like_image(data[:32])
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # bombs are checked below; palette warnings are noise
-            image = Image.open(io.BytesIO(data), formats=SAFE_FORMATS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # bombs are checked below; palette warnings are noise
+        image = _open(data)
+        try:
             return _decode_opened(image, limits)
-    except ImageRejected:
-        raise
-    except UnidentifiedImageError as exc:
-        if unscannable_on_failure:
-            raise ImageRejected("unscannable", "image format not recognised or header corrupt") from exc
-        raise ImageRejected("not_image", "not an image format hashcheck decodes") from exc
+        except ImageRejected:
+            raise
+        except MemoryError as exc:
+            raise ImageRejected("unscannable", "image needs more memory than allowed") from exc
+        except Exception as exc:  # any decoder failure on hostile input is a recorded outcome, not a crash
+            raise ImageRejected("unscannable", f"image is corrupt or truncated ({type(exc).__name__})") from exc
+
+
+def _open(data: bytes) -> Image.Image:
+    """Pillow's reading of the header. Bytes that fail here are an image only if they look like one."""
+    try:
+        return Image.open(io.BytesIO(data), formats=SAFE_FORMATS)
     except Image.DecompressionBombError as exc:
         raise ImageRejected("unscannable", "declared pixel count is a decompression bomb") from exc
-    except MemoryError as exc:
-        raise ImageRejected("unscannable", "image needs more memory than allowed") from exc
-    except Exception as exc:  # any decoder failure on hostile input is a recorded outcome, not a crash
-        raise ImageRejected("unscannable", f"image is corrupt or truncated ({type(exc).__name__})") from exc
+    except Exception as exc:
+        if looks_like_image(data[:32]):
+            raise ImageRejected("unscannable", "image format not recognised or header corrupt") from exc
+        raise ImageRejected("not_image", "not an image format hashcheck decodes") from exc
 
 
 def _decode_opened(image: Image.Image, limits: Limits) -> Decoded:
