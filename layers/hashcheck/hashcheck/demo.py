@@ -25,7 +25,8 @@ def uploads() -> list[tuple[str, str, bytes]]:
     """(key, what the demo means it to be, bytes) for every object the demo uploads."""
     objects = []
     for seed, edit in zip(LISTED * 2, samples.EDITS, strict=False):
-        objects.append((f"uploads/listed-{seed}-{edit}.jpg", "match", samples.EDITS[edit](samples.picture(seed))))
+        suffix = "png" if edit == "png" else "jpg"
+        objects.append((f"uploads/listed-{seed}-{edit}.{suffix}", "match", samples.EDITS[edit](samples.picture(seed))))
     for seed in UNRELATED:
         objects.append((f"uploads/holiday-{seed}.jpg", "clean", samples.jpeg(samples.picture(seed))))
     whole = samples.jpeg(samples.picture(99))
