@@ -35,7 +35,7 @@ def main() -> int:
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
             for f in sorted(target.rglob("*")):
                 z.write(f, f.relative_to(tmp))
-        top = sorted(((size_mb(p) if p.is_dir() else p.stat().st_size / 1e6, p.name) for p in target.iterdir()))
+        top = sorted((size_mb(p) if p.is_dir() else p.stat().st_size / 1e6, p.name) for p in target.iterdir())
         for mb, name in top[-6:]:
             print(f"{name:<40} {mb:8.1f} MB")
         unzipped, zipped = size_mb(target), archive.stat().st_size / 1e6

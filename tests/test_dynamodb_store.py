@@ -7,6 +7,9 @@ import io
 
 import boto3
 import pytest
+from moto import mock_aws
+from PIL import Image
+
 from hashcheck import references
 from hashcheck.cli import references_for
 from hashcheck.fingerprint import fingerprint
@@ -25,8 +28,6 @@ from hashcheck.references import (
 from hashcheck.reflist import Reference
 from hashcheck.stores.dynamodb import DynamoStore
 from hashcheck.stores.memory import MemoryStore
-from moto import mock_aws
-from PIL import Image
 
 TABLE = "ReferenceTable"
 T0, T1 = "2024-01-01T00:00:00+00:00", "2024-02-01T00:00:00+00:00"
@@ -53,20 +54,28 @@ def flip(hex_value: str, bits: int) -> str:
     return format(int(hex_value, 16) ^ ((1 << bits) - 1), f"0{len(hex_value)}x")
 
 
+@pytest.fixture(scope="module")
+def aws():
+    """One moto for the module (starting it is the slow part), with fake credentials: never real AWS."""
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+        }.items():
+            env.setenv(name, value)
+        env.delenv("AWS_PROFILE", raising=False)
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name="us-east-1")
+
+
 @pytest.fixture
-def ddb(monkeypatch):
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(**references.table_definition(TABLE))
-        yield client
+def ddb(aws):
+    """A fresh, empty ReferenceTable for each test."""
+    aws.create_table(**references.table_definition(TABLE))
+    yield aws
+    aws.delete_table(TableName=TABLE)
 
 
 def apply(client, rows, now=T0, retry=FAST) -> ApplyStats:
@@ -303,6 +312,15 @@ def test_a_plugged_in_index_loader_is_used_and_confirmed(ddb):
     scanner.reload()
     scanner.near("phash", [listed.hash], 8)
     assert loads == ["phash", "phash"]
+    assert scanner.refresh()  # first look at the version item
+    scanner.near("phash", [listed.hash], 8)
+    assert not scanner.refresh()
+    scanner.near("phash", [listed.hash], 8)
+    assert loads == ["phash"] * 3
+    bump_version(TABLE, 0, client=ddb)
+    assert scanner.refresh()
+    scanner.near("phash", [listed.hash], 8)
+    assert loads == ["phash"] * 4
 
 
 def test_siblings_are_the_other_live_hashes_of_the_same_listed_image(ddb):

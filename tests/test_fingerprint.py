@@ -4,12 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import DATA, PHOTOS
 from PIL import Image, ImageOps
 
 from hashcheck import algorithms, phash
 from hashcheck.fingerprint import fingerprint
-
-from conftest import DATA, PHOTOS
 
 REFERENCE_PDQ = {row["file"]: row for row in map(json.loads, (DATA / "pdq-reference.jsonl").read_text().splitlines())}
 

@@ -5,7 +5,7 @@
   is confirmed against the table before it becomes a hit, so a withdrawn reference never acts even
   when the index is stale. The index comes from `index_loader(algorithm)`; by default it is built by
   scanning the table on first use (`table_index_loader`); a loader that reads the S3 snapshot plugs
-  in the same way;
+  in the same way. `refresh()` reloads them when the table's version item changes;
 - siblings: the image item names the listed image's other hashes; each is confirmed on its hash item.
 
 Fail closed: a DynamoDB error, or unprocessed keys that outlast the retries, raise; no method ever
@@ -54,10 +54,21 @@ class DynamoStore:
         self.consistent_read = consistent_read
         self._loader = index_loader or table_index_loader(table_name, self.client)
         self._indexes: dict[str, LoadedIndex | None] = {}
+        self._version: references.Version | None = None
 
     def reload(self) -> None:
         """Forget the loaded indexes; the next near lookup loads them again (e.g. a new version)."""
         self._indexes.clear()
+
+    def refresh(self) -> bool:
+        """Reload the indexes if the table's version item changed since they were loaded (one GetItem;
+        call it once per invocation). True if they will be reloaded."""
+        version = references.get_version(self.table_name, client=self.client)
+        if version == self._version:
+            return False
+        self._version = version
+        self.reload()
+        return True
 
     def exact(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Reference]]:
         wanted = list(dict.fromkeys(keys))
