@@ -53,7 +53,7 @@ def rgb_of(name: str) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def photos() -> dict[str, np.ndarray]:
+def decoded() -> dict[str, np.ndarray]:
     return {row["file"]: rgb_of(row["file"]) for row in REFERENCE}
 
 
@@ -86,17 +86,17 @@ def text(rows: int, cols: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("row", REFERENCE, ids=[r["file"] for r in REFERENCE])
-def test_matches_reference_list(row, photos):
-    p = pdq.compute(pdq.luma_from_rgb(photos[row["file"]]))
+def test_matches_reference_list(row, decoded):
+    p = pdq.compute(pdq.luma_from_rgb(decoded[row["file"]]))
     assert len(p.hash) == 64 and p.hash == p.hash.lower()
     assert hamming(p.hash, row["pdq"]) <= MAX_BITS
     assert abs(p.quality - row["quality"]) <= 1
 
 
-def test_reference_list_is_not_trivially_matched(photos):
+def test_reference_list_is_not_trivially_matched(decoded):
     """The tolerance above means something: distinct photos are ~128 bits apart, a flipped one too."""
     first, second = REFERENCE[0], REFERENCE[1]
-    luma = pdq.luma_from_rgb(photos[first["file"]])
+    luma = pdq.luma_from_rgb(decoded[first["file"]])
     assert hamming(pdq.compute(luma).hash, second["pdq"]) > 64
     assert hamming(pdq.compute(np.fliplr(luma)).hash, first["pdq"]) > 64
 
@@ -117,6 +117,59 @@ def test_median_is_lower_median_and_bits_strictly_greater(ones):
     dct.flat[:ones] = 1.0
     bits = int(pdq.Pdq("", 0, dct).dihedral()["original"], 16).bit_count()
     assert bits == (ones if ones <= 128 else 0)
+
+
+def pattern(rows: int, cols: int) -> np.ndarray:
+    i, j = np.mgrid[:rows, :cols]
+    return np.repeat(((i * i * 31 + j * 17 + i * j * 7) % 256).astype(np.uint8)[..., None], 3, axis=2)
+
+
+# pdqhash 0.2.8 output for images of at most 128 pixels per side. There the reference's blur is the
+# identity and our DCT repeats its float32 arithmetic, so even degenerate images, whose DCT values are
+# mostly rounding noise around zero (flat, linear), must hash identically.
+PINNED = {
+    "flat-100x80": (
+        lambda: np.full((100, 80, 3), 77, np.uint8),
+        "00002c4b2c4b0000000000008200017e0000cc530000554b13a0554b585e1706",
+        0,
+    ),
+    "linear-5x7": (
+        lambda: gradient(5, 7, "linear"),
+        "c7636e7138dc918e392c907ac56b6b853ad06e71c7636e7138dc918e312e947a",
+        55,
+    ),
+    "linear-100x128": (
+        lambda: gradient(100, 128, "linear"),
+        "103a71f0af3531e08a2217e1b7a679e1d55f24699bdd346277fd0271fba20271",
+        18,
+    ),
+    "pattern-61x128": (
+        lambda: pattern(61, 128),
+        "356e1aec58d6514c5e0a0fcf9b455e3e6bf8e67f32511d22b69f3dd142244860",
+        100,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", PINNED)
+def test_small_images_match_pinned_reference_exactly(name):
+    make, expected_hash, expected_quality = PINNED[name]
+    p = pdq.compute(pdq.luma_from_rgb(make()))
+    assert (p.hash, p.quality) == (expected_hash, expected_quality)
+
+
+@pytest.mark.parametrize(
+    ("step", "edges", "quality"),
+    [(255, 1, 71), (127, 1, 34), (255, 3, 100), (0, 0, 0)],
+)
+def test_quality_of_known_64x64_images(step, edges, quality):
+    # A 64x64 image is hashed without blur. One vertical edge of height 255 contributes 64 gradients of
+    # trunc(255 * 100 / 255) = 100, and 6400 // 90 = 71; a step of 127 gives trunc(49.8) = 49 -> 3136 // 90
+    # = 34 (truncation, not rounding); three edges exceed 100 and are clipped.
+    luma = np.zeros((64, 64), dtype=np.uint8)
+    for k in range(edges):
+        luma[:, 16 * (k + 1) :] = step * ((k + 1) % 2)
+    assert pdq.compute(luma).quality == quality
 
 
 # ---------------------------------------------------------------- independent float64 model of the reference
@@ -172,8 +225,8 @@ def reference(pdqhash, rgb: np.ndarray) -> tuple[str, int]:
     return bits_to_hex(vector), quality
 
 
-def test_repo_photos_match_pdqhash(pdqhash, photos):
-    for name, rgb in photos.items():
+def test_repo_photos_match_pdqhash(pdqhash, decoded):
+    for name, rgb in decoded.items():
         h, q = reference(pdqhash, rgb)
         p = pdq.compute(pdq.luma_from_rgb(rgb))
         assert hamming(p.hash, h) <= MAX_BITS, name
@@ -203,17 +256,15 @@ def test_generated_images_match_pdqhash(pdqhash, name):
 
 
 SMALL = {
-    # Up to 128 pixels per side the reference's blur is the identity, and our DCT repeats its float32
-    # arithmetic, so even degenerate images whose DCT is mostly rounding noise hash identically.
+    # As for PINNED: at most 128 pixels per side, so bit-identical.
     "noise-5x5": lambda: noise((5, 5, 3), 3),
     "noise-63x5": lambda: noise((63, 5, 3), 4),
     "noise-5x63": lambda: noise((5, 63, 3), 5),
     "noise-128x97": lambda: noise((128, 97, 3), 6),
-    "linear-5x7": lambda: gradient(5, 7, "linear"),
     "linear-64x64": lambda: gradient(64, 64, "linear"),
-    "linear-100x128": lambda: gradient(100, 128, "linear"),
-    "flat-100x80": lambda: np.full((100, 80, 3), 77, np.uint8),
+    "waves-128x77": lambda: gradient(128, 77, "waves"),
     "text-120x128": lambda: text(120, 128),
+    **{name: make for name, (make, _, _) in PINNED.items()},
 }
 
 
@@ -231,8 +282,8 @@ def test_too_small_images_match_pdqhash(pdqhash, shape):
     assert (pdq.compute(pdq.luma_from_rgb(rgb)).hash, 0) == reference(pdqhash, rgb) == ("0" * 64, 0)
 
 
-def test_dct_matches_pdqhash_compute_float(pdqhash, photos):
-    rgb = photos[REFERENCE[0]["file"]]
+def test_dct_matches_pdqhash_compute_float(pdqhash, decoded):
+    rgb = decoded[REFERENCE[0]["file"]]
     values, _ = pdqhash.compute_float(np.ascontiguousarray(rgb))
     ref = np.asarray(values, dtype=np.float32)[::-1].reshape(16, 16)  # pdqhash reverses the flat order
     p = pdq.compute(pdq.luma_from_rgb(rgb))
@@ -249,8 +300,8 @@ def test_luma_is_what_pdqhash_hashes(pdqhash):
 
 
 @pytest.mark.parametrize("name", [REFERENCE[0]["file"], REFERENCE[5]["file"]])
-def test_dihedral_matches_pdqhash_compute_dihedral(pdqhash, photos, name):
-    rgb = photos[name]
+def test_dihedral_matches_pdqhash_compute_dihedral(pdqhash, decoded, name):
+    rgb = decoded[name]
     vectors, quality = pdqhash.compute_dihedral(np.ascontiguousarray(rgb))
     p = pdq.compute(pdq.luma_from_rgb(rgb))
     ours = p.dihedral()
@@ -261,34 +312,34 @@ def test_dihedral_matches_pdqhash_compute_dihedral(pdqhash, photos, name):
     assert abs(p.quality - quality) <= 1
 
 
-def _symmetric_luma(photos) -> np.ndarray:
+def _symmetric_luma(decoded) -> np.ndarray:
     # 576 = 9 * 64 and 832 = 13 * 64 rows/columns: decimation samples and (odd, 5 and 7) box windows are
     # mirror-symmetric, so a transformed image's hash is exactly the sign-flipped DCT's hash.
-    return pdq.luma_from_rgb(photos[REFERENCE[0]["file"]][:576, :832])
+    return pdq.luma_from_rgb(decoded[REFERENCE[0]["file"]][:576, :832])
 
 
 @pytest.mark.parametrize("key", list(TRANSFORMS))
-def test_dihedral_equals_hash_of_transformed_pixels(photos, key):
-    luma = _symmetric_luma(photos)
+def test_dihedral_equals_hash_of_transformed_pixels(decoded, key):
+    luma = _symmetric_luma(decoded)
     transform, _ = TRANSFORMS[key]
     assert hamming(pdq.compute(luma).dihedral()[key], pdq.compute(transform(luma)).hash) <= MAX_BITS
 
 
-def test_dihedral_names_are_not_interchangeable(photos):
-    luma = _symmetric_luma(photos)
+def test_dihedral_names_are_not_interchangeable(decoded):
+    luma = _symmetric_luma(decoded)
     d = pdq.compute(luma).dihedral()
     assert len(set(d.values())) == 8
     assert hamming(d["flip_x"], pdq.compute(np.flipud(luma)).hash) > 64
     assert hamming(d["rotate90"], pdq.compute(np.rot90(luma, 3)).hash) > 64
 
 
-def test_transpose_is_exact_for_any_size(photos):
-    luma = pdq.luma_from_rgb(photos[REFERENCE[-1]["file"]])  # 819 x 1024: not mirror-symmetric
+def test_transpose_is_exact_for_any_size(decoded):
+    luma = pdq.luma_from_rgb(decoded[REFERENCE[-1]["file"]])  # 819 x 1024: not mirror-symmetric
     assert hamming(pdq.compute(luma).dihedral()["transpose"], pdq.compute(luma.T).hash) <= MAX_BITS
 
 
-def test_dihedral_of_transformed_image_contains_original(photos):
-    luma = pdq.luma_from_rgb(photos[REFERENCE[0]["file"]][:576, :832])
+def test_dihedral_of_transformed_image_contains_original(decoded):
+    luma = pdq.luma_from_rgb(decoded[REFERENCE[0]["file"]][:576, :832])
     original = pdq.compute(luma).hash
     inverse = {"rotate90": "rotate270", "rotate270": "rotate90"}
     for key, (transform, _) in TRANSFORMS.items():

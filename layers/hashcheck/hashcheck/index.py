@@ -2,62 +2,63 @@
 
 ``HammingIndex`` answers: which reference hashes lie within Hamming distance ``d`` of any of these query
 hashes (a fingerprint's up to 8 dihedral variants)? It is exact: every reference within the radius is
-returned, with its distance, and nothing farther away. PDQ (256 bits, d = 31) is the case it is tuned for;
-pHash (64 bits, d = 8) and any other whole number of bytes go through the same code.
+returned with its distance, and nothing farther away. PDQ (256 bits, d = 31) is the tuned case; pHash
+(64 bits, d = 8) and any other whole number of bytes use the same code.
 
-Design: multi-index hashing with one sorted table per 16-bit chunk
--------------------------------------------------------------------
-The hash is cut into ``k`` chunks of 16 bits (PDQ: 16 chunks, pHash: 4; an odd last byte is an 8-bit
-chunk). Pigeonhole, generalised: give chunk ``j`` a search radius ``r_j`` (``-1`` = not searched) with
-``sum(r_j + 1) >= d + 1``; if a reference is within ``d`` of the query, the chunk distances add up to at
-most ``d``, so at least one chunk ``j`` is within ``r_j``. For PDQ at d = 31 that is ``r_j = 1`` for all
-16 chunks: 16 x 17 = 272 probe keys per query hash. Radii for other ``d`` (and other chunk sets) are
-picked greedily by an estimate of the work each extra unit of radius costs, using the real bucket sizes.
+Design: multi-index hashing over 16-bit chunks, with a partner-chunk filter
+---------------------------------------------------------------------------
+The hash is cut into 16-bit chunks (PDQ 16, pHash 4; an odd last byte is an 8-bit chunk), and the chunks
+into *windows* of two neighbours (0, 1), (2, 3), ... Generalised pigeonhole: give window ``w`` a radius
+``R_w`` with ``sum(R_w + 1) >= d + 1``; a reference within ``d`` then has some window within ``R_w``, and
+inside that window one of its two chunks is within ``r_a`` or ``r_b`` of the query's, for any
+``r_a + r_b = R_w - 1``. PDQ at d = 31: 8 windows at R = 3, each chunk probed at radius 1, i.e. 16 x 17
+= 272 bucket probes per query hash (the classic 16-table multi-index hash).
 
-Each chunk's table is a counting sort of the reference rows by that chunk's value: ``offsets`` (65537
-uint32 per table) and the row ids in that order, so a probe is two array reads and its bucket a
-contiguous slice, with no dict. Row ids take 2 bytes when n <= 65536, 3 bytes (a uint16 plane plus a
-uint8 plane) below 2**24, and 4 bytes above. The hashes themselves stay in row order as little-endian
-uint64 words, split into the first 128 bits and the rest: candidates are verified on the first 128 bits
-(a random 256-bit hash is within 31 of the query on 128 bits with probability ~3e-9, so practically only
-true matches reach the second stage), then on the remaining words.
+Each chunk has a table: a counting sort of the rows by that chunk (``offsets``, 65537 uint32, and the row
+ids in that order), so a probe is two array reads and its bucket a contiguous slice; no dict. Next to
+each row id the table stores the row's *partner chunk* (the other chunk of the window). A candidate found
+by probing chunk ``a`` at distance ``e`` can only be a match if its partner is within ``R - e`` of the
+query's; for random data that rejects ~99.7% of the candidates (16 random bits are within 2 of a given
+value with probability 137/65536) while reading only the table, sequentially. Only the ~0.3% survivors
+touch the row ids and the hashes (random access), where the full distance is computed. Why it matters:
+the cost here is memory latency, not arithmetic. At 1.4M PDQ a query expands ~46k candidates; verifying
+each against the hash array (plain multi-index hashing, ``compact=True``) measured ~1.7-2.2 ms per query,
+mostly cache and TLB misses; the partner filter reads 2 bytes per candidate in runs and gets ~0.6-1 ms.
 
-A query is one vectorised pass for all its rows and chunks: probe keys -> bucket slices -> candidate
-positions (``np.repeat`` + ``arange``) -> row ids -> XOR/popcount -> distance filter; references found
-through several chunks are de-duplicated at the end (only survivors, so that sort is tiny).
+Everything for one query is one vectorised pass over all its rows and probes: probe keys -> bucket
+slices -> candidate positions (``np.repeat`` + ``arange``) -> partner filter -> row ids -> XOR/popcount
+-> distance filter; references found through several chunks are de-duplicated at the end (only
+survivors, so that sort is tiny). Radii for any ``d`` are chosen greedily by an estimated cost that uses
+the real bucket sizes.
 
-Skew and the worst case. Real lists are clustered, so bucket sizes are not n / 65536. The radii are
-chosen from the size-biased mean bucket size of each table, and before expanding candidates the exact
-candidate count of every query row is known from the offsets: a row whose probes would touch more than
-~n/3 references is answered by a blocked brute-force scan instead, and candidates are expanded in
-batches of at most 2**20, so a pathological list costs at most about a brute-force scan and bounded
-memory, never a wrong answer. Radii that the chunk tables cannot cover (e.g. d >= 272 for PDQ) fall
-back to the scan too.
+Skew and the worst case. Real lists are clustered, so bucket sizes are not n / 65536. Before expanding
+anything the exact candidate count of every query row is known from the offsets; a row whose probes
+would touch more than about a third of the references is answered by a blocked brute-force scan instead,
+and candidates are expanded in batches of at most 2**20, so a pathological list costs about a
+brute-force scan and bounded memory, never a wrong answer. Radii that the tables cannot cover (d >= 272
+for PDQ) use the scan too.
 
-Figures (2-core 2.1 GHz Xeon VM, numpy 2.4, one thread; ``python bench/match.py``; 1.4M random PDQ,
-8 variants per query, d = 31): median ~0.9 ms, p99 ~1.5 ms per query; numpy brute force ~350 ms per
-query, faiss ``IndexBinaryMultiHash(256, 16, 16)`` with nflip=1 (exact at radius 31) ~19 ms.
-Snapshot load (``from_bytes``) ~0.06 s (a CRC32 check; the arrays are zero-copy ``np.frombuffer``
-views). 10M PDQ: ~8 ms per query, 80.5 bytes per reference.
+Figures (this 2-vCPU 2.1 GHz VM, shared, numpy 2.4, one thread; ``python bench/match.py``), 1.4M random
+PDQ, 8 variants per query, d = 31: ~0.6-0.9 ms median per query; numpy brute force ~300-400 ms; faiss
+``IndexBinaryMultiHash(256, 16, 16)``, nflip=1 (exact at radius 31), ~17-20 ms. ``from_bytes`` ~0.1 s
+(CRC32; the arrays are zero-copy ``np.frombuffer`` views). See the benchmark output for current numbers.
 
-Memory: 32 (hash) + 16 x 3 (row ids) + 16 x 65537 x 4 / n (offsets) bytes per PDQ reference, i.e. ~83
-bytes at 1.4M and ~80.5 at 10M (0.8 GB: fits a 3 GB Lambda). This is over the 40 bytes/reference
-target, deliberately. An exact sublinear index at d = 31 over 256 bits needs about 16 chunk tables:
-with ``k`` tables of ``b``-bit chunks, exactness needs ``sum(r_j + 1) >= 32``, and each table entry must
-locate a row (>= ~log2(n / bucket) ~ b bits even with ideal compression), so ``k`` tables cost at least
-``k * b`` bits ~ 256 bits: the index is inherently about as large as the hashes. The only ways under 8
-bytes/reference are (a) 2 tables, which leave every chunk radius at ~10 and probe essentially all
-keys, or (b) no tables and a linear scan. Measured on the same machine: a scan is >= ~2 ms per
-reference pass of 1.4M values in numpy (a 16-bit lookup table pass over 1.4M keys is ~1.9 ms, and
-at least 16 passes or 2 words x 8 variants are needed), i.e. 30-60 ms per query, slower than
-faiss. ``tables=`` trades memory for speed along that curve (``tables=8`` indexes 128 bits at radius 3
-per chunk: ~56 bytes/reference, ~10x slower; ``tables=0``: 32 bytes/reference, a scan). The default
-builds all tables.
+Memory, and the 40 bytes/reference target. Per PDQ reference: 32 (hash) + 16 x 3 (row ids; 2 bytes when
+n <= 65536, 4 above 2**24) + 16 x 2 (partner chunks) + 16 x 65537 x 4 / n (offsets) bytes: ~115 at 1.4M,
+~112.4 at 10M (1.1 GB; fits a 3 GB Lambda). ``compact=True`` drops the partner planes: ~83 / ~80.4
+bytes, about 2x slower queries. Neither meets 40, and no exact sublinear index can at d = 31: with ``k``
+tables over ``b``-bit chunks, exactness needs ``sum(r_j + 1) >= 32``, so ``k * b`` ~ 256 bits of chunk
+keys must be indexed, and every table entry must locate its row (>= ~b bits even ideally compressed), so
+the tables together hold about as many bits as the hashes. With ~8 bytes/reference there is room for 2
+tables, whose chunk radii (~10) would probe essentially every key, i.e. a linear scan, and in numpy a
+scan of 1.4M PDQ costs tens of ms per query (a single 16-bit lookup-table pass over 1.4M keys is ~2 ms
+here; 16 are needed), slower than faiss. So this design spends memory on latency; the per-reference
+figure is the price of the 1 ms target.
 
 Snapshot (``to_bytes``/``from_bytes``): a 64-byte little-endian header (magic ``HCHAMIDX``, format
-version, nbytes, n, tables, id width, payload size, CRC32 of the payload) followed by the arrays exactly
-as held in memory, each at a 64-byte boundary, so loading is ``np.frombuffer`` views plus a CRC and
-a monotonicity check of the offsets; nothing is rebuilt.
+version, flags, nbytes, n, id width, payload size, CRC32 of the payload) followed by the arrays exactly
+as held in memory, each at a 64-byte boundary, so loading is ``np.frombuffer`` views plus the CRC and a
+check of the offsets: nothing is rebuilt.
 """
 
 from __future__ import annotations
@@ -76,24 +77,28 @@ __all__ = ["HammingIndex", "hex_to_array"]
 _KEYS = 1 << 16  # values of a 16-bit chunk
 _STRIDE = _KEYS + 1  # offsets per table
 _BATCH = 1 << 20  # candidates expanded at once
-_SCAN_BLOCK = 1 << 16  # references per block of a brute-force scan
-# Relative costs (per probe, per candidate, per reference and 64-bit word of a scan), measured.
-_COST_PROBE = 4.0
-_COST_CANDIDATE = 12.0
-_COST_SCAN_WORD = 2.0
+_SCAN_BLOCK = 1 << 21  # (query rows x references) per block of a brute-force scan
+_PREFETCH_MIN = 1 << 13  # below this many candidates, do not bother warming the cache
+# Relative costs, measured on the reference machine: per probe, per candidate read from a table, per
+# candidate verified against the hashes, and per reference and 64-bit word of a brute-force scan.
+_COST_PROBE = 40.0
+_COST_CANDIDATE = 10.0
+_COST_VERIFY = 40.0
+_COST_SCAN_WORD = 3.0
 
 _MAGIC = b"HCHAMIDX"
 _VERSION = 1
-_HEADER = struct.Struct("<8sHHIQIIQI20x")  # magic, version, header size, nbytes, n, tables, id width,
-# payload size, crc32 of the payload; 64 bytes
+_FLAG_PARTNER = 1
+# magic, version, header size, flags, nbytes, n, id width, payload size, crc32 of the payload: 64 bytes
+_HEADER = struct.Struct("<8sHHIIQIQI20x")
 _ALIGN = 64
 
 
 def hex_to_array(hex_hashes: Iterable[str]) -> np.ndarray:
-    """Hex strings of equal, even length -> (n, nbytes) uint8, first byte = first two hex digits.
+    """Hex strings of equal, even length -> (n, nbytes) uint8; byte 0 is the first two hex digits.
 
-    An empty input gives a (0, 0) array. Raises ValueError for mixed lengths, odd lengths, non-hex
-    characters (whitespace included) and non-string items.
+    An empty input gives a (0, 0) array. Raises ValueError for mixed or odd lengths, non-hex characters
+    (whitespace included) and items that are not strings.
     """
     if isinstance(hex_hashes, (str, bytes)):
         raise ValueError("expected a sequence of hex strings, not a single string")
@@ -115,32 +120,28 @@ def hex_to_array(hex_hashes: Iterable[str]) -> np.ndarray:
     except ValueError as exc:
         raise ValueError("hashes must contain only hex digits") from exc
     nbytes = length // 2
-    if len(raw) != len(items) * nbytes:  # fromhex skips whitespace, which we do not accept
+    if len(raw) != len(items) * nbytes:  # fromhex skips whitespace; we do not accept it
         raise ValueError("hashes must contain only hex digits")
     return np.frombuffer(raw, dtype=np.uint8).reshape(len(items), nbytes)
 
 
-def _as_hash_rows(values, name: str) -> np.ndarray:
+def _as_rows(values, name: str) -> np.ndarray:
     a = np.asarray(values)
     if a.dtype != np.uint8:
-        if a.dtype.kind not in "ui" or a.size and (a.min() < 0 or a.max() > 255):
-            raise ValueError(f"{name} must be uint8 bytes")
+        if a.dtype.kind not in "ui" or (a.size and (a.min() < 0 or a.max() > 255)):
+            raise ValueError(f"{name} must be uint8 bytes, not {a.dtype}")
         a = a.astype(np.uint8)
     if a.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D (rows, nbytes) array, got shape {a.shape}")
+        raise ValueError(f"{name} must be a 2-D (rows, nbytes) array, not shape {a.shape}")
     return a
 
 
-def _layout(nbytes: int) -> tuple[int, int, int, tuple[int, ...]]:
-    """(64-bit words, words verified first, words verified second, bits of each chunk) for a hash size."""
-    words = -(-nbytes // 8)
-    first = min(words, 2)
-    bits = tuple(16 if 2 * j + 1 < nbytes else 8 for j in range(-(-nbytes // 2)))
-    return words, first, words - first, bits
+def _chunk_bits(nbytes: int) -> tuple[int, ...]:
+    return tuple(16 if 2 * j + 1 < nbytes else 8 for j in range(-(-nbytes // 2)))
 
 
-def _pad_words(rows: np.ndarray, words: int) -> np.ndarray:
-    """(n, nbytes) uint8 -> (n, 8 * words) uint8, zero-padded, C-contiguous."""
+def _padded(rows: np.ndarray, words: int) -> np.ndarray:
+    """(n, nbytes) uint8 -> (n, 8 * words) uint8, zero-padded and C-contiguous."""
     n, nbytes = rows.shape
     if nbytes == 8 * words:
         return np.ascontiguousarray(rows)
@@ -150,20 +151,23 @@ def _pad_words(rows: np.ndarray, words: int) -> np.ndarray:
 
 
 def _chunk_keys(padded: np.ndarray, nchunks: int) -> np.ndarray:
-    """Chunk j of each row = little-endian uint16 of bytes 2j, 2j+1 (padding byte = 0 for an odd tail)."""
+    """Chunk j of each row: little-endian uint16 of bytes 2j, 2j + 1 (an odd tail's pad byte is 0)."""
     return padded.view("<u2")[:, :nchunks]
 
 
-_MASKS: dict[int, np.ndarray] = {}  # chunk bits -> all values, ordered by popcount
+def _ball(bits: int, radius: int) -> int:
+    return sum(comb(bits, i) for i in range(min(radius, bits) + 1)) if radius >= 0 else 0
+
+
+_BY_WEIGHT: dict[int, np.ndarray] = {}  # chunk bits -> all values of that width, by popcount
 
 
 def _masks(bits: int, radius: int) -> np.ndarray:
-    ordered = _MASKS.get(bits)
+    ordered = _BY_WEIGHT.get(bits)
     if ordered is None:
         values = np.arange(1 << bits, dtype=np.int64)
-        ordered = values[np.argsort(np.bitwise_count(values), kind="stable")]
-        _MASKS[bits] = ordered
-    return ordered[: sum(comb(bits, i) for i in range(radius + 1))]
+        ordered = _BY_WEIGHT[bits] = values[np.argsort(np.bitwise_count(values), kind="stable")]
+    return ordered[: _ball(bits, radius)]
 
 
 _ARANGE = np.arange(1 << 16, dtype=np.intp)
@@ -177,103 +181,108 @@ def _arange(count: int) -> np.ndarray:
 
 
 class _Plan:
-    """Probe list for one search radius: per probe, its chunk, its XOR mask, and where its table sits."""
+    """The probes for one radius: table, XOR mask, partner allowance, and where each table lives."""
 
-    def __init__(self, chunks: np.ndarray, masks: np.ndarray, n: int):
-        self.chunk = chunks  # (P,) chunk index of each probe
-        self.mask = masks  # (P,) int64 XOR applied to the query's chunk value
-        self.offset_base = chunks * _STRIDE  # (P,) where the probe's table starts in the flat offsets
-        self.id_base = chunks * n  # (P,) where the probe's table starts in the flat row ids
-        self.probes = len(chunks)
+    def __init__(self, chunk: np.ndarray, mask: np.ndarray, allow: np.ndarray, partner: np.ndarray, n: int):
+        self.chunk = chunk  # (P,) chunk (= table) probed
+        self.mask = mask  # (P,) XOR applied to the query's chunk value
+        self.allow = allow  # (P,) uint8: largest partner distance that can still match
+        self.partner = partner  # (P,) chunk whose query value the partner plane is compared with
+        self.offset_base = chunk * _STRIDE
+        self.id_base = chunk * n
+        self.probes = len(chunk)
 
 
 class HammingIndex:
-    """Exact Hamming-radius index over fixed-size hashes (see the module docstring for the design)."""
+    """Exact Hamming-radius index over fixed-size hashes (design and figures: module docstring).
 
-    def __init__(self, hashes: np.ndarray, *, tables: int | None = None):
-        rows = _as_hash_rows(hashes, "hashes")
+    ``compact=True`` leaves out the partner-chunk planes (2 bytes per chunk and reference): less memory,
+    slower queries, same answers.
+    """
+
+    def __init__(self, hashes: np.ndarray, *, compact: bool = False):
+        rows = _as_rows(hashes, "hashes")
         n, nbytes = rows.shape
         if n and not nbytes:
             raise ValueError("hashes must have at least one byte")
         if n >= 1 << 32:
             raise ValueError("at most 2**32 - 1 references")
-        words, first, second, bits = _layout(nbytes)
-        ntables = len(bits) if tables is None else operator.index(tables)
-        if not 0 <= ntables <= len(bits):
-            raise ValueError(f"tables must be between 0 and {len(bits)}")
-        padded = _pad_words(rows, words)
-        as_words = padded.view("<u8")
-        lo = np.ascontiguousarray(as_words[:, :first])
-        hi = np.ascontiguousarray(as_words[:, first:])
-        offsets = np.zeros((ntables, _STRIDE), dtype=np.uint32)
+        bits = _chunk_bits(nbytes)
+        k = len(bits)
+        words = -(-nbytes // 8)
+        padded = _padded(rows, words)
         id_width = 2 if n <= 1 << 16 else 3 if n <= 1 << 24 else 4
-        ids_lo = np.empty((ntables, n), dtype=np.uint32 if id_width == 4 else np.uint16)
-        ids_hi = np.empty((ntables, n) if id_width == 3 else (0, 0), dtype=np.uint8)
-        keys = _chunk_keys(padded, len(bits))
-        for j in range(ntables):
+        offsets = np.zeros((k, _STRIDE), dtype=np.uint32)
+        ids_lo = np.empty((k, n), dtype=np.uint32 if id_width == 4 else np.uint16)
+        ids_hi = np.empty((k, n) if id_width == 3 else (0, 0), dtype=np.uint8)
+        partner = np.zeros((0, 0) if compact else (k, n), dtype=np.uint16)
+        keys = _chunk_keys(padded, k)
+        for j in range(k):
             key = np.ascontiguousarray(keys[:, j])
-            order = np.argsort(key, kind="stable")  # radix sort for uint16: row ids ascending per bucket
+            order = np.argsort(key, kind="stable")  # a radix sort for uint16; ids ascend within a bucket
             np.cumsum(np.bincount(key, minlength=_KEYS), out=offsets[j, 1:])
             if id_width == 3:
-                ids_lo[j] = order & 0xFFFF
-                ids_hi[j] = order >> 16
+                np.bitwise_and(order, 0xFFFF, out=ids_lo[j], casting="unsafe")
+                np.right_shift(order, 16, out=ids_hi[j], casting="unsafe")
             else:
                 ids_lo[j] = order
-        self._init(n, nbytes, ntables, id_width, lo, hi, offsets, ids_lo, ids_hi)
+            if not compact and j ^ 1 < k:
+                np.take(keys[:, j ^ 1], order, out=partner[j])
+        self._init(nbytes, n, id_width, not compact, padded.view("<u8"), offsets, ids_lo, ids_hi, partner)
 
-    def _init(self, n, nbytes, ntables, id_width, lo, hi, offsets, ids_lo, ids_hi) -> None:
-        self._n = n
+    def _init(self, nbytes, n, id_width, has_partner, hashes, offsets, ids_lo, ids_hi, partner) -> None:
         self.nbytes = nbytes
-        self._words, self._first, self._second, self._bits = _layout(nbytes)
-        self._ntables = ntables
+        self._n = n
+        self._bits = _chunk_bits(nbytes)
+        self._words = hashes.shape[1]
         self._id_width = id_width
-        self._lo = lo  # (n, first) uint64: words verified first
-        self._hi = hi  # (n, second) uint64: the remaining words
-        self._offsets = offsets  # (tables, 65537) uint32
-        self._ids_lo = ids_lo  # (tables, n) uint16 or uint32
-        self._ids_hi = ids_hi  # (tables, n) uint8 when ids take 3 bytes
+        self._hashes = hashes  # (n, words) uint64, row order
+        self._offsets = offsets  # (chunks, 65537) uint32: bucket starts per table
+        self._ids_lo = ids_lo  # (chunks, n) row ids in table order: uint16/uint32
+        self._ids_hi = ids_hi  # (chunks, n) uint8 high byte when ids take 3 bytes
+        self._partner = partner  # (chunks, n) uint16 partner chunk in table order, or empty
+        self._has_partner = has_partner
         self._offsets_flat = offsets.reshape(-1)
         self._ids_lo_flat = ids_lo.reshape(-1)
         self._ids_hi_flat = ids_hi.reshape(-1)
+        self._partner_flat = partner.reshape(-1)
         # Expected references per probe of each table for a query drawn like the data: the size-biased
         # mean bucket size (n / 65536 + 1 for uniform data, far more for clustered lists).
         sizes = np.diff(offsets, axis=1).astype(np.float64)
         self._bucket_mean = (sizes * sizes).sum(axis=1) / max(n, 1)
         self._plans: dict[int, _Plan | None] = {}
+        self._window_costs: dict[tuple, tuple[float, tuple[int, int]]] = {}
         self._lock = threading.Lock()
 
-    # ------------------------------------------------------------------ construction helpers
-
     @classmethod
-    def from_hex(cls, hex_hashes: Iterable[str], *, tables: int | None = None) -> HammingIndex:
-        return cls(hex_to_array(hex_hashes), tables=tables)
+    def from_hex(cls, hex_hashes: Iterable[str], *, compact: bool = False) -> HammingIndex:
+        return cls(hex_to_array(hex_hashes), compact=compact)
 
     def __len__(self) -> int:
         return self._n
 
     def __repr__(self) -> str:
-        return f"HammingIndex(n={self._n}, nbytes={self.nbytes}, tables={self._ntables})"
+        return f"HammingIndex(n={self._n}, nbytes={self.nbytes}, compact={not self._has_partner})"
 
     @property
     def memory_bytes(self) -> int:
-        """Bytes held by the index's arrays (hashes, offsets and row-id tables)."""
-        arrays = (self._lo, self._hi, self._offsets, self._ids_lo, self._ids_hi)
-        return int(sum(a.nbytes for a in arrays))
+        """Bytes held by the index's arrays (hashes, offsets, row ids, partner chunks)."""
+        return int(sum(a.nbytes for a in self._sections()))
 
     # ------------------------------------------------------------------ search
 
     def search(self, queries: np.ndarray, max_distance: int) -> list[tuple[int, int, int]]:
         """(query_row, ref_row, distance) for every pair within ``max_distance``, sorted.
 
-        ``queries`` is (q, nbytes) uint8 or a single (nbytes,) row (query_row 0). A negative
+        ``queries`` is (q, nbytes) uint8, or a single (nbytes,) row (query_row 0). A negative
         ``max_distance`` matches nothing.
         """
         q = np.asarray(queries)
-        if q.ndim == 1:
-            q = q.reshape(1, -1)
-        q = _as_hash_rows(q, "queries")
+        q = _as_rows(q.reshape(1, -1) if q.ndim == 1 else q, "queries")
         if self.nbytes and q.shape[1] != self.nbytes:
             raise ValueError(f"queries must have {self.nbytes} bytes per row, not {q.shape[1]}")
+        if isinstance(max_distance, bool):
+            raise ValueError("max_distance must be an integer")
         try:
             d = operator.index(max_distance)
         except TypeError as exc:
@@ -282,167 +291,218 @@ class HammingIndex:
         return list(zip(qrow.tolist(), ref.tolist(), dist.tolist(), strict=True))
 
     def search_hex(self, hex_queries: Sequence[str], max_distance: int) -> list[tuple[int, int, int]]:
+        """``search`` for hex strings (a bare string is one query)."""
         if isinstance(hex_queries, str):
             hex_queries = [hex_queries]
         q = hex_to_array(hex_queries)
-        if not len(q):
-            return []
-        return self.search(q, max_distance)
+        return self.search(q, max_distance) if len(q) else []
 
     def _search(self, q: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        empty = np.zeros(0, dtype=np.int64)
         nq = len(q)
         if self._n == 0 or nq == 0 or d < 0:
+            empty = np.zeros(0, dtype=np.int64)
             return empty, empty, empty
-        padded = _pad_words(q, self._words)
+        padded = _padded(q, self._words)
         qwords = padded.view("<u8")
-        qlo = np.ascontiguousarray(qwords[:, : self._first])
-        qhi = np.ascontiguousarray(qwords[:, self._first :])
         plan = self._plan(d)
         scan_cost = self._n * self._words * _COST_SCAN_WORD
         if plan is None or plan.probes * _COST_PROBE >= scan_cost:
-            return self._scan(np.arange(nq), qlo, qhi, d)
+            return self._scan(np.arange(nq), qwords, d)
 
-        # Probe keys and bucket slices for every (query row, probe), then the per-row candidate count.
+        # Bucket slice of every (query row, probe); the candidate count of each row decides its method.
         qkeys = _chunk_keys(padded, len(self._bits)).astype(np.int64)
-        slots = (qkeys[:, plan.chunk] ^ plan.mask) + plan.offset_base  # (nq, P)
+        slots = (qkeys[:, plan.chunk] ^ plan.mask) + plan.offset_base  # (rows, probes)
         starts = self._offsets_flat[slots]
         lengths = (self._offsets_flat[slots + 1] - starts).astype(np.intp)
         per_row = lengths.sum(axis=1)
-        mih = per_row * _COST_CANDIDATE + plan.probes * _COST_PROBE < scan_cost
+        verify = _COST_CANDIDATE if self._has_partner else _COST_VERIFY
+        indexed = per_row * verify + plan.probes * _COST_PROBE < scan_cost
         parts = []
-        if not mih.all():
-            parts.append(self._scan(np.flatnonzero(~mih), qlo, qhi, d))
-            starts, lengths = starts[mih], lengths[mih]
-        rows = np.flatnonzero(mih)
+        if not indexed.all():
+            parts.append(self._scan(np.flatnonzero(~indexed), qwords, d))
+        rows = np.flatnonzero(indexed)
         if len(rows):
-            # Flat probe arrays, then batches of probes holding at most _BATCH candidates each.
-            base = (starts.astype(np.intp) + plan.id_base).reshape(-1)
-            lengths = lengths.reshape(-1)
-            probe_row = np.repeat(rows, plan.probes)
-            ends = np.cumsum(lengths)
-            total = int(ends[-1])
-            if total <= _BATCH:
-                found = [self._verify(base, lengths, ends, total, probe_row, qlo, qhi, d)]
-            else:
-                found = []
-                cuts = np.searchsorted(ends, np.arange(_BATCH, total, _BATCH), side="left")
-                bounds = np.unique(np.concatenate(([0], cuts + 1, [len(lengths)])))
-                for a, b in zip(bounds[:-1], bounds[1:], strict=False):
-                    if a >= b:
-                        continue
-                    e = np.cumsum(lengths[a:b])
-                    found.append(self._verify(base[a:b], lengths[a:b], e, int(e[-1]), probe_row[a:b], qlo, qhi, d))
-            qr = np.concatenate([f[0] for f in found])
-            ids = np.concatenate([f[1] for f in found])
-            dist = np.concatenate([f[2] for f in found])
-            # A reference close to a query row is usually found through several chunks: keep one.
-            key, first = np.unique(qr * self._n + ids, return_index=True)
-            parts.append((key // self._n, key % self._n, dist[first]))
-        qr = np.concatenate([p[0] for p in parts])
-        ids = np.concatenate([p[1] for p in parts])
-        dist = np.concatenate([p[2] for p in parts])
-        if len(parts) > 1:
-            order = np.lexsort((ids, qr))
-            qr, ids, dist = qr[order], ids[order], dist[order]
-        return qr, ids, dist
-
-    def _verify(self, base, lengths, ends, total, probe_row, qlo, qhi, d):
-        """Candidates of a batch of probes -> (query rows, reference rows, distances) within d."""
-        pos = np.repeat(base - (ends - lengths), lengths)
-        pos += _arange(total)
-        if self._id_width == 3:
-            ids = np.take(self._ids_hi_flat, pos).astype(np.intp)
-            ids <<= 16
-            ids |= np.take(self._ids_lo_flat, pos)
-        else:
-            ids = np.take(self._ids_lo_flat, pos).astype(np.intp)
-        qr = np.repeat(probe_row, lengths)
-        x = np.take(self._lo, ids, axis=0)
-        np.bitwise_xor(x, np.take(qlo, qr, axis=0), out=x)
-        pc = np.bitwise_count(x)
-        dist = pc[:, 0].copy() if self._first == 1 else pc[:, 0] + pc[:, 1]
-        keep = np.flatnonzero(dist <= d)
-        ids, qr, dist = ids[keep], qr[keep], dist[keep].astype(np.int64)
-        if self._second and len(keep):
-            y = np.take(self._hi, ids, axis=0) ^ np.take(qhi, qr, axis=0)
-            dist += np.bitwise_count(y).sum(axis=1, dtype=np.int64)
-            keep = np.flatnonzero(dist <= d)
-            ids, qr, dist = ids[keep], qr[keep], dist[keep]
-        return qr.astype(np.int64), ids.astype(np.int64), dist
-
-    def _scan(self, rows: np.ndarray, qlo: np.ndarray, qhi: np.ndarray, d: int):
-        """Brute force for the query rows given, in blocks of references (bounded temporary memory)."""
-        qr_parts, id_parts, dist_parts = [], [], []
-        sel_lo, sel_hi = qlo[rows], qhi[rows]
-        nrows = len(rows)
-        for start in range(0, self._n, _SCAN_BLOCK):
-            block = self._lo[start : start + _SCAN_BLOCK]
-            dist = np.zeros((nrows, len(block)), dtype=np.uint8)
-            x = np.empty((nrows, len(block)), dtype=np.uint64)
-            for w in range(self._first):
-                np.bitwise_xor(sel_lo[:, w, None], block[None, :, w], out=x)
-                dist += np.bitwise_count(x)
-            r, c = np.nonzero(dist <= d)
-            if not len(r):
-                continue
-            full = dist[r, c].astype(np.int64)
-            ids = c + start
-            if self._second:
-                y = self._hi[ids] ^ sel_hi[r]
-                full += np.bitwise_count(y).sum(axis=1, dtype=np.int64)
-                keep = full <= d
-                r, ids, full = r[keep], ids[keep], full[keep]
-            qr_parts.append(rows[r])
-            id_parts.append(ids)
-            dist_parts.append(full)
-        if not qr_parts:
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty, empty
-        qr = np.concatenate(qr_parts).astype(np.int64)
-        ids = np.concatenate(id_parts).astype(np.int64)
-        dist = np.concatenate(dist_parts)
+            parts.append(self._probe(rows, plan, qkeys, qwords, starts[rows], lengths[rows], d))
+        if len(parts) == 1:
+            return parts[0]
+        qr, ids, dist = (np.concatenate(p) for p in zip(*parts, strict=True))
         order = np.lexsort((ids, qr))
         return qr[order], ids[order], dist[order]
 
+    def _probe(self, rows, plan: _Plan, qkeys, qwords, starts, lengths, d):
+        """Candidates of the probes of ``rows`` -> partner filter -> verified, de-duplicated pairs."""
+        base = (starts.astype(np.intp) + plan.id_base).reshape(-1)  # flat table position of each slice
+        lengths = lengths.reshape(-1)
+        probe_row = np.repeat(rows, plan.probes)
+        qpartner = qkeys[rows][:, plan.partner].astype(np.uint16).reshape(-1)
+        allow = np.tile(plan.allow, len(rows))
+        ends = np.cumsum(lengths)
+        total = int(ends[-1])
+        if total <= _BATCH:
+            batches = [(0, len(lengths))]
+        else:  # cut after the probe that crosses each multiple of _BATCH candidates
+            cuts = np.searchsorted(ends, np.arange(_BATCH, total, _BATCH), side="left") + 1
+            bounds = np.unique(np.concatenate(([0], cuts, [len(lengths)])))
+            batches = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
+        found = []
+        for a, b in batches:
+            pos, probe = self._expand(base[a:b], lengths[a:b], qpartner[a:b], allow[a:b])
+            if self._id_width == 3:
+                ids = np.take(self._ids_hi_flat, pos).astype(np.intp)
+                ids <<= 16
+                ids |= np.take(self._ids_lo_flat, pos)
+            else:
+                ids = np.take(self._ids_lo_flat, pos).astype(np.intp)
+            found.append(self._verify(probe_row[probe + a], ids, qwords, d))
+        qr, ids, dist = (np.concatenate(f) for f in zip(*found, strict=True))
+        # A reference close to a query row is usually found through several chunks: keep it once.
+        key, first = np.unique(qr * self._n + ids, return_index=True)
+        return key // self._n, key % self._n, dist[first]
+
+    def _expand(self, base, lengths, qpartner, allow):
+        """Table positions of the candidates of a batch of probes that pass the partner filter, and the
+        probe (index within the batch) each came from."""
+        ends = np.cumsum(lengths)
+        total = int(ends[-1]) if len(ends) else 0
+        if total >= _PREFETCH_MIN:
+            # Touch the first and last entry of every slice first: these reads are independent, so the
+            # CPU overlaps their cache misses, and the full gather below then mostly hits the cache.
+            plane = self._partner_flat if self._has_partner else self._ids_lo_flat
+            np.take(plane, base, mode="clip")
+            np.take(plane, base + lengths - 1, mode="clip")
+        pos = np.repeat(base - (ends - lengths), lengths)
+        pos += _arange(total)
+        if not self._has_partner:
+            return pos, np.repeat(_arange(len(lengths)), lengths)
+        x = np.take(self._partner_flat, pos)
+        x ^= np.repeat(qpartner, lengths)
+        hit = np.flatnonzero(np.bitwise_count(x) <= np.repeat(allow, lengths))
+        return pos[hit], np.searchsorted(ends, hit, side="right")
+
+    def _verify(self, qr, ids, qwords, d):
+        """Full distances of candidate pairs; keep those within d. Two stages when there are many."""
+        if len(ids) > 4096 and self._words > 2:
+            x = np.take(self._hashes, ids, axis=0)
+            q = np.take(qwords, qr, axis=0)
+            pc = np.bitwise_count(x[:, 0] ^ q[:, 0])
+            pc += np.bitwise_count(x[:, 1] ^ q[:, 1])
+            keep = np.flatnonzero(pc <= min(d, 255))
+            qr, ids = qr[keep], ids[keep]
+        x = np.take(self._hashes, ids, axis=0)
+        x ^= np.take(qwords, qr, axis=0)
+        dist = np.bitwise_count(x).sum(axis=1, dtype=np.int64)
+        keep = np.flatnonzero(dist <= d)
+        return qr[keep].astype(np.int64), ids[keep].astype(np.int64), dist[keep]
+
+    def _scan(self, rows: np.ndarray, qwords: np.ndarray, d: int):
+        """Brute force for the query rows given, over blocks of references (bounded temporary memory)."""
+        sel = qwords[rows]
+        first = min(self._words, 2)
+        step = max(256, _SCAN_BLOCK // len(rows))  # temporaries of at most ~_SCAN_BLOCK x 9 bytes
+        found_row, found_id = [], []
+        for start in range(0, self._n, step):
+            block = self._hashes[start : start + step]
+            x = np.empty((len(rows), len(block)), dtype=np.uint64)
+            dist = np.zeros((len(rows), len(block)), dtype=np.uint8)
+            for w in range(first):
+                np.bitwise_xor(sel[:, w, None], block[None, :, w], out=x)
+                dist += np.bitwise_count(x)
+            r, c = np.nonzero(dist <= min(d, 255))
+            found_row.append(rows[r])
+            found_id.append(c + start)
+        qr = np.concatenate(found_row).astype(np.intp)
+        ids = np.concatenate(found_id).astype(np.intp)
+        qr, ids, dist = self._verify(qr, ids, qwords, d)
+        order = np.lexsort((ids, qr))
+        return qr[order], ids[order], dist[order]
+
+    # ------------------------------------------------------------------ planning
+
     def _plan(self, d: int) -> _Plan | None:
         plan = self._plans.get(d, False)
-        if plan is not False:
-            return plan
-        with self._lock:
-            plan = self._plans[d] = self._make_plan(d)
+        if plan is False:
+            with self._lock:
+                plan = self._plans[d] = self._make_plan(d)
         return plan
 
+    def _window_cost(self, a: int, b: int | None, radius: int) -> tuple[float, tuple[int, int]]:
+        """Cheapest probe radii (r_a, r_b), r_a + r_b = radius - 1, for window (a, b), and its cost."""
+        known = self._window_costs.get((a, b, radius))
+        if known is None:
+            known = self._window_costs[(a, b, radius)] = self._window_cost_uncached(a, b, radius)
+        return known
+
+    def _window_cost_uncached(self, a: int, b: int | None, radius: int) -> tuple[float, tuple[int, int]]:
+        if radius < 0:
+            return 0.0, (-1, -1)
+        bits = self._bits
+        if b is None:  # a lone chunk: probe it at the window radius, nothing to filter with
+            splits = [(radius, -1)] if radius <= bits[a] else []
+        else:
+            splits = [(ra, radius - 1 - ra) for ra in range(-1, radius + 1)]
+            splits = [(ra, rb) for ra, rb in splits if ra <= bits[a] and rb <= bits[b]]
+        best = (float("inf"), (-1, -1))
+        for ra, rb in splits:
+            cost = 0.0
+            for chunk, r, other in ((a, ra, b), (b, rb, a)):
+                if r < 0:
+                    continue
+                probes = _ball(bits[chunk], r)
+                cands = probes * float(self._bucket_mean[chunk])
+                if self._has_partner and other is not None:
+                    # probes at distance e let the partner differ by radius - e; roughly the e = r share
+                    passing = _ball(bits[other], radius - r) / (1 << bits[other])
+                    cost += probes * _COST_PROBE + cands * (_COST_CANDIDATE + passing * _COST_VERIFY)
+                else:
+                    cost += probes * _COST_PROBE + cands * _COST_VERIFY
+            best = min(best, (cost, (ra, rb)))
+        return best
+
     def _make_plan(self, d: int) -> _Plan | None:
-        """Chunk radii with sum(r + 1) >= d + 1 at the least estimated cost, greedily; None if impossible."""
-        bits = self._bits[: self._ntables]
-        if sum(b + 1 for b in bits) < d + 1:
+        """Window radii with sum(R + 1) >= d + 1 at the least estimated cost (greedy); None if the tables
+        cannot cover d."""
+        k = len(self._bits)
+        windows = [(a, a + 1 if a + 1 < k else None) for a in range(0, k, 2)]
+        top = [self._bits[a] + (self._bits[b] if b is not None else 0) for a, b in windows]
+        if sum(t + 1 for t in top) < d + 1:
             return None
-        radius = [-1] * len(bits)
-
-        def cost(j: int, r: int) -> float:
-            if r < 0:
-                return 0.0
-            probes = sum(comb(bits[j], i) for i in range(r + 1))
-            return probes * (_COST_PROBE + _COST_CANDIDATE * float(self._bucket_mean[j]))
-
+        radius = [-1] * len(windows)
+        cost = [0.0] * len(windows)
         for _ in range(d + 1):
-            best = min(
-                (j for j in range(len(bits)) if radius[j] < bits[j]),
-                key=lambda j: (cost(j, radius[j] + 1) - cost(j, radius[j]), j),
-            )
-            radius[best] += 1
-        chunks = [np.full(len(_masks(bits[j], r)), j, dtype=np.intp) for j, r in enumerate(radius) if r >= 0]
-        masks = [_masks(bits[j], r) for j, r in enumerate(radius) if r >= 0]
-        return _Plan(np.concatenate(chunks), np.concatenate(masks), self._n)
+            best = None
+            for w, (a, b) in enumerate(windows):
+                if radius[w] >= top[w]:
+                    continue
+                step = self._window_cost(a, b, radius[w] + 1)[0] - cost[w]
+                if best is None or step < best[0]:
+                    best = (step, w)
+            w = best[1]
+            radius[w] += 1
+            cost[w] = self._window_cost(*windows[w], radius[w])[0]
+        chunk, mask, allow, partner = [], [], [], []
+        for (a, b), r in zip(windows, radius, strict=True):
+            split = self._window_cost(a, b, r)[1]
+            for c, rc, other in ((a, split[0], b), (b, split[1], a)):
+                if c is None or rc < 0:
+                    continue
+                m = _masks(self._bits[c], rc)
+                chunk.append(np.full(len(m), c, dtype=np.intp))
+                mask.append(m)
+                # the partner may differ by r - e bits, e = bits flipped by this probe's mask
+                slack = r - np.bitwise_count(m).astype(np.int64) if other is not None else np.full(len(m), 255)
+                allow.append(np.clip(slack, 0, 255).astype(np.uint8))
+                partner.append(np.full(len(m), c if other is None else other, dtype=np.intp))
+        return _Plan(
+            np.concatenate(chunk), np.concatenate(mask), np.concatenate(allow), np.concatenate(partner), self._n
+        )
 
     # ------------------------------------------------------------------ snapshot
 
     def _sections(self) -> list[np.ndarray]:
-        return [self._lo, self._hi, self._offsets, self._ids_lo, self._ids_hi]
+        return [self._hashes, self._offsets, self._ids_lo, self._ids_hi, self._partner]
 
     def to_bytes(self) -> bytes:
-        """Header + arrays, each at a 64-byte boundary; see the module docstring."""
+        """Header + arrays, each at a 64-byte boundary (format: module docstring)."""
         pieces, crc, size = [], 0, 0
         for arr in self._sections():
             pad = -(_HEADER.size + size) % _ALIGN
@@ -454,66 +514,63 @@ class HammingIndex:
             pieces.append(view)
             crc = zlib.crc32(view, crc)
             size += len(view)
+        flags = _FLAG_PARTNER if self._has_partner else 0
         header = _HEADER.pack(
-            _MAGIC, _VERSION, _HEADER.size, self.nbytes, self._n, self._ntables, self._id_width, size, crc
+            _MAGIC, _VERSION, _HEADER.size, flags, self.nbytes, self._n, self._id_width, size, crc
         )
         return b"".join([header, *pieces])
 
     @classmethod
     def from_bytes(cls, data: bytes | memoryview, *, check: bool = True) -> HammingIndex:
-        """Load a snapshot written by ``to_bytes`` without copying; ValueError if it is malformed.
+        """Load a ``to_bytes`` snapshot without copying or rebuilding; ValueError if it is malformed.
 
-        ``check`` verifies the CRC32 of the payload (~45 ms per 100 MB).
+        The arrays are read-only views of ``data``. ``check=False`` skips the CRC32 of the payload
+        (~0.5 ms per MB).
         """
         try:
             buf = np.frombuffer(data, dtype=np.uint8)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, BufferError) as exc:
             raise ValueError("snapshot must be a contiguous bytes-like object") from exc
         if len(buf) < _HEADER.size:
             raise ValueError("snapshot is too short for its header")
-        magic, version, header_size, nbytes, n, ntables, id_width, size, crc = _HEADER.unpack_from(buf)
+        magic, version, header_size, flags, nbytes, n, id_width, size, crc = _HEADER.unpack_from(buf)
         if magic != _MAGIC:
             raise ValueError("not a HammingIndex snapshot (bad magic)")
         if version != _VERSION or header_size != _HEADER.size:
             raise ValueError(f"unsupported snapshot format version {version}")
-        words, first, second, bits = _layout(nbytes)
-        if n and not nbytes:
-            raise ValueError("snapshot has references of zero bytes")
-        if ntables > len(bits) or id_width not in (2, 3, 4):
+        if flags & ~_FLAG_PARTNER or (n and not nbytes) or n >= 1 << 32:
             raise ValueError("snapshot header is inconsistent")
         if id_width != (2 if n <= 1 << 16 else 3 if n <= 1 << 24 else 4):
             raise ValueError("snapshot header is inconsistent")
         if len(buf) != _HEADER.size + size:
             raise ValueError(f"snapshot is {len(buf)} bytes, its header says {_HEADER.size + size}")
+        k = len(_chunk_bits(nbytes))
         specs = [
-            ((n, first), np.dtype("<u8")),
-            ((n, second), np.dtype("<u8")),
-            ((ntables, _STRIDE), np.dtype("<u4")),
-            ((ntables, n), np.dtype("<u4" if id_width == 4 else "<u2")),
-            ((ntables, n) if id_width == 3 else (0, 0), np.dtype("u1")),
+            ((n, -(-nbytes // 8)), "<u8"),
+            ((k, _STRIDE), "<u4"),
+            ((k, n), "<u4" if id_width == 4 else "<u2"),
+            ((k, n) if id_width == 3 else (0, 0), "u1"),
+            ((k, n) if flags & _FLAG_PARTNER else (0, 0), "<u2"),
         ]
         expected, layout = 0, []
         for shape, dtype in specs:
             expected += -(_HEADER.size + expected) % _ALIGN
-            layout.append((expected, shape, dtype))
-            expected += int(np.prod(shape)) * dtype.itemsize
+            layout.append((expected, shape, np.dtype(dtype)))
+            expected += int(np.prod(shape)) * np.dtype(dtype).itemsize
         if expected != size:
             raise ValueError("snapshot payload size does not match its header")
         payload = buf[_HEADER.size :]
         if check and zlib.crc32(payload) != crc:
-            raise ValueError("snapshot is corrupt (CRC mismatch)")
-        if buf.ctypes.data % 8:  # unaligned buffer (e.g. a sliced memoryview): copy once
-            buf = buf.copy()
-            payload = buf[_HEADER.size :]
+            raise ValueError("snapshot is corrupt (CRC32 mismatch)")
+        if buf.ctypes.data % 8:  # an unaligned buffer (e.g. a sliced memoryview): copy it once
+            payload = payload.copy()
         arrays = []
         for start, shape, dtype in layout:
-            count = int(np.prod(shape))
-            arrays.append(payload[start : start + count * dtype.itemsize].view(dtype).reshape(shape))
-        offsets = arrays[2]
-        if ntables and (
-            np.any(offsets[:, 0] != 0) or np.any(offsets[:, -1] != n) or np.any(np.diff(offsets, axis=1) > n)
-        ):
+            end = start + int(np.prod(shape)) * dtype.itemsize
+            arrays.append(payload[start:end].view(dtype).reshape(shape))
+        offsets = arrays[1]
+        if k and (np.any(offsets[:, 0] != 0) or np.any(offsets[:, -1] != n) or np.any(np.diff(offsets) > n)):
             raise ValueError("snapshot has inconsistent bucket offsets")
         index = cls.__new__(cls)
-        index._init(n, nbytes, ntables, id_width, *arrays)
+        index._init(nbytes, n, id_width, bool(flags & _FLAG_PARTNER), *arrays)
         return index
