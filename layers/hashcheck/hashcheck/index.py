@@ -515,9 +515,7 @@ class HammingIndex:
             crc = zlib.crc32(view, crc)
             size += len(view)
         flags = _FLAG_PARTNER if self._has_partner else 0
-        header = _HEADER.pack(
-            _MAGIC, _VERSION, _HEADER.size, flags, self.nbytes, self._n, self._id_width, size, crc
-        )
+        header = _HEADER.pack(_MAGIC, _VERSION, _HEADER.size, flags, self.nbytes, self._n, self._id_width, size, crc)
         return b"".join([header, *pieces])
 
     @classmethod
