@@ -1,24 +1,26 @@
-"""`hashcheck demo`: list some generated pictures, then scan edited copies, unrelated pictures and
-broken files against that list, and say what happened to each.
+"""`hashcheck demo`: the whole pipeline on an in-process moto, with no AWS account and no network.
+
+It deploys template.yaml into moto (hashcheck.sandbox), puts three generated pictures on a reference
+list, uploads edited copies of them, unrelated pictures, a broken JPEG and a text file to the upload
+bucket, lets S3 -> EventBridge -> the scan queue deliver the events to the real scan handler, and
+says where each object ended up, which cases were filed and which alerts went out.
 
 Nothing here is abusive: the pictures are generated (hashcheck.samples) and the demo only
-*pretends* that some are on a hotline's list.
+*pretends* that some of them are on a hotline's list.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 
-from hashcheck import samples
+from hashcheck import references, samples
 from hashcheck.cli import references_for
 from hashcheck.fingerprint import fingerprint
-from hashcheck.matcher import match
-from hashcheck.stores.memory import MemoryStore
 
 LISTED = (1, 2, 3)
 UNRELATED = (11, 12, 13, 14)
+LIST_ID = "demo-list"
 
 
 def uploads() -> list[tuple[str, str, bytes]]:
@@ -26,38 +28,125 @@ def uploads() -> list[tuple[str, str, bytes]]:
     objects = []
     for seed, edit in zip(LISTED * 2, samples.EDITS, strict=False):
         suffix = "png" if edit == "png" else "jpg"
-        objects.append((f"uploads/listed-{seed}-{edit}.{suffix}", "match", samples.EDITS[edit](samples.picture(seed))))
+        objects.append(
+            (f"customers/7/listed {seed} {edit}.{suffix}", "match", samples.EDITS[edit](samples.picture(seed)))
+        )
     for seed in UNRELATED:
-        objects.append((f"uploads/holiday-{seed}.jpg", "clean", samples.jpeg(samples.picture(seed))))
+        objects.append((f"customers/7/holiday-{seed}.jpg", "clean", samples.jpeg(samples.picture(seed))))
     whole = samples.jpeg(samples.picture(99))
-    objects.append(("uploads/broken.jpg", "unscannable", whole[: len(whole) // 3]))
-    objects.append(("uploads/notes.txt", "clean", b"shopping list: bread, milk\n"))
+    objects.append(("customers/8/broken.jpg", "unscannable", whole[: len(whole) // 3]))
+    objects.append(("customers/8/notes.txt", "clean", b"shopping list: bread, milk\n"))
     return objects
 
 
-def reference_store() -> MemoryStore:
+def reference_rows():
     rows = []
     for seed in LISTED:
-        rows += references_for(fingerprint(samples.jpeg(samples.picture(seed))), "demo-list", f"ref-{seed}")
-    return MemoryStore(rows)
+        rows += references_for(fingerprint(samples.jpeg(samples.picture(seed))), LIST_ID, f"ref-{seed}")
+    return rows
 
 
 def run(json_summary: bool = False, out=None) -> int:
+    from moto import mock_aws
+
+    from hashcheck import sandbox
+
     out = out or sys.stdout
-    store = reference_store()
-    print(f"reference list: {len(LISTED)} pictures, {len(store)} hashes (demo-list)", file=out)
-    summary = []
-    for key, expected, data in uploads():
-        fp = fingerprint(io.BytesIO(data))
-        result = match(fp, store)
-        location = "quarantine" if result.verdict == "match" else "uploads"
-        summary.append(
-            {"key": key, "expected": expected, "verdict": result.verdict, "status": fp.status, "location": location}
+    sandbox.fake_credentials()
+    with mock_aws():
+        stack = sandbox.deploy()
+        print(f"deployed template.yaml into an in-process moto: {len(stack.outputs)} outputs", file=out)
+        table = stack.outputs["ReferenceTableName"]
+        stats = references.apply_rows(table, reference_rows(), client=stack.client("dynamodb"))
+        references.bump_version(
+            table, references.get_version(table, stack.client("dynamodb")).version, client=stack.client("dynamodb")
         )
-        why = ", ".join(f"{m.ref_id} by {m.algorithm} d={m.distance} ({m.variant})" for m in result.matches)
-        print(f"  {result.verdict:<12} {key:<40} {why or fp.error or ''}", file=out)
-    wrong = [s["key"] for s in summary if s["verdict"] != s["expected"]]
-    print(f"{len(summary)} objects, {len(wrong)} not as expected{': ' + ', '.join(wrong) if wrong else ''}", file=out)
+        print(f"reference list {LIST_ID}: {len(LISTED)} pictures, {stats.added} hashes", file=out)
+        inbox = _subscribe_inbox(stack)
+        put = _upload_all(stack)
+        scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+        sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], scan.handler, "ScanFunction")
+        summary = [_where_is(stack, key, expected, version) for key, expected, version in put]
+        cases = stack.client("dynamodb").scan(TableName=stack.outputs["CaseTableName"], Select="COUNT")["Count"]
+        alerts = _drain(stack, inbox)
+    _print_summary(summary, cases, alerts, out)
     if json_summary:
-        print(json.dumps({"objects": summary, "cases": 0, "alerts": 0}), file=out)
-    return 0 if not wrong else 1
+        print(json.dumps({"objects": summary, "cases": cases, "alerts": len(alerts)}), file=out)
+    return 0 if all(s["verdict"] == s["expected"] for s in summary) else 1
+
+
+def _subscribe_inbox(stack) -> str:
+    """An SQS queue subscribed to the alert topic, standing in for the operator's mailbox."""
+    sqs, sns = stack.client("sqs"), stack.client("sns")
+    url = sqs.create_queue(QueueName="demo-operator-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(
+        TopicArn=stack.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn, Attributes={"RawMessageDelivery": "true"}
+    )
+    return url
+
+
+def _upload_all(stack) -> list[tuple[str, str, str]]:
+    s3, bucket = stack.client("s3"), stack.outputs["UploadBucketName"]
+    put = []
+    for key, expected, data in uploads():
+        response = s3.put_object(Bucket=bucket, Key=key, Body=data)
+        put.append((key, expected, response.get("VersionId")))
+    return put
+
+
+def _where_is(stack, key: str, expected: str, version: str | None) -> dict:
+    from hashcheck.objects import ObjectRef, get_status
+
+    s3, upload_bucket = stack.client("s3"), stack.outputs["UploadBucketName"]
+    head = _head(s3, upload_bucket, key, version)
+    obj = ObjectRef(upload_bucket, key, version, head["ETag"].strip('"') if head else None)
+    record = _record_for(stack, key, version) or {}
+    if head:
+        location, status = f"s3://{upload_bucket}/{key}", get_status(s3, obj)
+    else:
+        location, status = _evidence_location(stack, key), record.get("status", "unknown")
+    verdict = record.get("verdict") or status
+    return {"key": key, "expected": expected, "verdict": verdict, "status": status, "location": location}
+
+
+def _head(s3, bucket: str, key: str, version: str | None) -> dict | None:
+    try:
+        return s3.head_object(Bucket=bucket, Key=key, **({"VersionId": version} if version else {}))
+    except s3.exceptions.ClientError:
+        return None
+
+
+def _record_for(stack, key: str, version: str | None) -> dict | None:
+    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
+    for item in items:
+        if item["key"]["S"] == key and item.get("version_id", {}).get("S") == version:
+            return {name: next(iter(value.values())) for name, value in item.items()}
+    return None
+
+
+def _evidence_location(stack, key: str) -> str | None:
+    s3, bucket = stack.client("s3"), stack.outputs["QuarantineBucketName"]
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="evidence/"):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith("/" + key):
+                return f"s3://{bucket}/{item['Key']}"
+    return None
+
+
+def _drain(stack, queue_url: str) -> list[dict]:
+    sqs, alerts = stack.client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in messages:
+            alerts.append(json.loads(m["Body"]) if m["Body"].startswith("{") else {"text": m["Body"]})
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return alerts
+
+
+def _print_summary(summary: list[dict], cases: int, alerts: list[dict], out) -> None:
+    print("\nobject                                       verdict      status       now at", file=out)
+    for s in summary:
+        print(f"  {s['key']:<42} {s['verdict']:<12} {s['status']:<12} {s['location']}", file=out)
+    wrong = [s["key"] for s in summary if s["verdict"] != s["expected"]]
+    print(f"\n{len(summary)} objects, {cases} cases filed, {len(alerts)} alerts sent", file=out)
+    print("every object as expected" if not wrong else f"NOT as expected: {', '.join(wrong)}", file=out)

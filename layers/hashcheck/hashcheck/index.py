@@ -136,15 +136,20 @@ def _as_rows(values, name: str) -> np.ndarray:
     return a
 
 
+def _id_width(n: int) -> int:
+    """Bytes per stored row id: 2 up to 65536 rows, 3 (uint16 + uint8 planes) up to 2**24, else 4."""
+    return 2 if n <= 1 << 16 else 3 if n <= 1 << 24 else 4
+
+
 def _chunk_bits(nbytes: int) -> tuple[int, ...]:
     return tuple(16 if 2 * j + 1 < nbytes else 8 for j in range(-(-nbytes // 2)))
 
 
-def _padded(rows: np.ndarray, words: int) -> np.ndarray:
-    """(n, nbytes) uint8 -> (n, 8 * words) uint8, zero-padded and C-contiguous."""
+def _padded(rows: np.ndarray, words: int, copy: bool = False) -> np.ndarray:
+    """(n, nbytes) uint8 -> (n, 8 * words) uint8, zero-padded and C-contiguous (a new array if copy)."""
     n, nbytes = rows.shape
     if nbytes == 8 * words:
-        return np.ascontiguousarray(rows)
+        return np.array(rows, order="C", copy=True) if copy else np.ascontiguousarray(rows)
     out = np.zeros((n, 8 * words), dtype=np.uint8)
     out[:, :nbytes] = rows
     return out
@@ -210,8 +215,8 @@ class HammingIndex:
         bits = _chunk_bits(nbytes)
         k = len(bits)
         words = -(-nbytes // 8)
-        padded = _padded(rows, words)
-        id_width = 2 if n <= 1 << 16 else 3 if n <= 1 << 24 else 4
+        padded = _padded(rows, words, copy=True)  # the index owns its hashes
+        id_width = _id_width(n)
         offsets = np.zeros((k, _STRIDE), dtype=np.uint32)
         ids_lo = np.empty((k, n), dtype=np.uint32 if id_width == 4 else np.uint16)
         ids_hi = np.empty((k, n) if id_width == 3 else (0, 0), dtype=np.uint8)
@@ -278,6 +283,8 @@ class HammingIndex:
         ``max_distance`` matches nothing.
         """
         q = np.asarray(queries)
+        if q.ndim == 1 and q.size == 0:  # e.g. an empty list of queries
+            return []
         q = _as_rows(q.reshape(1, -1) if q.ndim == 1 else q, "queries")
         if self.nbytes and q.shape[1] != self.nbytes:
             raise ValueError(f"queries must have {self.nbytes} bytes per row, not {q.shape[1]}")
@@ -489,11 +496,17 @@ class HammingIndex:
                 chunk.append(np.full(len(m), c, dtype=np.intp))
                 mask.append(m)
                 # the partner may differ by r - e bits, e = bits flipped by this probe's mask
-                slack = r - np.bitwise_count(m).astype(np.int64) if other is not None else np.full(len(m), 255)
-                allow.append(np.clip(slack, 0, 255).astype(np.uint8))
+                if other is None:  # nothing to filter with
+                    allow.append(np.full(len(m), 255, dtype=np.uint8))
+                else:
+                    allow.append(np.clip(r - np.bitwise_count(m).astype(np.int64), 0, 255).astype(np.uint8))
                 partner.append(np.full(len(m), c if other is None else other, dtype=np.intp))
         return _Plan(
-            np.concatenate(chunk), np.concatenate(mask), np.concatenate(allow), np.concatenate(partner), self._n
+            np.concatenate(chunk),
+            np.concatenate(mask),
+            np.concatenate(allow),
+            np.concatenate(partner),
+            self._n,
         )
 
     # ------------------------------------------------------------------ snapshot
@@ -515,7 +528,8 @@ class HammingIndex:
             crc = zlib.crc32(view, crc)
             size += len(view)
         flags = _FLAG_PARTNER if self._has_partner else 0
-        header = _HEADER.pack(_MAGIC, _VERSION, _HEADER.size, flags, self.nbytes, self._n, self._id_width, size, crc)
+        fields = (self.nbytes, self._n, self._id_width, size, crc)
+        header = _HEADER.pack(_MAGIC, _VERSION, _HEADER.size, flags, *fields)
         return b"".join([header, *pieces])
 
     @classmethod
@@ -538,7 +552,7 @@ class HammingIndex:
             raise ValueError(f"unsupported snapshot format version {version}")
         if flags & ~_FLAG_PARTNER or (n and not nbytes) or n >= 1 << 32:
             raise ValueError("snapshot header is inconsistent")
-        if id_width != (2 if n <= 1 << 16 else 3 if n <= 1 << 24 else 4):
+        if id_width != _id_width(n):
             raise ValueError("snapshot header is inconsistent")
         if len(buf) != _HEADER.size + size:
             raise ValueError(f"snapshot is {len(buf)} bytes, its header says {_HEADER.size + size}")

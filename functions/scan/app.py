@@ -1,0 +1,65 @@
+"""ScanFunction: S3 object-created notices from the scan queue -> hashcheck.scanner, one per object.
+
+Partial batch failures: a failed object goes back to the queue alone. On its last attempt it is
+tagged `error` (blocked by the bucket policy) before the message moves to the dead-letter queue.
+Duplicate deliveries of the same (bucket, key, version, ETag) return the first outcome (idempotency).
+"""
+
+import os
+from dataclasses import asdict
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+
+from hashcheck.s3events import Upload, uploads_from_body
+from hashcheck.scanner import ScanConfig, Scanner
+from hashcheck.stores.dynamodb import DynamoStore
+
+logger, metrics, tracer = Logger(), Metrics(), Tracer()
+config = ScanConfig.from_env()
+s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
+store = DynamoStore(config.reference_table, ddb)
+scanner = Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"))
+MAX_RECEIVES = int(os.environ.get("MAX_RECEIVES", "5"))  # the queue's maxReceiveCount
+idempotency = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)
+persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"], boto3_client=ddb)
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@idempotent_function(data_keyword_argument="identity", config=idempotency, persistence_store=persistence)
+def scan_once(identity: dict, upload: Upload) -> dict:
+    return scanner.scan(upload).as_dict()
+
+
+def scan_record(record: SQSRecord) -> None:
+    last_attempt = int(record.attributes.approximate_receive_count or 1) >= MAX_RECEIVES
+    for upload in uploads_from_body(record.body):
+        try:
+            outcome = scan_once(identity=asdict(upload.obj), upload=upload)
+        except Exception as exc:
+            if last_attempt:
+                scanner.fail(upload, f"scan failed on every attempt ({type(exc).__name__})")
+            raise
+        logger.info("scanned", extra=outcome)
+        metrics.add_metric(name="ObjectsScanned", unit=MetricUnit.Count, value=1)
+        metric = {"quarantined": "Matches", "unscannable": "Unscannable", "review": "HeldForReview"}.get(
+            outcome["status"]
+        )
+        if metric:
+            metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event, context):
+    idempotency.register_lambda_context(context)
+    return process_partial_response(event=event, record_handler=scan_record, processor=processor, context=context)

@@ -1,0 +1,333 @@
+"""Case records in the CaseTable, and the alerts they raise (SNS + EventBridge `HashCheck Match`).
+
+One case per object version: the case id is `ObjectRef.identity()` and the record is created with a
+conditional PutItem, so a duplicate delivery or a retry finds the case instead of filing a second.
+The record is evidence: it holds the object's hashes. Alerts and logs never do (the lists are
+sensitive): they are built from an allowlist of fields (`alert_detail`), documented in docs/events.md.
+
+Case status: `open` (filed) -> `quarantined` (evidence secured), `blocked` (tag-only mode: blocked
+in place) or `source_missing` (gone before we could copy it: a person follows up). `history` is
+append-only: every change adds {at, what, who}.
+
+Notification is at-least-once. Each channel (SNS, EventBridge) is marked in the case right after it
+is published, and `notified` once all are: a crash between publishing and marking makes the retry
+publish that one channel again, with the same case id, which consumers use to drop the duplicate.
+Marking before publishing would turn that crash into an alert never sent, the worse failure here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from hashcheck.objects import ObjectRef
+from hashcheck.quarantine import QuarantineResult
+
+EVENT_DETAIL_TYPE = "HashCheck Match"
+SCHEMA_VERSION = "1"
+CHANNELS = ("sns", "events")
+OPEN, QUARANTINED, BLOCKED, SOURCE_MISSING = "open", "quarantined", "blocked", "source_missing"
+HASH_FIELDS = ("md5", "sha1", "sha256", "pdq", "pdq_quality", "phash")
+MAX_SUBJECT = 100  # SNS limit
+
+_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
+
+
+class CaseNotFound(Exception):
+    pass
+
+
+def case_table_definition(name: str) -> dict:
+    """CreateTable arguments for the CaseTable (the template declares the same)."""
+    return {
+        "TableName": name,
+        "KeySchema": [{"AttributeName": "case_id", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "case_id", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class Cases:
+    def __init__(
+        self,
+        ddb,
+        table_name: str,
+        sns=None,
+        topic_arn: str | None = None,
+        events=None,
+        bus_name: str = "default",
+        source: str = "hashcheck",
+        clock: Callable[[], str] = _now,
+    ):
+        self.ddb = ddb
+        self.table_name = table_name
+        self.sns = sns
+        self.topic_arn = topic_arn
+        self.events = events
+        self.bus_name = bus_name
+        self.source = source
+        self.clock = clock
+        self.who = os.environ.get("AWS_LAMBDA_FUNCTION_NAME", source)
+
+    # -- records ----------------------------------------------------------------------------------
+
+    def open_case(
+        self,
+        obj: ObjectRef,
+        fingerprint,
+        result,
+        list_version: int | None,
+        uploader: dict,
+        detected_at: str,
+        displaced_tags: dict[str, str] | None = None,
+    ) -> dict:
+        """File the case for this object version, or return the one already filed."""
+        case = new_case(obj, fingerprint, result, list_version, uploader, detected_at, self._entry("opened"))
+        if displaced_tags:  # customer tags `set_status` had to drop to fit the status tag
+            case["displaced_tags"] = dict(displaced_tags)
+        try:
+            self.ddb.put_item(
+                TableName=self.table_name,
+                Item=_to_item(case),
+                ConditionExpression="attribute_not_exists(case_id)",
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            return self.get(case["case_id"])
+        return case
+
+    def record_quarantine(self, case_id: str, result: QuarantineResult) -> dict:
+        """Record the quarantine outcome once; recording the same outcome again changes nothing."""
+        outcome = json.dumps(result.as_dict(), sort_keys=True)
+        status = case_status_after(result)
+        try:
+            response = self.ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"case_id": case_id}),
+                UpdateExpression=(
+                    "SET quarantine = :q, quarantine_outcome = :o, #status = :s, updated_at = :at, "
+                    "history = list_append(history, :h)"
+                ),
+                # The outcome string makes a retry with the same result a no-op (no second history entry).
+                ConditionExpression=(
+                    "attribute_exists(case_id) AND (attribute_not_exists(quarantine_outcome) OR quarantine_outcome <> :o)"
+                ),
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":q": result.as_dict(),
+                        ":o": outcome,
+                        ":s": status,
+                        ":at": self.clock(),
+                        ":h": [self._entry(f"quarantine {result.mode}: {status}")],
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            return self._existing(case_id)
+        return _from_item(response["Attributes"])
+
+    def get(self, case_id: str) -> dict | None:
+        response = self.ddb.get_item(TableName=self.table_name, Key=_to_item({"case_id": case_id}), ConsistentRead=True)
+        item = response.get("Item")
+        return _from_item(item) if item else None
+
+    # -- alerts -----------------------------------------------------------------------------------
+
+    def notify(self, case: dict) -> None:
+        """Alert on SNS and EventBridge (whichever are configured), at least once per case."""
+        case_id = case["case_id"]
+        latest = self.get(case_id) or case  # the caller's copy may predate the quarantine outcome
+        if latest.get("notified"):
+            return
+        detail = alert_detail(latest)
+        sent = latest.get("notifications") or {}
+        if self.sns and self.topic_arn and "sns" not in sent:
+            self._publish_sns(detail)
+            self._mark_channel(case_id, "sns")
+        if self.events and "events" not in sent:
+            self._put_event(detail)
+            self._mark_channel(case_id, "events")
+        self._mark_notified(case_id)
+
+    def _publish_sns(self, detail: dict) -> None:
+        args = {
+            "TopicArn": self.topic_arn,
+            "Subject": alert_subject(detail),
+            "Message": json.dumps(detail, ensure_ascii=False),
+            "MessageAttributes": {
+                "event": {"DataType": "String", "StringValue": EVENT_DETAIL_TYPE},
+                "bucket": {"DataType": "String", "StringValue": detail["bucket"]},
+            },
+        }
+        if self.topic_arn.endswith(".fifo"):  # a FIFO topic drops a re-sent alert within 5 minutes
+            args.update(MessageGroupId=detail["bucket"], MessageDeduplicationId=detail["case_id"])
+        self.sns.publish(**args)
+
+    def _put_event(self, detail: dict) -> None:
+        entry = {
+            "Source": self.source,
+            "DetailType": EVENT_DETAIL_TYPE,
+            "Detail": json.dumps(detail, ensure_ascii=False),
+            "EventBusName": self.bus_name,
+        }
+        response = self.events.put_events(Entries=[entry])
+        if response.get("FailedEntryCount"):
+            failure = response["Entries"][0]
+            raise RuntimeError(f"EventBridge refused the event: {failure.get('ErrorCode')} {failure.get('ErrorMessage')}")
+
+    def _mark_channel(self, case_id: str, channel: str) -> None:
+        self.ddb.update_item(
+            TableName=self.table_name,
+            Key=_to_item({"case_id": case_id}),
+            UpdateExpression="SET notifications.#channel = :at",
+            ExpressionAttributeNames={"#channel": channel},
+            ExpressionAttributeValues=_to_item({":at": self.clock()}),
+        )
+
+    def _mark_notified(self, case_id: str) -> None:
+        try:
+            self.ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"case_id": case_id}),
+                UpdateExpression="SET notified = :true, notified_at = :at, history = list_append(history, :h)",
+                ConditionExpression="notified = :false",
+                ExpressionAttributeValues=_to_item(
+                    {":true": True, ":false": False, ":at": self.clock(), ":h": [self._entry("notified")]}
+                ),
+            )
+        except ClientError as error:
+            if not _condition_failed(error):  # already marked by a concurrent attempt: nothing to do
+                raise
+
+    def _existing(self, case_id: str) -> dict:
+        case = self.get(case_id)
+        if case is None:
+            raise CaseNotFound(case_id)
+        return case
+
+    def _entry(self, what: str) -> dict:
+        return {"at": self.clock(), "what": what, "who": self.who}
+
+
+def new_case(obj: ObjectRef, fingerprint, result, list_version, uploader: dict, detected_at: str, opened: dict) -> dict:
+    matches = [_match_record(m) for m in result.matches]
+    return {
+        "case_id": obj.identity(),
+        "bucket": obj.bucket,
+        "key": obj.key,
+        "version_id": obj.version_id,
+        "etag": obj.etag,
+        "size": obj.size if obj.size is not None else fingerprint.size,
+        "uploader": _uploader(uploader or {}),
+        "detected_at": detected_at,
+        "verdict": result.verdict,
+        "matches": matches,
+        "lists": sorted({m["list"] for m in matches}),
+        "hashes": {name: getattr(fingerprint, name) for name in HASH_FIELDS if getattr(fingerprint, name) is not None},
+        "list_version": list_version,
+        "status": OPEN,
+        "notified": False,
+        "notifications": {},
+        "history": [opened],
+    }
+
+
+def case_status_after(result: QuarantineResult) -> str:
+    if result.source_missing:
+        return SOURCE_MISSING
+    return BLOCKED if result.mode == "tag-only" else QUARANTINED
+
+
+def alert_detail(case: dict) -> dict:
+    """The SNS message and EventBridge detail (docs/events.md). Built field by field: no hash values."""
+    quarantine = case.get("quarantine")
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "case_id": case["case_id"],
+        "case_status": case.get("status"),
+        "bucket": case["bucket"],
+        "key": case["key"],
+        "version_id": case.get("version_id"),
+        "size": case.get("size"),
+        "verdict": case.get("verdict"),
+        "detected_at": case.get("detected_at"),
+        "list_version": case.get("list_version"),
+        "match_count": len(case.get("matches", [])),
+        "lists": _list_summary(case.get("matches", [])),
+        "uploader": case.get("uploader", {}),
+        "quarantine": _quarantine_summary(quarantine) if quarantine else None,
+    }
+
+
+def alert_subject(detail: dict) -> str:
+    """An ASCII, one-line subject (SNS rejects others); the key stays in the body."""
+    subject = f"hashcheck: {detail['verdict']} in {detail['bucket']} ({detail['case_status']})"
+    return subject.encode("ascii", "replace").decode()[:MAX_SUBJECT]
+
+
+def _list_summary(matches: list[dict]) -> list[dict]:
+    per_list: dict[str, dict] = defaultdict(lambda: {"matches": 0, "algorithms": set()})
+    for m in matches:
+        per_list[m["list"]]["matches"] += 1
+        per_list[m["list"]]["algorithms"].add(m["algorithm"])
+    return [
+        {"list": name, "matches": s["matches"], "algorithms": sorted(s["algorithms"])}
+        for name, s in sorted(per_list.items())
+    ]
+
+
+def _quarantine_summary(quarantine: dict) -> dict:
+    fields = ("mode", "evidence_bucket", "evidence_key", "evidence_version_id", "checksum_verified")
+    return {name: quarantine.get(name) for name in (*fields, "source_deleted", "source_missing")}
+
+
+def _match_record(match) -> dict:
+    record = match.as_dict()
+    record.update(acts=match.acts, category=match.category)
+    return record
+
+
+def _uploader(uploader: dict) -> dict:
+    """Principal and source IP, accepting our names or the S3 event's."""
+    principal = uploader.get("principal") or uploader.get("principal_id") or uploader.get("principalId")
+    source_ip = uploader.get("source_ip") or uploader.get("sourceIPAddress")
+    return {"principal": principal, "source_ip": source_ip}
+
+
+def _condition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+def _to_item(values: dict) -> dict:
+    return {name: _serializer.serialize(value) for name, value in values.items()}
+
+
+def _from_item(item: dict) -> dict:
+    return {name: _plain(_deserializer.deserialize(value)) for name, value in item.items()}
+
+
+def _plain(value):
+    """DynamoDB numbers come back as Decimal: give ints back as ints."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value

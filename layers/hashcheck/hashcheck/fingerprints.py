@@ -1,0 +1,57 @@
+"""The FingerprintTable: what every scanned object hashed to, so that a list update can be checked
+against stored objects without downloading them again (re-match), and so an operator can see when
+and against which list version an object was judged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from hashcheck.fingerprint import Fingerprint
+from hashcheck.objects import ObjectRef
+
+
+def table_definition(name: str) -> dict:
+    return {
+        "TableName": name,
+        "AttributeDefinitions": [{"AttributeName": "object_id", "AttributeType": "S"}],
+        "KeySchema": [{"AttributeName": "object_id", "KeyType": "HASH"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
+def record(
+    ddb,
+    table: str,
+    obj: ObjectRef,
+    status: str,
+    verdict: str | None,
+    fp: Fingerprint | None = None,
+    list_version: int | None = None,
+    reason: str | None = None,
+) -> None:
+    item = {
+        "object_id": {"S": obj.identity()},
+        "bucket": {"S": obj.bucket},
+        "key": {"S": obj.key},
+        "status": {"S": status},
+        "scanned_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
+    }
+    optional = {
+        "version_id": obj.version_id,
+        "etag": obj.etag,
+        "verdict": verdict,
+        "reason": reason,
+        "list_version": None if list_version is None else str(list_version),
+    }
+    if fp is not None:
+        optional.update(fp.exact(), pdq=fp.pdq, phash=fp.phash, image_status=fp.status)
+        item["size"] = {"N": str(fp.size)}
+        if fp.pdq_quality is not None:
+            item["pdq_quality"] = {"N": str(fp.pdq_quality)}
+    item.update({name: {"S": value} for name, value in optional.items() if value is not None})
+    ddb.put_item(TableName=table, Item=item)
+
+
+def get(ddb, table: str, obj: ObjectRef) -> dict | None:
+    item = ddb.get_item(TableName=table, Key={"object_id": {"S": obj.identity()}}, ConsistentRead=True).get("Item")
+    return {name: next(iter(value.values())) for name, value in item.items()} if item else None

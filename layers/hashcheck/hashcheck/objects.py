@@ -1,0 +1,114 @@
+"""One stored object version, and its hashcheck status tag.
+
+The status lives in the object's own tag `hashcheck-status` (DESIGN.md section 3) so that the bucket
+policy can act on it at once (deny reads of anything not `clean`), with no lookup elsewhere.
+
+S3 allows 10 tags per object, and the customer's tags are theirs. `set_status` merges ours into
+theirs with one rule: our status tag is always set. When there is no room:
+1. our reason tag is dropped first (it only explains the status);
+2. if the customer's own tags already fill all 10 slots, the customer tags last in key order are
+   displaced to make room for the status (blocking the object matters more than one tag), and
+   `set_status` returns them so the caller can keep them in the case record; nothing is dropped
+   silently. A displaced tag's key (never its value) is logged.
+GetObjectTagging + PutObjectTagging is not atomic (S3 has no conditional tagging): a customer tag
+written between the two calls can be lost. The window is milliseconds, right after an upload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+
+logger = logging.getLogger(__name__)
+
+STATUS_TAG = "hashcheck-status"
+REASON_TAG = "hashcheck-reason"
+OUR_TAGS = (STATUS_TAG, REASON_TAG)
+STATUSES = ("pending", "clean", "quarantined", "unscannable", "error", "released")
+
+MAX_TAGS = 10
+MAX_TAG_VALUE = 256
+# S3 tag values: Unicode letters, digits, spaces and + - = . _ : / @ (S3 API reference, Tag). Tabs and
+# newlines are not spaces there, so they are replaced too.
+_NOT_ALLOWED_IN_TAG = re.compile(r"[^\w +\-=.:/@]")
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    size: int | None = None
+
+    def __post_init__(self):
+        # S3 events give the ETag bare, HeadObject gives it in quotes: one form, so one identity.
+        if self.etag is not None:
+            object.__setattr__(self, "etag", self.etag.strip('"'))
+
+    def identity(self) -> str:
+        """Stable id of this exact object version: the case id and the idempotency key."""
+        canonical = json.dumps(
+            {"bucket": self.bucket, "key": self.key, "version_id": self.version_id, "etag": self.etag},
+            sort_keys=True,
+            separators=(",", ":"),
+            ensure_ascii=True,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def version_args(self) -> dict:
+        """Bucket/Key(/VersionId) for an S3 call on exactly this version."""
+        args = {"Bucket": self.bucket, "Key": self.key}
+        if self.version_id:
+            args["VersionId"] = self.version_id
+        return args
+
+
+def tag_value(text: str) -> str:
+    """`text` as a valid S3 tag value: disallowed characters become '_', at most 256 characters."""
+    return _NOT_ALLOWED_IN_TAG.sub("_", text)[:MAX_TAG_VALUE]
+
+
+def set_status(s3, obj: ObjectRef, status: str, reason: str | None = None) -> dict[str, str]:
+    """Tag this object version with `status` (and `reason`), keeping the customer's tags.
+
+    Returns the customer tags that had to be displaced to fit the status (normally none).
+    """
+    if status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+    existing = get_tags(s3, obj)
+    ours = {STATUS_TAG: status}
+    if reason:
+        ours[REASON_TAG] = tag_value(reason)
+    tags, displaced = merge_tags(existing, ours)
+    if displaced:
+        logger.warning("tag limit: displaced customer tags %s to set %s", sorted(displaced), STATUS_TAG)
+    tag_set = [{"Key": k, "Value": v} for k, v in tags.items()]
+    s3.put_object_tagging(**obj.version_args(), Tagging={"TagSet": tag_set})
+    return displaced
+
+
+def merge_tags(existing: dict[str, str], ours: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The tag set to write (customer tags first, then ours) and the customer tags displaced."""
+    customer = {k: v for k, v in existing.items() if k not in OUR_TAGS}
+    ours = dict(ours)
+    if len(customer) + len(ours) > MAX_TAGS:
+        ours.pop(REASON_TAG, None)
+    room = MAX_TAGS - len(ours)
+    kept_keys = sorted(customer)[:room]
+    kept = {k: v for k, v in customer.items() if k in kept_keys}
+    displaced = {k: v for k, v in customer.items() if k not in kept_keys}
+    return {**kept, **ours}, displaced
+
+
+def get_tags(s3, obj: ObjectRef) -> dict[str, str]:
+    response = s3.get_object_tagging(**obj.version_args())
+    return {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
+
+
+def get_status(s3, obj: ObjectRef) -> str | None:
+    """The object's hashcheck status, or None when it has none (not scanned yet)."""
+    return get_tags(s3, obj).get(STATUS_TAG)
