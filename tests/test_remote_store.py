@@ -49,6 +49,7 @@ class FakeLookupServer:
         self.listed: dict[tuple[str, str], dict] = {}
         self.script: list[Step] = []  # consumed one step per request
         self.default = Step()  # when the script is empty
+        self.required_auth: str | None = None  # when set, any other Authorization gets 401
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -83,6 +84,8 @@ def _handler(server: FakeLookupServer):
                     {"path": self.path, "headers": dict(self.headers), "raw": raw, "port": self.client_address[1]}
                 )
             step = server.next_step()
+            if server.required_auth and self.headers.get("Authorization") != server.required_auth:
+                step = Step(401)
             if step.delay:
                 time.sleep(step.delay)
             body = step.body
@@ -171,6 +174,16 @@ def test_answer_rows_for_hashes_not_asked_are_ignored(server, sleeps):
     server.script = [Step(body=json.dumps({"matches": rows}).encode())]
     found = make_store(server, sleeps).exact([("sha1", SHA1)])
     assert found == {("sha1", SHA1): [Reference("sha1", SHA1, "remote-list", "r2")]}
+
+
+def test_withdrawn_rows_in_an_answer_do_not_act(server, sleeps):
+    rows = [
+        {"algorithm": "md5", "hash": MD5, "list": "remote-list", "id": "old", "deleted": True},
+        {"algorithm": "sha1", "hash": SHA1, "list": "remote-list", "id": "r2"},
+    ]
+    server.script = [Step(body=json.dumps({"matches": rows}).encode())]
+    found = make_store(server, sleeps).exact([("md5", MD5), ("sha1", SHA1)])
+    assert list(found) == [("sha1", SHA1)]
 
 
 def test_uppercase_keys_are_asked_lowercase_and_answered_under_the_callers_key(server, sleeps):
@@ -262,6 +275,14 @@ def test_the_protocol_mapping_is_replaceable(server, sleeps):
     found = make_store(server, sleeps, encode=encode, decode=decode).exact([("md5", MD5)])
     assert json.loads(server.requests[0]["raw"]) == {"md5s": [MD5]}
     assert found == {("md5", MD5): [Reference("md5", MD5, "provider-x", MD5[:8])]}
+
+
+def test_an_adapted_decoder_that_breaks_fails_closed(server, sleeps):
+    def decode(body):
+        return json.loads(body)["hits"]  # KeyError on a v1 answer
+
+    with pytest.raises(RemoteLookupError, match="malformed answer"):
+        make_store(server, sleeps, decode=decode).exact([("md5", MD5)])
 
 
 def test_v1_codec_round_trip():
@@ -362,14 +383,23 @@ def test_429_without_retry_after_backs_off(server, sleeps):
     assert len(sleeps) == 1 and sleeps[0] <= 0.02
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 302])
-def test_other_4xx_and_redirects_raise_at_once(server, sleeps, status):
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413])
+def test_other_4xx_raise_at_once(server, sleeps, status):
     server.list_hash("md5", MD5)
-    server.default = Step(status, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+    server.script = [Step(status)]  # a retry would be answered (and match): there must be none
     with pytest.raises(RemoteLookupError, match=f"refused the request: HTTP {status}"):
         make_store(server, sleeps).exact([("md5", MD5)])
-    assert len(server.requests) == 1  # no retry, and the redirect was not followed
+    assert len(server.requests) == 1
     assert sleeps == []
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_redirects_are_not_followed(server, sleeps, status):
+    server.list_hash("md5", MD5)
+    server.script = [Step(status, headers={"Location": server.url + "?redirected=1"})]  # would answer a match
+    with pytest.raises(RemoteLookupError, match=f"refused the request: HTTP {status}"):
+        make_store(server, sleeps).exact([("md5", MD5)])
+    assert [r["path"] for r in server.requests] == ["/v1/lookup"]
 
 
 # --- auth from Secrets Manager ----------------------------------------------------------------------------------
@@ -397,16 +427,14 @@ def test_secret_is_read_once_and_cached(server, sleeps):
 
 def test_secret_json_field(server, sleeps):
     secrets = FakeSecrets(json.dumps({"header": AUTH, "other": "x"}))
-    store = make_store(
-        server, sleeps, auth_value=None, secret_id="s", secret_field="header", secrets_client=secrets
-    )
+    store = make_store(server, sleeps, auth_value=None, secret_id="s", secret_field="header", secrets_client=secrets)
     store.exact([("md5", MD5)])
     assert server.requests[0]["headers"]["Authorization"] == AUTH
 
 
 def test_a_401_rereads_a_rotated_secret_once(server, sleeps):
     server.list_hash("md5", MD5)
-    server.script = [Step(401)]
+    server.required_auth = AUTH
     secrets = FakeSecrets("old-token", AUTH)
     store = make_store(server, sleeps, auth_value=None, secret_id="s", secrets_client=secrets)
     assert ("md5", MD5) in store.exact([("md5", MD5)])
@@ -448,6 +476,13 @@ def test_one_connection_is_reused_across_calls(server, sleeps):
     for _ in range(3):
         store.exact([("md5", MD5)])
     assert len({r["port"] for r in server.requests}) == 1  # the same client socket: keep-alive
+
+
+def test_default_timeouts_and_retries():
+    store = RemoteLookupStore("https://lookup.example.org/v1", auth_value=AUTH)
+    assert (store.timeout.connect_timeout, store.timeout.read_timeout) == (2.0, 5.0)
+    assert store.retry.attempts > 1
+    assert store.algorithms_sent == {"md5", "sha1", "sha256"}
 
 
 def test_stores_share_the_process_pool_by_default(server):

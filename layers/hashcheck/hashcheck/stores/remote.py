@@ -265,8 +265,10 @@ class RemoteLookupStore:
         body = self._post(self._encode(list(asked)))
         try:
             refs = self._decode(body)
-        except ValueError as exc:
+        except ValueError as exc:  # decode_v1's reasons never quote the answer
             raise RemoteLookupError(f"remote lookup {self.name}: malformed answer ({exc})") from None
+        except Exception as exc:  # an adapted decoder's KeyError, TypeError...: still fail closed, unquoted
+            raise RemoteLookupError(f"remote lookup {self.name}: malformed answer ({type(exc).__name__})") from None
         found: dict[Key, list[Reference]] = {}
         unasked = 0
         for ref in refs:
@@ -319,7 +321,7 @@ class RemoteLookupStore:
                 wait = max(wait, asked)
             attempt += 1
             if attempt >= self.retry.attempts:
-                return b"{\"matches\": []}"
+                raise RemoteLookupError(f"remote lookup {self.name} failed after {attempt} attempts: {failure}")
             log.warning(
                 "remote lookup %s: %s, retry %d of %d in %.2f s",
                 self.name,
