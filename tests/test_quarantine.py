@@ -115,7 +115,7 @@ def test_set_status_keeps_customer_tags_and_replaces_ours(s3, buckets):
 def test_set_status_makes_reason_a_valid_tag_value(s3, buckets):
     source, _ = buckets
     obj = upload(s3, source, "a.jpg", benign("a"))
-    set_status(s3, obj, "unscannable", reason="decoder said: <bad> header; \"x\"\n" + "z" * 400)
+    set_status(s3, obj, "unscannable", reason='decoder said: <bad> header; "x"\n' + "z" * 400)
     reason = get_tags(s3, obj)[REASON_TAG]
     assert len(reason) == 256
     assert reason.startswith("decoder said: _bad_ header_ _x__")
@@ -156,6 +156,8 @@ def test_set_status_rejects_unknown_status(s3, buckets):
     obj = upload(s3, source, "a.jpg", benign("a"))
     with pytest.raises(ValueError):
         set_status(s3, obj, "deleted")
+    set_status(s3, obj, "review")  # the scanner's hold for a weak near hit
+    assert get_status(s3, obj) == "review"
 
 
 # -- quarantine: move ---------------------------------------------------------------------------
@@ -286,6 +288,24 @@ def test_corrupted_copy_is_detected_and_the_source_kept(s3, buckets, with_checks
     assert read(s3, evidence, result.evidence_key, result.evidence_version_id) == data
 
 
+def test_source_gone_after_a_corrupted_copy_is_missing_not_verified(s3, buckets):
+    source, evidence = buckets
+    data = benign("listed")
+    obj = upload(s3, source, "pic.jpg", data)
+
+    def corrupting_copy(real, **kwargs):
+        put = s3.put_object(Bucket=kwargs["Bucket"], Key=kwargs["Key"], Body=b"not the evidence")
+        return {"VersionId": put["VersionId"]}
+
+    with pytest.raises(CopyNotVerified):
+        Quarantine(Wrapped(s3, copy_object=corrupting_copy), evidence).quarantine(obj, "c", sha256(data))
+    s3.delete_object(Bucket=source, Key=obj.key, VersionId=obj.version_id)  # gone before the retry
+
+    result = Quarantine(s3, evidence).quarantine(obj, "c", sha256(data))
+    assert result.source_missing and not result.checksum_verified
+    assert result.evidence_key == "evidence/c/pic.jpg"  # a person can look at what is there
+
+
 def test_key_with_spaces_and_unicode(s3, buckets):
     source, evidence = buckets
     key = "Fotos/été 2024/ünï cødé+plus&co 写真.jpg"
@@ -371,3 +391,28 @@ def test_copy_only_keeps_the_source(s3, buckets):
 def test_unknown_mode_is_refused(s3):
     with pytest.raises(ValueError):
         Quarantine(s3, "evidence", mode="delete")
+
+
+def test_evidence_bucket_with_default_retention_as_deployed(s3):
+    """The stack's evidence bucket has a default retention: the copy gets it, plus the legal hold."""
+    source, evidence = f"uploads-{uuid.uuid4().hex[:12]}", f"evidence-{uuid.uuid4().hex[:12]}"
+    client = boto3.client("s3", region_name="us-east-1")
+    # moto (unlike S3) wants a body checksum header on a CopyObject into a bucket with default retention.
+    client.meta.events.register("before-sign.s3.CopyObject", _sdk_checksum_header)
+    client.create_bucket(Bucket=source)
+    client.put_bucket_versioning(Bucket=source, VersioningConfiguration={"Status": "Enabled"})
+    client.create_bucket(Bucket=evidence, ObjectLockEnabledForBucket=True)
+    retention = {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 365}}
+    client.put_object_lock_configuration(
+        Bucket=evidence, ObjectLockConfiguration={"ObjectLockEnabled": "Enabled", "Rule": retention}
+    )
+    data = benign("listed")
+    obj = upload(client, source, "pic.jpg", data)
+    result = Quarantine(client, evidence).quarantine(obj, "case1", expected_sha256=sha256(data))
+    head = client.head_object(Bucket=evidence, Key=result.evidence_key, VersionId=result.evidence_version_id)
+    assert (head["ObjectLockMode"], head["ObjectLockLegalHoldStatus"]) == ("GOVERNANCE", "ON")
+    assert result.source_deleted
+
+
+def _sdk_checksum_header(request, **_kwargs):
+    request.headers["x-amz-sdk-checksum-algorithm"] = "SHA256"

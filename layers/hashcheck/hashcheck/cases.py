@@ -36,6 +36,10 @@ CHANNELS = ("sns", "events")
 OPEN, QUARANTINED, BLOCKED, SOURCE_MISSING = "open", "quarantined", "blocked", "source_missing"
 HASH_FIELDS = ("md5", "sha1", "sha256", "pdq", "pdq_quality", "phash")
 MAX_SUBJECT = 100  # SNS limit
+# The outcome as a string makes recording the same result again (a retry) a no-op: no second history entry.
+NEW_OUTCOME_ONLY = (
+    "attribute_exists(case_id) AND (attribute_not_exists(quarantine_outcome) OR quarantine_outcome <> :o)"
+)
 
 _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 
@@ -120,10 +124,7 @@ class Cases:
                     "SET quarantine = :q, quarantine_outcome = :o, #status = :s, updated_at = :at, "
                     "history = list_append(history, :h)"
                 ),
-                # The outcome string makes a retry with the same result a no-op (no second history entry).
-                ConditionExpression=(
-                    "attribute_exists(case_id) AND (attribute_not_exists(quarantine_outcome) OR quarantine_outcome <> :o)"
-                ),
+                ConditionExpression=NEW_OUTCOME_ONLY,
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues=_to_item(
                     {
@@ -189,7 +190,8 @@ class Cases:
         response = self.events.put_events(Entries=[entry])
         if response.get("FailedEntryCount"):
             failure = response["Entries"][0]
-            raise RuntimeError(f"EventBridge refused the event: {failure.get('ErrorCode')} {failure.get('ErrorMessage')}")
+            reason = f"{failure.get('ErrorCode')} {failure.get('ErrorMessage')}"
+            raise RuntimeError(f"EventBridge refused the event: {reason}")
 
     def _mark_channel(self, case_id: str, channel: str) -> None:
         self.ddb.update_item(

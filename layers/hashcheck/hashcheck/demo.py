@@ -12,6 +12,7 @@ Nothing here is abusive: the pictures are generated (hashcheck.samples) and the 
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from hashcheck import references, samples
@@ -53,6 +54,7 @@ def run(json_summary: bool = False, out=None) -> int:
 
     out = out or sys.stdout
     sandbox.fake_credentials()
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the summary below says what the logs would
     with mock_aws():
         stack = sandbox.deploy()
         print(f"deployed template.yaml into an in-process moto: {len(stack.outputs)} outputs", file=out)

@@ -186,16 +186,28 @@ def _arange(count: int) -> np.ndarray:
 
 
 class _Plan:
-    """The probes for one radius: table, XOR mask, partner allowance, and where each table lives."""
+    """The probes for one radius: table, XOR mask, partner allowance, and where each table lives.
+
+    A candidate of probe p passes the partner filter if popcount(partner ^ query partner) <= allow[p]. To
+    compare every candidate with one scalar, probe p's query partner value carries ``limit - allow[p]``
+    set bits above bit 15 (the stored partner is 16 bits, so they always count as differences), and the
+    test becomes popcount(...) <= limit.
+    """
 
     def __init__(self, chunk: np.ndarray, mask: np.ndarray, allow: np.ndarray, partner: np.ndarray, n: int):
         self.chunk = chunk  # (P,) chunk (= table) probed
         self.mask = mask  # (P,) XOR applied to the query's chunk value
-        self.allow = allow  # (P,) uint8: largest partner distance that can still match
+        self.allow = allow  # (P,) largest partner distance that can still match (lone chunks: 16)
         self.partner = partner  # (P,) chunk whose query value the partner plane is compared with
         self.offset_base = chunk * _STRIDE
         self.id_base = chunk * n
         self.probes = len(chunk)
+        self.limit = int(allow.max(initial=0))
+        extra = self.limit - allow.astype(np.int64)
+        self.partner_dtype = np.uint32 if extra.max(initial=0) <= 16 else np.uint64
+        self.penalty = np.left_shift((np.int64(1) << extra) - 1, 16)
+        # Share of candidates expected to pass the partner filter (random partners).
+        self.passing = float(np.mean([_ball(16, int(a)) for a in allow]) / _KEYS) if len(allow) else 1.0
 
 
 class HammingIndex:
@@ -317,12 +329,17 @@ class HammingIndex:
             return self._scan(np.arange(nq), qwords, d)
 
         # Bucket slice of every (query row, probe); the candidate count of each row decides its method.
-        qkeys = _chunk_keys(padded, len(self._bits)).astype(np.int64)
+        qkeys = np.zeros((nq, len(self._bits) + 1), dtype=np.int64)  # last column: 0 for lone chunks
+        qkeys[:, :-1] = _chunk_keys(padded, len(self._bits))
         slots = (qkeys[:, plan.chunk] ^ plan.mask) + plan.offset_base  # (rows, probes)
-        starts = self._offsets_flat[slots]
-        lengths = (self._offsets_flat[slots + 1] - starts).astype(np.intp)
+        starts = self._offsets_flat[slots].astype(np.intp)
+        lengths = self._offsets_flat[slots + 1].astype(np.intp)
+        lengths -= starts
         per_row = lengths.sum(axis=1)
-        verify = _COST_CANDIDATE if self._has_partner else _COST_VERIFY
+        if self._has_partner:
+            verify = _COST_CANDIDATE + plan.passing * _COST_VERIFY
+        else:
+            verify = _COST_VERIFY
         indexed = per_row * verify + plan.probes * _COST_PROBE < scan_cost
         parts = []
         if not indexed.all():
@@ -338,11 +355,10 @@ class HammingIndex:
 
     def _probe(self, rows, plan: _Plan, qkeys, qwords, starts, lengths, d):
         """Candidates of the probes of ``rows`` -> partner filter -> verified, de-duplicated pairs."""
-        base = (starts.astype(np.intp) + plan.id_base).reshape(-1)  # flat table position of each slice
+        first = (starts + plan.id_base).reshape(-1)  # flat table position of each slice
         lengths = lengths.reshape(-1)
-        probe_row = np.repeat(rows, plan.probes)
-        qpartner = qkeys[rows][:, plan.partner].astype(np.uint16).reshape(-1)
-        allow = np.tile(plan.allow, len(rows))
+        # The query's partner value for each probe, with the probe's penalty bits above bit 15 (see _Plan).
+        qpartner = (qkeys[rows][:, plan.partner] | plan.penalty).astype(plan.partner_dtype).reshape(-1)
         ends = np.cumsum(lengths)
         total = int(ends[-1])
         if total <= _BATCH:
@@ -353,37 +369,41 @@ class HammingIndex:
             batches = list(zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True))
         found = []
         for a, b in batches:
-            pos, probe = self._expand(base[a:b], lengths[a:b], qpartner[a:b], allow[a:b])
+            batch_ends = ends if b - a == len(lengths) else np.cumsum(lengths[a:b])
+            pos, probe = self._expand(first[a:b], lengths[a:b], batch_ends, qpartner[a:b], plan.limit)
             if self._id_width == 3:
                 ids = np.take(self._ids_hi_flat, pos).astype(np.intp)
                 ids <<= 16
                 ids |= np.take(self._ids_lo_flat, pos)
             else:
                 ids = np.take(self._ids_lo_flat, pos).astype(np.intp)
-            found.append(self._verify(probe_row[probe + a], ids, qwords, d))
+            probe += a
+            probe //= plan.probes
+            found.append(self._verify(rows[probe], ids, qwords, d))
         qr, ids, dist = (np.concatenate(f) for f in zip(*found, strict=True))
         # A reference close to a query row is usually found through several chunks: keep it once.
-        key, first = np.unique(qr * self._n + ids, return_index=True)
-        return key // self._n, key % self._n, dist[first]
+        key, first_seen = np.unique(qr * self._n + ids, return_index=True)
+        return key // self._n, key % self._n, dist[first_seen]
 
-    def _expand(self, base, lengths, qpartner, allow):
+    def _expand(self, first, lengths, ends, qpartner, limit):
         """Table positions of the candidates of a batch of probes that pass the partner filter, and the
         probe (index within the batch) each came from."""
-        ends = np.cumsum(lengths)
         total = int(ends[-1]) if len(ends) else 0
+        last = first + lengths
         if total >= _PREFETCH_MIN:
             # Touch the first and last entry of every slice first: these reads are independent, so the
             # CPU overlaps their cache misses, and the full gather below then mostly hits the cache.
             plane = self._partner_flat if self._has_partner else self._ids_lo_flat
-            np.take(plane, base, mode="clip")
-            np.take(plane, base + lengths - 1, mode="clip")
-        pos = np.repeat(base - (ends - lengths), lengths)
+            np.take(plane, first, mode="clip")
+            np.take(plane, last - 1, mode="clip")
+        last -= ends  # = first - (candidates before this slice)
+        pos = np.repeat(last, lengths)
         pos += _arange(total)
         if not self._has_partner:
             return pos, np.repeat(_arange(len(lengths)), lengths)
-        x = np.take(self._partner_flat, pos)
+        x = np.take(self._partner_flat, pos).astype(qpartner.dtype)
         x ^= np.repeat(qpartner, lengths)
-        hit = np.flatnonzero(np.bitwise_count(x) <= np.repeat(allow, lengths))
+        hit = np.flatnonzero(np.bitwise_count(x) <= limit)
         return pos[hit], np.searchsorted(ends, hit, side="right")
 
     def _verify(self, qr, ids, qwords, d):
@@ -402,24 +422,28 @@ class HammingIndex:
         return qr[keep].astype(np.int64), ids[keep].astype(np.int64), dist[keep]
 
     def _scan(self, rows: np.ndarray, qwords: np.ndarray, d: int):
-        """Brute force for the query rows given, over blocks of references (bounded temporary memory)."""
+        """Brute force for the query rows given, over blocks of references (bounded temporary memory).
+
+        For a small radius the first 128 bits already reject nearly every reference (within d of 128
+        random bits with probability < 1e-4 when d <= 42), so only those are scanned and the few
+        survivors verified; otherwise every word is scanned.
+        """
         sel = qwords[rows]
-        first = min(self._words, 2)
-        step = max(256, _SCAN_BLOCK // len(rows))  # temporaries of at most ~_SCAN_BLOCK x 9 bytes
-        found_row, found_id = [], []
+        scanned = 2 if self._words > 2 and 3 * d <= 128 else self._words
+        step = max(256, _SCAN_BLOCK // len(rows))  # temporaries of at most ~_SCAN_BLOCK x 10 bytes
+        found = []
         for start in range(0, self._n, step):
             block = self._hashes[start : start + step]
             x = np.empty((len(rows), len(block)), dtype=np.uint64)
-            dist = np.zeros((len(rows), len(block)), dtype=np.uint8)
-            for w in range(first):
+            dist = np.zeros((len(rows), len(block)), dtype=np.uint16)
+            for w in range(scanned):
                 np.bitwise_xor(sel[:, w, None], block[None, :, w], out=x)
                 dist += np.bitwise_count(x)
-            r, c = np.nonzero(dist <= min(d, 255))
-            found_row.append(rows[r])
-            found_id.append(c + start)
-        qr = np.concatenate(found_row).astype(np.intp)
-        ids = np.concatenate(found_id).astype(np.intp)
-        qr, ids, dist = self._verify(qr, ids, qwords, d)
+            r, c = np.nonzero(dist <= d)
+            found.append((rows[r], c + start, dist[r, c]))
+        qr, ids, dist = (np.concatenate(f).astype(np.int64) for f in zip(*found, strict=True))
+        if scanned < self._words:
+            qr, ids, dist = self._verify(qr, ids, qwords, d)
         order = np.lexsort((ids, qr))
         return qr[order], ids[order], dist[order]
 
@@ -496,11 +520,11 @@ class HammingIndex:
                 chunk.append(np.full(len(m), c, dtype=np.intp))
                 mask.append(m)
                 # the partner may differ by r - e bits, e = bits flipped by this probe's mask
-                if other is None:  # nothing to filter with
-                    allow.append(np.full(len(m), 255, dtype=np.uint8))
+                if other is None:  # nothing to filter with: the plane holds 0, compared with query 0
+                    allow.append(np.full(len(m), 16))
                 else:
-                    allow.append(np.clip(r - np.bitwise_count(m).astype(np.int64), 0, 255).astype(np.uint8))
-                partner.append(np.full(len(m), c if other is None else other, dtype=np.intp))
+                    allow.append(r - np.bitwise_count(m).astype(np.int64))
+                partner.append(np.full(len(m), k if other is None else other, dtype=np.intp))
         return _Plan(
             np.concatenate(chunk),
             np.concatenate(mask),

@@ -22,12 +22,15 @@ import logging
 import re
 from dataclasses import dataclass
 
+from botocore.exceptions import ClientError
+
 logger = logging.getLogger(__name__)
 
 STATUS_TAG = "hashcheck-status"
 REASON_TAG = "hashcheck-reason"
 OUR_TAGS = (STATUS_TAG, REASON_TAG)
-STATUSES = ("pending", "clean", "quarantined", "unscannable", "error", "released")
+# DESIGN.md section 3, plus `review`: the scanner's hold for a weak near hit that a person looks at.
+STATUSES = ("pending", "clean", "quarantined", "unscannable", "error", "released", "review")
 
 MAX_TAGS = 10
 MAX_TAG_VALUE = 256
@@ -75,10 +78,22 @@ def tag_value(text: str) -> str:
 def set_status(s3, obj: ObjectRef, status: str, reason: str | None = None) -> dict[str, str]:
     """Tag this object version with `status` (and `reason`), keeping the customer's tags.
 
-    Returns the customer tags that had to be displaced to fit the status (normally none).
+    Returns the customer tags that had to be displaced to fit the status (normally none). A version
+    that no longer exists has nothing left to block: that is logged, not raised, so a redelivery
+    after the quarantine deleted the source can go on to finish the case.
     """
     if status not in STATUSES:
         raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+    try:
+        return _merge_status(s3, obj, status, reason)
+    except ClientError as error:
+        if not is_gone(error):
+            raise
+        logger.info("object version gone; status %s not set", status)
+        return {}
+
+
+def _merge_status(s3, obj: ObjectRef, status: str, reason: str | None) -> dict[str, str]:
     existing = get_tags(s3, obj)
     ours = {STATUS_TAG: status}
     if reason:
@@ -107,6 +122,11 @@ def merge_tags(existing: dict[str, str], ours: dict[str, str]) -> tuple[dict[str
 def get_tags(s3, obj: ObjectRef) -> dict[str, str]:
     response = s3.get_object_tagging(**obj.version_args())
     return {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
+
+
+def is_gone(error: ClientError) -> bool:
+    """S3 said no such key/version (404), or that the version is a delete marker (405)."""
+    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (404, 405)
 
 
 def get_status(s3, obj: ObjectRef) -> str | None:

@@ -35,7 +35,7 @@ from urllib.parse import quote, urlencode
 
 from botocore.exceptions import ClientError
 
-from hashcheck.objects import ObjectRef, get_status, get_tags, set_status
+from hashcheck.objects import ObjectRef, get_status, get_tags, is_gone, set_status
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +57,6 @@ META_SOURCE_KEY = "hashcheck-source-key"  # percent-encoded: metadata travels in
 
 # Headers that MetadataDirective=REPLACE would otherwise drop from the copy.
 CONTENT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
-GONE_STATUS = (404, 405)  # no such key/version; 405: that version is a delete marker
 
 
 class CopyNotVerified(Exception):
@@ -109,25 +108,36 @@ class Quarantine:
         if self.mode == "tag-only":
             return self._tag_only(obj, source)
         key = self.evidence_key(obj, case_id)
-        existing = self._head_evidence(key)
-        expected = expected_sha256 or _recorded_sha256(existing) or (source and self._source_sha256(obj, source))
-        if existing and self._verifies(key, existing, expected):
-            evidence, verified = existing, True
-        elif source is None:
-            logger.warning("source version gone before quarantine and no verified evidence: case %s", case_id)
-            return self._missing(key, existing)
-        else:
-            evidence = self._copy(obj, source, key, case_id, expected)
-            verified = self._verifies(key, evidence, expected)
-            if not verified:
-                raise CopyNotVerified(f"evidence {key} version {evidence.get('VersionId')} does not match the source")
+        evidence = self._verified_evidence(obj, source, key, case_id, expected_sha256)
+        if evidence is None:
+            return self._missing(key)
         if self.legal_hold:
             self._hold(key, evidence["VersionId"])
         if self.mode == "move" and source is not None:
             self._delete_source(obj, source)
         # In move mode a source already gone (deleted by our earlier attempt) counts as deleted: that is the end state.
         deleted = self.mode == "move"
-        return QuarantineResult(self.mode, self.evidence_bucket, key, evidence["VersionId"], verified, deleted)
+        return QuarantineResult(self.mode, self.evidence_bucket, key, evidence["VersionId"], True, deleted)
+
+    def _verified_evidence(
+        self, obj: ObjectRef, source: dict | None, key: str, case_id: str, expected_sha256: str | None
+    ) -> dict | None:
+        """The evidence version matching the source: one an earlier attempt made, or a new copy.
+
+        None when the source is gone and no verified evidence exists; raises CopyNotVerified when a
+        new copy does not match.
+        """
+        existing = self._head_evidence(key)
+        expected = expected_sha256 or _recorded_sha256(existing) or (source and self._source_sha256(obj, source))
+        if existing and self._verifies(key, existing, expected):
+            return existing
+        if source is None:
+            logger.warning("source version gone before quarantine and no verified evidence: case %s", case_id)
+            return None
+        evidence = self._copy(obj, source, key, case_id, expected)
+        if not self._verifies(key, evidence, expected):
+            raise CopyNotVerified(f"evidence {key} version {evidence['VersionId']} does not match the source")
+        return evidence
 
     # -- source --------------------------------------------------------------------------------
 
@@ -136,7 +146,7 @@ class Quarantine:
         try:
             head = self.s3.head_object(**obj.version_args())
         except ClientError as error:
-            if _http_status(error) in GONE_STATUS:
+            if is_gone(error):
                 return None
             raise
         if obj.etag and head["ETag"].strip('"') != obj.etag:
@@ -172,7 +182,7 @@ class Quarantine:
         try:
             return self.s3.head_object(**args)
         except ClientError as error:
-            if _http_status(error) in GONE_STATUS:
+            if is_gone(error):
                 return None
             raise
 
@@ -260,12 +270,13 @@ class Quarantine:
             Bucket=self.evidence_bucket, Key=key, VersionId=version_id, LegalHold={"Status": "ON"}
         )
 
-    def _missing(self, key: str, existing: dict | None) -> QuarantineResult:
+    def _missing(self, key: str) -> QuarantineResult:
+        """The source is gone: say so, pointing at any unverified evidence an earlier attempt left."""
+        existing = self._head_evidence(key)
         if existing is None:
             return QuarantineResult(self.mode, None, None, None, False, False, source_missing=True)
-        return QuarantineResult(
-            self.mode, self.evidence_bucket, key, existing["VersionId"], False, False, source_missing=True
-        )
+        version = existing["VersionId"]
+        return QuarantineResult(self.mode, self.evidence_bucket, key, version, False, False, source_missing=True)
 
     def _stream_sha256(self, bucket: str, key: str, version_id: str | None) -> str:
         args = {"Bucket": bucket, "Key": key}
@@ -300,9 +311,14 @@ def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
 
 
 def _full_object_sha256(head: dict) -> str | None:
-    """S3's SHA-256 of the whole object as hex, or None if it has none (or only a composite of parts)."""
+    """S3's SHA-256 of the whole object as hex, or None if it has none (or only a composite of parts).
+
+    A multipart object's SHA-256 is a hash of its parts' hashes, not of the content; its ETag ends in
+    `-<parts>`, which tells it apart even where the response omits ChecksumType.
+    """
     value = head.get("ChecksumSHA256")
-    if not value or "-" in value or head.get("ChecksumType") == "COMPOSITE":
+    multipart = "-" in head.get("ETag", "") or "-" in (value or "") or head.get("ChecksumType") == "COMPOSITE"
+    if not value or multipart:
         return None
     return base64.b64decode(value).hex()
 
@@ -314,7 +330,3 @@ def _recorded_sha256(evidence: dict | None) -> str | None:
 def _pinned(obj: ObjectRef, source: dict) -> ObjectRef:
     """`obj` pinned to the version HeadObject resolved (an event may lack the version id)."""
     return ObjectRef(obj.bucket, obj.key, source.get("VersionId") or obj.version_id, obj.etag, obj.size)
-
-
-def _http_status(error: ClientError) -> int | None:
-    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

@@ -85,11 +85,24 @@ def fake_credentials() -> None:
     os.environ.pop("AWS_PROFILE", None)
 
 
+def _moto_object_lock_quirk() -> None:
+    """moto insists on a checksum header when copying into a bucket with Object Lock retention,
+    where S3 takes the copy's own checksum request: add it to every client of the default session
+    (moto resets that session when its mock starts, so this runs inside the mock)."""
+    boto3.setup_default_session(region_name=REGION)
+    boto3.DEFAULT_SESSION.events.register("before-sign.s3.CopyObject", _checksum_header)
+
+
+def _checksum_header(request, **_) -> None:
+    request.headers["x-amz-sdk-checksum-algorithm"] = "SHA256"
+
+
 def deploy(parameters: dict[str, str] | None = None, template: Path = TEMPLATE) -> Stack:
     """Translate and create the stack inside an active moto mock; returns its outputs and functions."""
     from samtranslator.translator.managed_policy_translator import ManagedPolicyLoader
     from samtranslator.translator.transform import transform
 
+    _moto_object_lock_quirk()
     sam = load_template(template)
     for resource in sam["Resources"].values():  # sam build/package would upload these; moto needs a zip
         props = resource.get("Properties", {})

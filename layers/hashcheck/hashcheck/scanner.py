@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from botocore.exceptions import ClientError
 
 from hashcheck import fingerprints
-from hashcheck.cases import Cases
+from hashcheck.cases import OPEN, Cases
 from hashcheck.fingerprint import Fingerprint, fingerprint
 from hashcheck.matcher import MATCH, REVIEW, Policy, Result, match
 from hashcheck.objects import ObjectRef, set_status
@@ -130,7 +130,7 @@ class Scanner:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code")
             if code in GONE:
-                return self._record_gone(obj, "deleted", "deleted before the scan")
+                return self._resume_case(obj) or self._record_gone(obj, "deleted", "deleted before the scan")
             if code in ("PreconditionFailed", "412"):
                 return self._record_gone(
                     obj, "superseded", "overwritten before the scan; the new object has its own event"
@@ -138,6 +138,18 @@ class Scanner:
             raise
         with body:
             return fingerprint(body)
+
+    def _resume_case(self, obj: ObjectRef) -> Outcome | None:
+        """A crash after the original was moved leaves its case unfinished; the retry finishes it
+        (the evidence copy carries the checksum it is verified against)."""
+        case = self.cases.get(obj.identity())
+        if case is None or case.get("verdict") != MATCH:
+            return None
+        if case.get("status") == OPEN:
+            case = self.cases.record_quarantine(case["case_id"], self.quarantine.quarantine(obj, case["case_id"]))
+        if not case.get("notified"):
+            self.cases.notify(case)
+        return Outcome(obj.bucket, obj.key, obj.version_id, QUARANTINED, MATCH, case["case_id"], reason="resumed")
 
     def _record_gone(self, obj: ObjectRef, status: str, reason: str) -> Outcome:
         fingerprints.record(self.ddb, self.config.fingerprint_table, obj, status, None, reason=reason)

@@ -186,13 +186,7 @@ class S3IndexLoader:
 
     def manifest(self, key: str) -> dict:
         if self._manifest is None or self._manifest[0] != key:
-            try:
-                manifest = json.loads(self._get(key))
-            except ValueError:
-                raise SnapshotError("snapshot manifest is not valid JSON") from None
-            if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-                raise SnapshotError("snapshot manifest has an unknown format")
-            self._manifest = (key, manifest)
+            self._manifest = (key, read_manifest(self.s3, self.bucket, key))
         return self._manifest[1]
 
     def store(self, **dynamo_kwargs) -> WatchedStore:
@@ -207,10 +201,24 @@ class S3IndexLoader:
         return data
 
     def _get(self, key: str) -> bytes:
-        try:
-            return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except self.s3.exceptions.NoSuchKey:
-            raise SnapshotError(f"snapshot object {key} is missing") from None
+        return _get(self.s3, self.bucket, key)
+
+
+def read_manifest(s3, bucket: str, key: str) -> dict:
+    try:
+        manifest = json.loads(_get(s3, bucket, key))
+    except ValueError:
+        raise SnapshotError("snapshot manifest is not valid JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or "algorithms" not in manifest:
+        raise SnapshotError("snapshot manifest has an unknown format")
+    return manifest
+
+
+def _get(s3, bucket: str, key: str) -> bytes:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        raise SnapshotError(f"snapshot object {key} is missing") from None
 
 
 class WatchedStore:
@@ -218,7 +226,9 @@ class WatchedStore:
     GetItem), so a warm scanner picks up a new snapshot without a read per lookup. Composes any store
     with ``refresh()``; `clock` is injectable so tests need not sleep."""
 
-    def __init__(self, store, check_seconds: float = DEFAULT_CHECK_SECONDS, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, store, check_seconds: float = DEFAULT_CHECK_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
         self.store = store
         self.check_seconds = check_seconds
         self._clock = clock

@@ -36,6 +36,7 @@ The body is streamed line by line; a page is never held whole in memory.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -184,7 +185,8 @@ class HttpsSource:
                 "GET", target, headers={**headers, "Host": host}, retries=retry, redirect=False, preload_content=False
             )
         except Urllib3Error as exc:
-            raise SourceError(f"source {self.name}: GET failed after {self._retries} retries ({_reason(exc)})") from None
+            reason = _reason(exc)
+            raise SourceError(f"source {self.name}: GET failed after {self._retries} retries ({reason})") from None
         if response.status not in (200, 304):
             response.release_conn()
             raise SourceError(f"source {self.name}: HTTP {response.status}")
@@ -222,10 +224,9 @@ def _first_page_checkpoint(response) -> dict:
         checkpoint["etag"] = response.headers["ETag"]
     date = response.headers.get("Date")
     if date:
-        try:
+        # no usable date: the next sync asks for everything again (idempotent, just slower)
+        with contextlib.suppress(TypeError, ValueError):
             checkpoint["since"] = parsedate_to_datetime(date).isoformat()
-        except (TypeError, ValueError):
-            pass  # no usable date: the next sync asks for everything again (idempotent, just slower)
     return checkpoint
 
 

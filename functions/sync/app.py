@@ -1,0 +1,27 @@
+"""SyncFunction: the scheduled list sync (EventBridge Scheduler) -> hashcheck.sync.run_sync.
+
+Environment: REFERENCE_TABLE, ARTIFACTS_BUCKET, and LIST_SOURCES (JSON) or LIST_SOURCES_PARAMETER (an
+SSM parameter holding it). The schedule's payload is ignored: every run syncs every configured source.
+A source that fails or whose delta is rejected is reported (metrics SourcesFailed / SourcesRejected)
+and retried on the next run; only a run that cannot complete (configuration, table, snapshot) raises.
+"""
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+
+from hashcheck import sync
+
+logger, metrics, tracer = Logger(), Metrics(), Tracer()
+copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})  # the library's logs, as JSON
+clients = sync.Clients()
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event, context):
+    config = sync.SyncConfig.from_env(clients=clients)
+    report = sync.run_sync(config, clients)
+    for name, value, unit in report.metrics():
+        metrics.add_metric(name=name, unit=unit, value=value)
+    return report.to_dict()

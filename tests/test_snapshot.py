@@ -1,0 +1,146 @@
+"""The near-match snapshot: build from the table, publish to S3, load with checksums, watch the version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from hashcheck import references, snapshot
+from hashcheck.references import Retry, apply_rows, bump_version
+from hashcheck.reflist import Reference
+from hashcheck.snapshot import S3IndexLoader, SnapshotError
+
+TABLE, BUCKET = "ReferenceTable", "artifacts"
+FAST = Retry(attempts=4, base_delay=0.001, sleep=lambda _s: None)
+
+
+def ref(algorithm: str, seed: str, deleted: bool = False) -> Reference:
+    digits = {"md5": 32, "pdq": 64, "phash": 16}[algorithm]
+    return Reference(algorithm, hashlib.sha256(seed.encode()).hexdigest()[:digits], "L1", seed, None, deleted)
+
+
+def flip(hex_value: str, bits: int) -> str:
+    return format(int(hex_value, 16) ^ ((1 << bits) - 1), f"0{len(hex_value)}x")
+
+
+@pytest.fixture(scope="module")
+def aws():
+    with pytest.MonkeyPatch.context() as env:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            env.setenv(name, "testing")
+        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        env.delenv("AWS_PROFILE", raising=False)
+        with mock_aws():
+            yield boto3.client("dynamodb", region_name="us-east-1"), boto3.client("s3", region_name="us-east-1")
+
+
+@pytest.fixture
+def clients(aws):
+    ddb, s3 = aws
+    ddb.create_table(**references.table_definition(TABLE))
+    s3.create_bucket(Bucket=BUCKET)
+    yield ddb, s3
+    ddb.delete_table(TableName=TABLE)
+    for obj in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    s3.delete_bucket(Bucket=BUCKET)
+
+
+def publish_version(ddb, s3) -> str:
+    current = references.get_version(TABLE, client=ddb)
+    key = snapshot.publish(s3, BUCKET, current.version + 1, snapshot.build(TABLE, ddb))
+    bump_version(TABLE, current.version, snapshot_key=key, client=ddb)
+    return key
+
+
+def test_build_gives_sorted_rows_per_perceptual_algorithm(clients):
+    ddb, _ = clients
+    rows = [ref("pdq", f"p{i}") for i in range(40)] + [ref("phash", "h"), ref("md5", "m")]
+    apply_rows(TABLE, rows + [ref("pdq", "p7", deleted=True)], client=ddb, retry=FAST)
+    built = snapshot.build(TABLE, ddb)
+    assert set(built) == {"pdq", "phash"}
+    index, hexes = built["pdq"]
+    assert list(hexes) == sorted(r.hash for r in rows[:40] if r.id != "p7")
+    assert len(index) == 39 and index.search_hex([hexes[5]], 0) == [(0, 5, 0)]
+
+
+def test_publish_writes_objects_and_a_manifest_with_checksums(clients):
+    ddb, s3 = clients
+    apply_rows(TABLE, [ref("pdq", "a"), ref("pdq", "b")], client=ddb, retry=FAST)
+    key = publish_version(ddb, s3)
+    assert key == "snapshots/v00000001/manifest.json"
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    assert manifest["version"] == 1 and manifest["format"] == 1 and manifest["created"]
+    entry = manifest["algorithms"]["pdq"]
+    assert entry["count"] == 2 and entry["nbytes"] == 32
+    data = s3.get_object(Bucket=BUCKET, Key=entry["index"]["key"])["Body"].read()
+    assert entry["index"]["size"] == len(data) and entry["index"]["sha256"] == hashlib.sha256(data).hexdigest()
+    assert "phash" not in manifest["algorithms"]
+
+
+def test_the_loader_finds_near_hits_through_the_store(clients):
+    ddb, s3 = clients
+    listed = ref("pdq", "listed")
+    apply_rows(TABLE, [listed, ref("pdq", "other"), ref("phash", "x")], client=ddb, retry=FAST)
+    publish_version(ddb, s3)
+    store = S3IndexLoader(s3, BUCKET, TABLE, ddb).store(retry=FAST)
+    hits = store.near("pdq", [flip(listed.hash, 6)], 31)
+    assert [(h.reference, h.distance) for h in hits] == [(listed, 6)]
+    assert store.exact([listed.key]) == {listed.key: [listed]}
+
+
+def test_without_a_snapshot_the_loader_scans_the_table(clients):
+    ddb, s3 = clients
+    listed = ref("phash", "a")
+    apply_rows(TABLE, [listed], client=ddb, retry=FAST)
+    loaded = S3IndexLoader(s3, BUCKET, TABLE, ddb)("phash")
+    assert list(loaded[1]) == [listed.hash]
+    assert S3IndexLoader(s3, BUCKET, TABLE, ddb)("pdq") is None
+
+
+@pytest.mark.parametrize("part", ["index", "rows"])
+def test_a_corrupt_snapshot_raises_instead_of_giving_an_empty_index(clients, part):
+    ddb, s3 = clients
+    apply_rows(TABLE, [ref("pdq", "a")], client=ddb, retry=FAST)
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=publish_version(ddb, s3))["Body"].read())
+    key = manifest["algorithms"]["pdq"][part]["key"]
+    data = bytearray(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    data[-1] ^= 1
+    s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(data))
+    with pytest.raises(SnapshotError, match="checksum"):
+        S3IndexLoader(s3, BUCKET, TABLE, ddb)("pdq")
+    s3.delete_object(Bucket=BUCKET, Key=key)
+    with pytest.raises(SnapshotError, match="missing"):
+        S3IndexLoader(s3, BUCKET, TABLE, ddb)("pdq")
+
+
+def test_a_warm_scanner_reloads_within_the_check_interval(clients):
+    ddb, s3 = clients
+    first, second = ref("pdq", "first"), ref("pdq", "second")
+    apply_rows(TABLE, [first], client=ddb, retry=FAST)
+    publish_version(ddb, s3)
+    clock = [1000.0]
+    loader = S3IndexLoader(s3, BUCKET, TABLE, ddb, check_seconds=30, clock=lambda: clock[0])
+    store = loader.store(retry=FAST)
+    assert [h.reference for h in store.near("pdq", [second.hash], 0)] == []
+    apply_rows(TABLE, [second], client=ddb, retry=FAST)
+    publish_version(ddb, s3)  # version 2 names a snapshot holding `second`
+    clock[0] += 29
+    assert store.near("pdq", [second.hash], 0) == []  # not checked yet: the old index answers
+    clock[0] += 1
+    assert [h.reference for h in store.near("pdq", [second.hash], 0)] == [second]
+    assert not store.check()  # checked just now
+
+
+def test_prune_keeps_the_current_and_previous_versions(clients):
+    ddb, s3 = clients
+    apply_rows(TABLE, [ref("pdq", "a")], client=ddb, retry=FAST)
+    for _ in range(3):
+        publish_version(ddb, s3)
+    assert snapshot.prune(s3, BUCKET, keep_from_version=2) == 3  # v1's index, rows and manifest
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
+    assert {k.split("/")[1] for k in keys} == {"v00000002", "v00000003"}
