@@ -58,6 +58,7 @@ def run(json_summary: bool = False, out=None) -> int:
     with mock_aws():
         stack = sandbox.deploy()
         print(f"deployed template.yaml into an in-process moto: {len(stack.outputs)} outputs", file=out)
+        print(f"  (moto does not create, and the sandbox does not enforce: {', '.join(stack.skipped)})", file=out)
         table = stack.outputs["ReferenceTableName"]
         stats = references.apply_rows(table, reference_rows(), client=stack.client("dynamodb"))
         references.bump_version(

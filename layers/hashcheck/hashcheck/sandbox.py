@@ -11,12 +11,15 @@ aws-sam-translator, PyYAML).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import json
+import logging
 import os
 import sys
 import uuid
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +64,7 @@ class Stack:
     outputs: dict[str, str]
     functions: dict[str, str]  # logical id -> function name
     clients: dict = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)  # resource types moto did not create
 
     def client(self, service: str):
         if service not in self.clients:
@@ -118,23 +122,48 @@ def deploy(parameters: dict[str, str] | None = None, template: Path = TEMPLATE) 
         name: r for name, r in cfn["Resources"].items() if r["Type"] != "AWS::Lambda::EventSourceMapping"
     }
     cloudformation = boto3.client("cloudformation", region_name=REGION)
-    cloudformation.create_stack(
-        StackName=STACK,
-        TemplateBody=json.dumps(cfn),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
-        Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
-    )
-    described = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+    with _quiet_moto() as skipped:  # moto parses the template again on every describe call
+        cloudformation.create_stack(
+            StackName=STACK,
+            TemplateBody=json.dumps(cfn),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in (parameters or {}).items()],
+            Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+        )
+        described = cloudformation.describe_stacks(StackName=STACK)["Stacks"][0]
+        resources = cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-    resources = cloudformation.describe_stack_resources(StackName=STACK)["StackResources"]
     functions = {
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for r in resources
         if r.get("ResourceType") == "AWS::Lambda::Function"
     }
-    stack = Stack(outputs, functions)
+    stack = Stack(outputs, functions, skipped=sorted(set(skipped)))
     _apply_what_moto_drops(stack, cfn)
     return stack
+
+
+@contextlib.contextmanager
+def _quiet_moto():
+    """Collect the resource types moto's CloudFormation cannot create (policies, alarms, schedules:
+    nothing the sandbox enforces or runs) instead of printing a warning for each."""
+    skipped: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "No Moto CloudFormation support" in record.getMessage():
+                skipped.append(str(record.args[0]) if record.args else record.getMessage())
+
+    moto_logger, handler = logging.getLogger("moto"), Collect()
+    propagate = moto_logger.propagate
+    moto_logger.addHandler(handler)
+    moto_logger.propagate = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield skipped
+    finally:
+        moto_logger.removeHandler(handler)
+        moto_logger.propagate = propagate
 
 
 def _placeholder_zip() -> bytes:
