@@ -79,12 +79,13 @@ _STRIDE = _KEYS + 1  # offsets per table
 _BATCH = 1 << 20  # candidates expanded at once
 _SCAN_BLOCK = 1 << 21  # (query rows x references) per block of a brute-force scan
 _PREFETCH_MIN = 1 << 13  # below this many candidates, do not bother warming the cache
-# Relative costs, measured on the reference machine: per probe, per candidate read from a table, per
-# candidate verified against the hashes, and per reference and 64-bit word of a brute-force scan.
+# Costs in ~ns, measured on the reference machine with batches large enough to leave the caches: per
+# probe, per candidate read from a table, per candidate verified against the hashes, and per reference
+# and 64-bit word of a brute-force scan.
 _COST_PROBE = 40.0
-_COST_CANDIDATE = 10.0
-_COST_VERIFY = 40.0
-_COST_SCAN_WORD = 3.0
+_COST_CANDIDATE = 20.0
+_COST_VERIFY = 80.0
+_COST_SCAN_WORD = 4.0
 
 _MAGIC = b"HCHAMIDX"
 _VERSION = 1
@@ -324,7 +325,7 @@ class HammingIndex:
         padded = _padded(q, self._words)
         qwords = padded.view("<u8")
         plan = self._plan(d)
-        scan_cost = self._n * self._words * _COST_SCAN_WORD
+        scan_cost = self._n * self._scanned_words(d) * _COST_SCAN_WORD
         if plan is None or plan.probes * _COST_PROBE >= scan_cost:
             return self._scan(np.arange(nq), qwords, d)
 
@@ -421,6 +422,9 @@ class HammingIndex:
         keep = np.flatnonzero(dist <= d)
         return qr[keep].astype(np.int64), ids[keep].astype(np.int64), dist[keep]
 
+    def _scanned_words(self, d: int) -> int:
+        return 2 if self._words > 2 and 3 * d <= 128 else self._words
+
     def _scan(self, rows: np.ndarray, qwords: np.ndarray, d: int):
         """Brute force for the query rows given, over blocks of references (bounded temporary memory).
 
@@ -429,7 +433,7 @@ class HammingIndex:
         survivors verified; otherwise every word is scanned.
         """
         sel = qwords[rows]
-        scanned = 2 if self._words > 2 and 3 * d <= 128 else self._words
+        scanned = self._scanned_words(d)
         step = max(256, _SCAN_BLOCK // len(rows))  # temporaries of at most ~_SCAN_BLOCK x 10 bytes
         found = []
         for start in range(0, self._n, step):

@@ -237,7 +237,13 @@ def deliver(stack: Stack, queue_url: str, handler, function: str, max_batches: i
         if not messages:
             break
         event = {"Records": [_sqs_record(m, arn) for m in messages]}
-        response = handler(event, LambdaContext(stack.functions[function]))
+        try:
+            response = handler(event, LambdaContext(stack.functions[function]))
+        except Exception as exc:  # a function error: Lambda returns the whole batch to the queue
+            response = {
+                "batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages],
+                "functionError": type(exc).__name__,
+            }
         responses.append(response)
         failed = {f["itemIdentifier"] for f in (response or {}).get("batchItemFailures", [])}
         for m in messages:

@@ -1,0 +1,240 @@
+"""The stack end to end: template.yaml deployed into moto (hashcheck.sandbox), real S3 -> EventBridge
+-> scan queue delivery, the real scan handler in process. Faults are injected with botocore's own
+event hooks on the handler's clients (a refused call, as AWS would refuse it), never by replacing
+our code."""
+
+import io
+import json
+from urllib.parse import quote_plus
+
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from hashcheck import references, samples, sandbox
+from hashcheck.cli import references_for
+from hashcheck.fingerprint import fingerprint
+
+LISTED = samples.jpeg(samples.picture(1))
+
+
+@pytest.fixture()
+def stack():
+    sandbox.fake_credentials()
+    with mock_aws():
+        stack = sandbox.deploy()
+        ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
+        references.apply_rows(table, references_for(fingerprint(LISTED), "test-list", "ref-1"), client=ddb)
+        references.bump_version(table, references.get_version(table, ddb).version, client=ddb)
+        stack.inbox = _queue_subscribed_to_alerts(stack)
+        stack.events_inbox = _queue_for_match_events(stack)
+        stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+        yield stack
+
+
+def _queue_subscribed_to_alerts(stack) -> str:
+    sqs = stack.client("sqs")
+    url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stack.client("sns").subscribe(TopicArn=stack.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def _queue_for_match_events(stack) -> str:
+    sqs, events = stack.client("sqs"), stack.client("events")
+    url = sqs.create_queue(QueueName="match-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(
+        Name="matches", EventPattern=json.dumps({"source": ["hashcheck"], "detail-type": ["HashCheck Match"]})
+    )
+    events.put_targets(Rule="matches", Targets=[{"Id": "q", "Arn": arn}])
+    return url
+
+
+def upload(stack, key: str, body: bytes, **extra) -> str:
+    return stack.client("s3").put_object(Bucket=stack.outputs["UploadBucketName"], Key=key, Body=body, **extra)[
+        "VersionId"
+    ]
+
+
+def deliver(stack) -> list[dict]:
+    return sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], stack.scan.handler, "ScanFunction")
+
+
+def messages(stack, url: str) -> list[dict]:
+    sqs, out = stack.client("sqs"), []
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in batch:
+            out.append(json.loads(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return out
+
+
+def versions(stack, bucket: str, key: str) -> tuple[list, list]:
+    listing = stack.client("s3").list_object_versions(Bucket=bucket, Prefix=key)
+    return listing.get("Versions", []), listing.get("DeleteMarkers", [])
+
+
+def tags(stack, key: str, version: str) -> dict:
+    response = stack.client("s3").get_object_tagging(
+        Bucket=stack.outputs["UploadBucketName"], Key=key, VersionId=version
+    )
+    return {t["Key"]: t["Value"] for t in response["TagSet"]}
+
+
+def cases(stack) -> list[dict]:
+    return stack.client("dynamodb").scan(TableName=stack.outputs["CaseTableName"])["Items"]
+
+
+def evidence(stack) -> list[dict]:
+    return stack.client("s3").list_object_versions(Bucket=stack.outputs["QuarantineBucketName"]).get("Versions", [])
+
+
+def fail_once(client, operation: str, code: str = "InternalError"):
+    """Make the next `operation` call of this client fail the way AWS fails it, once."""
+    calls = {"n": 0}
+
+    def refuse(**_):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ClientError({"Error": {"Code": code, "Message": "injected"}}, operation)
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", refuse)
+    return calls
+
+
+def test_listed_image_is_moved_to_evidence_under_legal_hold_with_a_case_and_alerts(stack):
+    key = "customers/1/holiday photo é.jpg"
+    version = upload(stack, key, samples.EDITS["jpeg-q50"](samples.picture(1)))
+    deliver(stack)
+    live, markers = versions(stack, stack.outputs["UploadBucketName"], key)
+    assert live == [] and markers == []  # that exact version deleted, no delete marker hiding data
+    (copy,) = evidence(stack)
+    s3 = stack.client("s3")
+    hold = s3.get_object_legal_hold(
+        Bucket=stack.outputs["QuarantineBucketName"], Key=copy["Key"], VersionId=copy["VersionId"]
+    )
+    assert hold["LegalHold"]["Status"] == "ON" and copy["Key"].endswith("/" + key)
+    (case,) = cases(stack)
+    assert case["key"]["S"] == key and case["version_id"]["S"] == version and case["verdict"]["S"] == "match"
+    assert {m["M"]["ref_id"]["S"] for m in case["matches"]["L"]} == {"ref-1"}
+    (alert,) = messages(stack, stack.inbox)
+    (event,) = messages(stack, stack.events_inbox)
+    assert event["detail"]["case_id"] == case["case_id"]["S"]
+    sha256 = fingerprint(samples.EDITS["jpeg-q50"](samples.picture(1))).sha256
+    assert sha256 not in json.dumps(alert) and sha256 not in json.dumps(event)
+
+
+def test_unrelated_image_stays_and_is_tagged_clean(stack):
+    version = upload(stack, "customers/1/cat.jpg", samples.jpeg(samples.picture(50)))
+    deliver(stack)
+    assert tags(stack, "customers/1/cat.jpg", version)["hashcheck-status"] == "clean"
+    assert cases(stack) == [] and evidence(stack) == []
+
+
+def test_non_image_and_corrupt_image(stack):
+    text = upload(stack, "docs/readme.txt", b"hello")
+    whole = samples.jpeg(samples.picture(51))
+    broken = upload(stack, "img/broken.jpg", whole[: len(whole) // 2])
+    deliver(stack)
+    assert tags(stack, "docs/readme.txt", text)["hashcheck-status"] == "clean"
+    assert tags(stack, "img/broken.jpg", broken)["hashcheck-status"] == "unscannable"
+
+
+def test_exact_copy_of_a_listed_non_decodable_file_is_still_quarantined(stack):
+    """A corrupt file is unscannable for PDQ, but its exact hash still acts."""
+    blob = LISTED[: len(LISTED) // 2]
+    ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
+    references.apply_rows(table, references_for(fingerprint(blob), "test-list", "ref-blob"), client=ddb)
+    upload(stack, "img/half.jpg", blob)
+    deliver(stack)
+    (case,) = cases(stack)
+    assert {m["M"]["algorithm"]["S"] for m in case["matches"]["L"]} == {"md5", "sha1", "sha256"}
+
+
+def test_duplicate_delivery_files_one_case_and_one_copy(stack):
+    upload(stack, "dup.jpg", LISTED)
+    sqs, url = stack.client("sqs"), stack.outputs["ScanQueueUrl"]
+    (message,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+    sqs.send_message(QueueUrl=url, MessageBody=message["Body"])  # the same notice, delivered twice
+    deliver(stack)
+    assert len(cases(stack)) == 1 and len(evidence(stack)) == 1
+    assert len(messages(stack, stack.inbox)) == 1
+
+
+def test_crash_between_copy_and_delete_then_retry_finishes_once(stack):
+    upload(stack, "crash.jpg", LISTED)
+    calls = fail_once(stack.scan.s3, "DeleteObject")
+    responses = deliver(stack)
+    assert calls["n"] >= 2  # the first attempt failed at the delete, a retry deleted
+    assert responses[0]["batchItemFailures"]  # the failed attempt went back to the queue
+    assert versions(stack, stack.outputs["UploadBucketName"], "crash.jpg") == ([], [])
+    assert len(cases(stack)) == 1 and len(evidence(stack)) == 1
+    assert len(messages(stack, stack.inbox)) == 1
+
+
+def test_object_deleted_before_the_scan_is_recorded(stack):
+    s3, bucket = stack.client("s3"), stack.outputs["UploadBucketName"]
+    version = upload(stack, "gone.jpg", LISTED)
+    s3.delete_object(Bucket=bucket, Key="gone.jpg", VersionId=version)
+    deliver(stack)
+    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
+    assert [(i["key"]["S"], i["status"]["S"]) for i in items] == [("gone.jpg", "deleted")]
+    assert cases(stack) == []
+
+
+def test_s3_notification_with_url_encoded_key_is_decoded(stack):
+    key = "a folder/naïve + plus.jpg"
+    version = upload(stack, key, samples.jpeg(samples.picture(52)))
+    stack.client("sqs").purge_queue(QueueUrl=stack.outputs["ScanQueueUrl"])  # replace the EventBridge notice
+    notice = json.loads((sandbox.ROOT / "events" / "s3-put.json").read_text())
+    record = notice["Records"][0]
+    record["s3"]["bucket"]["name"] = stack.outputs["UploadBucketName"]
+    record["s3"]["object"].update(key=quote_plus(key), versionId=version)
+    stack.client("sqs").send_message(QueueUrl=stack.outputs["ScanQueueUrl"], MessageBody=json.dumps(notice))
+    deliver(stack)
+    assert tags(stack, key, version)["hashcheck-status"] == "clean"
+
+
+def test_ten_existing_tags_still_get_the_status(stack):
+    customer = "&".join(f"t{i}=v{i}" for i in range(10))
+    version = upload(stack, "tagged.jpg", samples.jpeg(samples.picture(53)), Tagging=customer)
+    deliver(stack)
+    got = tags(stack, "tagged.jpg", version)
+    assert got["hashcheck-status"] == "clean" and len(got) == 10
+    assert sum(1 for k in got if k.startswith("t")) == 9
+
+
+def test_failing_reference_lookups_never_turn_into_clean(stack):
+    """DynamoDB refusing every lookup: the object is retried, then blocked as `error`, never clean."""
+    version = upload(stack, "blocked.jpg", samples.jpeg(samples.picture(54)))
+
+    def refuse(**_):
+        raise ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "x"}}, "BatchGetItem")
+
+    stack.scan.ddb.meta.events.register("before-call.dynamodb.BatchGetItem", refuse)
+    deliver(stack)
+    assert tags(stack, "blocked.jpg", version)["hashcheck-status"] == "error"
+    dlq = stack.client("sqs").receive_message(QueueUrl=stack.outputs["ScanDeadLetterQueueUrl"])
+    assert len(dlq.get("Messages", [])) == 1
+
+
+def test_the_scanner_ignores_its_own_buckets(stack):
+    from hashcheck.objects import ObjectRef
+    from hashcheck.s3events import Upload
+
+    outcome = stack.scan.scanner.scan(Upload(ObjectRef(stack.outputs["QuarantineBucketName"], "evidence/x.jpg")))
+    assert outcome.status == "ignored"
+
+
+def test_demo_summary_line_reports_every_object_as_expected():
+    from hashcheck import demo
+
+    out = io.StringIO()
+    assert demo.run(json_summary=True, out=out) == 0
+    summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert summary["cases"] == 5 and summary["alerts"] == 5
+    for obj in summary["objects"]:
+        assert obj["verdict"] == obj["expected"]
+        in_quarantine = "quarantinebucket" in (obj["location"] or "")
+        assert in_quarantine == (obj["expected"] == "match"), obj
