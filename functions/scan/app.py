@@ -20,13 +20,12 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from hashcheck.s3events import Upload, uploads_from_body
-from hashcheck.scanner import ScanConfig, Scanner
-from hashcheck.stores.dynamodb import DynamoStore
+from hashcheck.scanner import ScanConfig, Scanner, build_store
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 config = ScanConfig.from_env()
 s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
-store = DynamoStore(config.reference_table, ddb)
+store = build_store(config, ddb, boto3.client("secretsmanager") if config.remote_lookup_secret else None)
 scanner = Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"))
 MAX_RECEIVES = int(os.environ.get("MAX_RECEIVES", "5"))  # the queue's maxReceiveCount
 idempotency = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)

@@ -29,6 +29,9 @@ from hashcheck.objects import ObjectRef, set_status
 from hashcheck.quarantine import Quarantine
 from hashcheck.s3events import Upload
 from hashcheck.stores.base import ReferenceStore
+from hashcheck.stores.composite import CompositeStore
+from hashcheck.stores.dynamodb import DynamoStore
+from hashcheck.stores.remote import RemoteLookupStore
 
 CLEAN, QUARANTINED, UNSCANNABLE, REVIEW_STATUS, ERROR = "clean", "quarantined", "unscannable", "review", "error"
 GONE = ("NoSuchKey", "NoSuchVersion", "404")
@@ -46,6 +49,8 @@ class ScanConfig:
     event_bus: str = "default"
     ignored_buckets: frozenset[str] = field(default_factory=frozenset)
     policy: Policy = Policy()
+    remote_lookup_url: str | None = None  # a hotline's lookup service, consulted beside the table
+    remote_lookup_secret: str | None = None  # Secrets Manager id of its auth header value
 
     @classmethod
     def from_env(cls, env=os.environ) -> ScanConfig:
@@ -63,7 +68,21 @@ class ScanConfig:
                 pdq_threshold=int(env.get("PDQ_THRESHOLD", Policy.pdq_threshold)),
                 phash_threshold=int(env.get("PHASH_THRESHOLD", Policy.phash_threshold)),
             ),
+            remote_lookup_url=env.get("REMOTE_LOOKUP_URL") or None,
+            remote_lookup_secret=env.get("REMOTE_LOOKUP_SECRET") or None,
         )
+
+
+def build_store(config: ScanConfig, ddb, secrets=None) -> ReferenceStore:
+    """The references a scan consults: the ReferenceTable, and a remote lookup service if configured
+    (any store failing fails the lookup: never "clean" because one source did not answer)."""
+    store: ReferenceStore = DynamoStore(config.reference_table, ddb)
+    if config.remote_lookup_url:
+        remote = RemoteLookupStore(
+            config.remote_lookup_url, secret_id=config.remote_lookup_secret, secrets_client=secrets
+        )
+        store = CompositeStore(store, remote)
+    return store
 
 
 @dataclass

@@ -1,7 +1,10 @@
 """Where references live. The matcher talks to any of them through `ReferenceStore`:
-`memory` (a list file, for the CLI and tests) and, in Lambda, DynamoDB plus the snapshot index."""
+`memory` (a list file, for the CLI and tests); in Lambda `dynamodb` (the ReferenceTable plus the
+in-memory index from the S3 snapshot), `remote` (a hotline's lookup service that never hands out
+its list), and `composite` to consult several at once."""
 
 from hashcheck.stores.base import NearHit, ReferenceStore
+from hashcheck.stores.composite import CompositeStore
 from hashcheck.stores.memory import MemoryStore
 
-__all__ = ["MemoryStore", "NearHit", "ReferenceStore"]
+__all__ = ["CompositeStore", "MemoryStore", "NearHit", "ReferenceStore"]
