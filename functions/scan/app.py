@@ -6,6 +6,7 @@ Duplicate deliveries of the same (bucket, key, version, ETag) return the first o
 """
 
 import os
+import time
 from dataclasses import asdict
 
 import boto3
@@ -41,6 +42,7 @@ def scan_once(identity: dict, upload: Upload) -> dict:
 def scan_record(record: SQSRecord) -> None:
     last_attempt = int(record.attributes.approximate_receive_count or 1) >= MAX_RECEIVES
     for upload in uploads_from_body(record.body):
+        started = time.perf_counter()
         try:
             outcome = scan_once(identity=asdict(upload.obj), upload=upload)
         except Exception as exc:
@@ -49,6 +51,10 @@ def scan_record(record: SQSRecord) -> None:
             raise
         logger.info("scanned", extra=outcome)
         metrics.add_metric(name="ObjectsScanned", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(
+            name="ScanLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
+        )
+        metrics.add_metric(name="BytesScanned", unit=MetricUnit.Bytes, value=outcome.get("size", 0))
         metric = {"quarantined": "Matches", "unscannable": "Unscannable", "review": "HeldForReview"}.get(
             outcome["status"]
         )

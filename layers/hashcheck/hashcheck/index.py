@@ -208,7 +208,8 @@ class _Plan:
         self.partner_dtype = np.uint32 if extra.max(initial=0) <= 16 else np.uint64
         self.penalty = np.left_shift((np.int64(1) << extra) - 1, 16)
         # Share of candidates expected to pass the partner filter (random partners).
-        self.passing = float(np.mean([_ball(16, int(a)) for a in allow]) / _KEYS) if len(allow) else 1.0
+        balls = np.array([_ball(16, r) for r in range(17)], dtype=np.float64)
+        self.passing = float(balls[np.clip(allow, 0, 16)].mean() / _KEYS) if len(allow) else 1.0
 
 
 class HammingIndex:
@@ -337,10 +338,7 @@ class HammingIndex:
         lengths = self._offsets_flat[slots + 1].astype(np.intp)
         lengths -= starts
         per_row = lengths.sum(axis=1)
-        if self._has_partner:
-            verify = _COST_CANDIDATE + plan.passing * _COST_VERIFY
-        else:
-            verify = _COST_VERIFY
+        verify = _COST_CANDIDATE + plan.passing * _COST_VERIFY if self._has_partner else _COST_VERIFY
         indexed = per_row * verify + plan.probes * _COST_PROBE < scan_cost
         parts = []
         if not indexed.all():

@@ -97,6 +97,7 @@ class Outcome:
     case_id: str | None = None
     reason: str | None = None
     location: str | None = None  # where the object is now: s3://bucket/key
+    size: int | None = None
 
     def as_dict(self) -> dict:
         return {k: v for k, v in self.__dict__.items() if v is not None}
@@ -179,7 +180,9 @@ class Scanner:
         fingerprints.record(
             self.ddb, self.config.fingerprint_table, obj, status, result.verdict, fp, self.list_version(), reason
         )
-        return Outcome(obj.bucket, obj.key, obj.version_id, status, result.verdict, reason=reason, location=_url(obj))
+        return Outcome(
+            obj.bucket, obj.key, obj.version_id, status, result.verdict, reason=reason, location=_url(obj), size=fp.size
+        )
 
     def _hold_for_review(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
         outcome = self._finish(upload.obj, fp, result, REVIEW_STATUS, "weak near match: held for review")
@@ -199,7 +202,9 @@ class Scanner:
         location = f"s3://{moved.evidence_bucket}/{moved.evidence_key}" if moved.evidence_key else _url(obj)
         if moved.source_missing:
             location = None
-        return Outcome(obj.bucket, obj.key, obj.version_id, QUARANTINED, MATCH, case["case_id"], location=location)
+        return Outcome(
+            obj.bucket, obj.key, obj.version_id, QUARANTINED, MATCH, case["case_id"], location=location, size=fp.size
+        )
 
     def _open_case(self, upload: Upload, fp: Fingerprint, result: Result) -> dict:
         detected = datetime.now(UTC).isoformat(timespec="seconds")

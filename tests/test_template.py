@@ -1,0 +1,102 @@
+"""template.yaml, read as CloudFormation: least privilege and the protections the README promises."""
+
+import json
+
+import pytest
+
+from hashcheck.sandbox import load_template
+
+TEMPLATE = load_template()
+RESOURCES = TEMPLATE["Resources"]
+
+
+def statements():
+    """Every policy statement in the template: function policies, bucket/queue/key policies."""
+    for name, resource in RESOURCES.items():
+        props = resource.get("Properties", {})
+        docs = [p for p in props.get("Policies", []) if isinstance(p, dict)]
+        docs += [props[k] for k in ("PolicyDocument", "KeyPolicy") if k in props]
+        for doc in docs:
+            for statement in doc.get("Statement", []):
+                if isinstance(statement, dict) and "Fn::If" in statement:
+                    statement = statement["Fn::If"][1]
+                if isinstance(statement, dict) and "Effect" in statement:
+                    yield name, statement
+
+
+def actions(statement) -> list[str]:
+    value = statement.get("Action", [])
+    return [value] if isinstance(value, str) else value
+
+
+def test_no_allow_statement_grants_wildcard_actions():
+    granted = [(name, a) for name, s in statements() if s["Effect"] == "Allow" for a in actions(s)]
+    assert granted, "the template grants nothing? the parser missed the policies"
+    assert [(n, a) for n, a in granted if a == "*" or a.endswith(":*") or "*" in a] == []
+
+
+@pytest.mark.parametrize("bucket", ["UploadBucket", "QuarantineBucket", "ArtifactsBucket"])
+def test_buckets_block_public_access_and_refuse_plain_http(bucket):
+    block = RESOURCES[bucket]["Properties"]["PublicAccessBlockConfiguration"]
+    assert all(
+        block[k] is True for k in ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+    )
+    policy = next(
+        r
+        for r in RESOURCES.values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket}
+    )
+    tls = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "TlsOnly"]
+    assert tls and tls[0]["Effect"] == "Deny" and tls[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_evidence_bucket_is_locked_versioned_encrypted_and_retained():
+    props = RESOURCES["QuarantineBucket"]["Properties"]
+    assert props["ObjectLockEnabled"] is True and props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["ObjectLockConfiguration"]["Rule"]["DefaultRetention"]["Days"] == {"Ref": "EvidenceRetentionDays"}
+    assert TEMPLATE["Parameters"]["EvidenceRetentionDays"]["MinValue"] >= 365
+    sse = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert sse["SSEAlgorithm"] == "aws:kms"
+    assert RESOURCES["QuarantineBucket"]["DeletionPolicy"] == "Retain"
+
+
+def test_upload_bucket_policy_blocks_quarantined_objects_and_tag_tampering():
+    policy = RESOURCES["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    by_sid = {s["Sid"]: s for s in policy if "Sid" in s}
+    blocked = by_sid["QuarantinedIsUnreadable"]
+    assert blocked["Effect"] == "Deny" and "s3:GetObject" in blocked["Action"]
+    assert set(blocked["Condition"]["StringEquals"]["s3:ExistingObjectTag/hashcheck-status"]) == {
+        "quarantined",
+        "error",
+    }
+    for sid in ("OnlyTheScannerChangesTags", "OnlyTheScannerSetsTheStatusAtUpload"):
+        assert by_sid[sid]["Effect"] == "Deny"
+        assert by_sid[sid]["Condition"]["ArnNotEquals"] == {
+            "aws:PrincipalArn": {"Fn::GetAtt": ["ScanFunctionRole", "Arn"]}
+        }
+
+
+def test_fail_closed_read_policy_is_an_allow_list_of_clean_objects():
+    fail_closed = next(
+        s for s in RESOURCES["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"] if "Fn::If" in s
+    )
+    condition, statement, _ = fail_closed["Fn::If"]
+    assert condition == "FailClosed"
+    assert statement["Condition"]["StringNotEquals"]["s3:ExistingObjectTag/hashcheck-status"] == ["clean", "released"]
+
+
+def test_scan_queue_has_a_dead_letter_queue_and_alarms():
+    assert RESOURCES["ScanQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["ScanDLQ", "Arn"]
+    }
+    alarms = {
+        json.dumps(r["Properties"]["Dimensions"]) for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    }
+    assert any("ScanDLQ" in a for a in alarms) and any("ScanQueue" in a for a in alarms)
+
+
+def test_scan_function_reports_partial_batch_failures_on_arm64():
+    props = RESOURCES["ScanFunction"]["Properties"]
+    assert props["Events"]["Queue"]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert TEMPLATE["Globals"]["Function"]["Architectures"] == ["arm64"]
+    assert props["ReservedConcurrentExecutions"] == {"Ref": "ScanConcurrency"}
