@@ -31,29 +31,35 @@ slices -> candidate positions (``np.repeat`` + ``arange``) -> partner filter -> 
 survivors, so that sort is tiny). Radii for any ``d`` are chosen greedily by an estimated cost that uses
 the real bucket sizes.
 
-Skew and the worst case. Real lists are clustered, so bucket sizes are not n / 65536. Before expanding
-anything the exact candidate count of every query row is known from the offsets; a row whose probes
-would touch more than about a third of the references is answered by a blocked brute-force scan instead,
-and candidates are expanded in batches of at most 2**20, so a pathological list costs about a
-brute-force scan and bounded memory, never a wrong answer. Radii that the tables cannot cover (d >= 272
-for PDQ) use the scan too.
+Skew and the worst case. Real lists are clustered, so bucket sizes are not n / 65536. The radii are
+planned with the size-biased mean bucket size of each table (a window whose chunks fall in huge buckets
+gets a smaller radius, or is probed through its other chunk). Before expanding anything, the exact
+candidate count of every query row is known from the offsets; a row whose candidates would cost more
+than scanning every reference (measured costs, see ``_COST_*``) is answered by a blocked brute-force
+scan, and candidates are expanded in batches of at most 2**20. So a pathological list or radius costs
+about a brute-force scan with bounded temporary memory, never a wrong answer. For uniform data the scan
+takes over from d ~ 80 for PDQ.
 
-Figures (this 2-vCPU 2.1 GHz VM, shared, numpy 2.4, one thread; ``python bench/match.py``), 1.4M random
-PDQ, 8 variants per query, d = 31: ~0.6-0.9 ms median per query; numpy brute force ~300-400 ms; faiss
-``IndexBinaryMultiHash(256, 16, 16)``, nflip=1 (exact at radius 31), ~17-20 ms. ``from_bytes`` ~0.1 s
-(CRC32; the arrays are zero-copy ``np.frombuffer`` views). See the benchmark output for current numbers.
+Figures (a shared 2-vCPU 2.1 GHz VM, numpy 2.4, one thread, ``python bench/match.py``), 1.4M random PDQ
+references, one query = 8 variants, d = 31, thread CPU time per query: median ~0.55-0.75 ms, p99 ~1.1
+ms; compact ~2.1-2.4 ms; a column-wise numpy brute force ~100 ms; faiss ``IndexBinaryMultiHash(256, 16,
+16)``, nflip=1 (exact at radius 31; 8x32 with nflip=3 is slower) ~22-27 ms. Wall-clock medians match; the
+wall-clock p99 on this VM is dominated by other tenants. ``from_bytes`` ~0.05-0.15 s (the CRC32; the
+arrays are zero-copy ``np.frombuffer`` views). 10M PDQ: ~3.3 ms per query (CPU), 112.4 bytes/reference.
+1.4M pHash at d = 8: ~0.4-0.5 ms.
 
 Memory, and the 40 bytes/reference target. Per PDQ reference: 32 (hash) + 16 x 3 (row ids; 2 bytes when
-n <= 65536, 4 above 2**24) + 16 x 2 (partner chunks) + 16 x 65537 x 4 / n (offsets) bytes: ~115 at 1.4M,
-~112.4 at 10M (1.1 GB; fits a 3 GB Lambda). ``compact=True`` drops the partner planes: ~83 / ~80.4
-bytes, about 2x slower queries. Neither meets 40, and no exact sublinear index can at d = 31: with ``k``
-tables over ``b``-bit chunks, exactness needs ``sum(r_j + 1) >= 32``, so ``k * b`` ~ 256 bits of chunk
-keys must be indexed, and every table entry must locate its row (>= ~b bits even ideally compressed), so
-the tables together hold about as many bits as the hashes. With ~8 bytes/reference there is room for 2
+n <= 65536, 4 above 2**24) + 16 x 2 (partner chunks) + 16 x 65537 x 4 / n (offsets) bytes: 115 at 1.4M,
+112.4 at 10M (1.05 GiB; fits a 3 GB Lambda). ``compact=True`` drops the partner planes: 83 / 80.4 bytes,
+about 3x slower queries. Neither meets 40, and no exact sublinear index can at d = 31: with ``k`` tables
+over ``b``-bit chunks, exactness needs ``sum(r_j + 1) >= 32``; a radius-r probe of a b-bit chunk costs
+C(b, <=r) bucket reads, so r must stay ~1-2 and ``k * b`` ~ 256 bits of chunk keys must be indexed; and
+every table entry must locate its row (>= ~b bits even ideally compressed). The tables together
+therefore hold about as many bits as the hashes themselves. With ~8 bytes/reference there is room for 2
 tables, whose chunk radii (~10) would probe essentially every key, i.e. a linear scan, and in numpy a
-scan of 1.4M PDQ costs tens of ms per query (a single 16-bit lookup-table pass over 1.4M keys is ~2 ms
-here; 16 are needed), slower than faiss. So this design spends memory on latency; the per-reference
-figure is the price of the 1 ms target.
+scan of 1.4M PDQ costs ~100 ms per query (the best plain-numpy form; even one 16-bit lookup-table pass
+over 1.4M keys is ~2 ms, and 16 would be needed), slower than faiss. So this design spends memory on
+latency: about 75 bytes/reference of index buy a ~150x faster query than a scan.
 
 Snapshot (``to_bytes``/``from_bytes``): a 64-byte little-endian header (magic ``HCHAMIDX``, format
 version, flags, nbytes, n, id width, payload size, CRC32 of the payload) followed by the arrays exactly
