@@ -22,8 +22,8 @@ query's; for random data that rejects ~99.7% of the candidates (16 random bits a
 value with probability 137/65536) while reading only the table, sequentially. Only the ~0.3% survivors
 touch the row ids and the hashes (random access), where the full distance is computed. Why it matters:
 the cost here is memory latency, not arithmetic. At 1.4M PDQ a query expands ~46k candidates; verifying
-each against the hash array (plain multi-index hashing, ``compact=True``) measured ~1.7-2.2 ms per query,
-mostly cache and TLB misses; the partner filter reads 2 bytes per candidate in runs and gets ~0.6-1 ms.
+each against the hash array (plain multi-index hashing, ``compact=True``) measured ~2.1-2.4 ms per query,
+mostly cache and TLB misses; the partner filter reads 2 bytes per candidate in runs: ~0.55-0.75 ms.
 
 Everything for one query is one vectorised pass over all its rows and probes: probe keys -> bucket
 slices -> candidate positions (``np.repeat`` + ``arange``) -> partner filter -> row ids -> XOR/popcount
