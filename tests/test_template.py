@@ -89,10 +89,9 @@ def test_scan_queue_has_a_dead_letter_queue_and_alarms():
     assert RESOURCES["ScanQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
         "Fn::GetAtt": ["ScanDLQ", "Arn"]
     }
-    alarms = {
-        json.dumps(r["Properties"]["Dimensions"]) for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"
-    }
+    alarms = {json.dumps(r["Properties"]) for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
     assert any("ScanDLQ" in a for a in alarms) and any("ScanQueue" in a for a in alarms)
+    assert any("SourcesFailed" in a and "SourcesRejected" in a for a in alarms)
 
 
 def test_scan_function_reports_partial_batch_failures_on_arm64():

@@ -26,8 +26,9 @@ from hashcheck.scanner import ScanConfig, Scanner, build_store
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 config = ScanConfig.from_env()
 s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
-store = build_store(config, ddb, boto3.client("secretsmanager") if config.remote_lookup_secret else None)
-scanner = Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"))
+secrets = boto3.client("secretsmanager") if config.remote_lookup_secret else None
+store, list_version = build_store(config, s3, ddb, secrets)
+scanner = Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"), list_version)
 MAX_RECEIVES = int(os.environ.get("MAX_RECEIVES", "5"))  # the queue's maxReceiveCount
 idempotency = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"], boto3_client=ddb)

@@ -16,6 +16,7 @@ because a step failed.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -28,9 +29,9 @@ from hashcheck.matcher import MATCH, REVIEW, Policy, Result, match
 from hashcheck.objects import ObjectRef, set_status
 from hashcheck.quarantine import Quarantine
 from hashcheck.s3events import Upload
+from hashcheck.snapshot import S3IndexLoader
 from hashcheck.stores.base import ReferenceStore
 from hashcheck.stores.composite import CompositeStore
-from hashcheck.stores.dynamodb import DynamoStore
 from hashcheck.stores.remote import RemoteLookupStore
 
 CLEAN, QUARANTINED, UNSCANNABLE, REVIEW_STATUS, ERROR = "clean", "quarantined", "unscannable", "review", "error"
@@ -43,6 +44,7 @@ class ScanConfig:
     fingerprint_table: str
     case_table: str
     quarantine_bucket: str
+    artifacts_bucket: str
     quarantine_mode: str = "move"
     evidence_kms_key: str | None = None
     alert_topic_arn: str | None = None
@@ -59,6 +61,7 @@ class ScanConfig:
             fingerprint_table=env["FINGERPRINT_TABLE"],
             case_table=env["CASE_TABLE"],
             quarantine_bucket=env["QUARANTINE_BUCKET"],
+            artifacts_bucket=env["ARTIFACTS_BUCKET"],
             quarantine_mode=env.get("QUARANTINE_MODE", "move"),
             evidence_kms_key=env.get("EVIDENCE_KMS_KEY") or None,
             alert_topic_arn=env.get("ALERT_TOPIC_ARN") or None,
@@ -73,16 +76,21 @@ class ScanConfig:
         )
 
 
-def build_store(config: ScanConfig, ddb, secrets=None) -> ReferenceStore:
-    """The references a scan consults: the ReferenceTable, and a remote lookup service if configured
-    (any store failing fails the lookup: never "clean" because one source did not answer)."""
-    store: ReferenceStore = DynamoStore(config.reference_table, ddb)
+def build_store(config: ScanConfig, s3, ddb, secrets=None) -> tuple[ReferenceStore, Callable[[], int | None]]:
+    """The references a scan consults, and the list version they stand at.
+
+    The ReferenceTable with its near-match index loaded from the sync's S3 snapshot and reloaded
+    when the table's version changes (checked at most every 30 s), plus a remote lookup service if
+    configured. Any store failing fails the lookup: never "clean" because one source did not answer.
+    """
+    table = S3IndexLoader(s3, config.artifacts_bucket, config.reference_table, ddb).store()
+    store: ReferenceStore = table
     if config.remote_lookup_url:
         remote = RemoteLookupStore(
             config.remote_lookup_url, secret_id=config.remote_lookup_secret, secrets_client=secrets
         )
-        store = CompositeStore(store, remote)
-    return store
+        store = CompositeStore(table, remote)
+    return store, lambda: table.version
 
 
 @dataclass

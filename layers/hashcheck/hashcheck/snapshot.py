@@ -242,6 +242,12 @@ class WatchedStore:
         self._next_check = now + self.check_seconds
         return self.store.refresh()
 
+    @property
+    def version(self) -> int | None:
+        """The list version a verdict is made against (checked at most every `check_seconds`)."""
+        self.check()
+        return self.store.version
+
     def exact(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Reference]]:
         return self.store.exact(keys)  # reads the table directly: always current
 

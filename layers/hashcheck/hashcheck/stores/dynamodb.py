@@ -60,6 +60,11 @@ class DynamoStore:
         """Forget the loaded indexes; the next near lookup loads them again (e.g. a new version)."""
         self._indexes.clear()
 
+    @property
+    def version(self) -> int | None:
+        """The list version the loaded indexes belong to (None before the first refresh)."""
+        return self._version.version if self._version else None
+
     def refresh(self) -> bool:
         """Reload the indexes if the table's version item changed since they were loaded (one GetItem;
         call it once per invocation). True if they will be reloaded."""
