@@ -60,6 +60,27 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("-o", "--output", default="-", metavar="FILE", help="default: standard output")
     build.set_defaults(run=_list_build)
 
+    for name, text in (
+        ("import", "apply a list file to the stack's ReferenceTable, then publish the index"),
+        ("sync", "run the stack's list sync now (the sources configured for it)"),
+    ):
+        command = list_commands.add_parser(name, help=text)
+        if name == "import":
+            command.add_argument("file", metavar="FILE", help="hashcheck list v1 (JSONL or CSV)")
+            command.add_argument("--list-id", default=None, help="reject rows of any other list")
+        else:
+            command.add_argument(
+                "--sources",
+                default=None,
+                metavar="JSON",
+                help="list sources as JSON (default: LIST_SOURCES / LIST_SOURCES_PARAMETER)",
+            )
+        target = command.add_mutually_exclusive_group(required=True)
+        target.add_argument("--stack", metavar="NAME", help="read the table and bucket from the stack's outputs")
+        target.add_argument("--table", metavar="TABLE", help="the ReferenceTable (with --bucket)")
+        command.add_argument("--bucket", metavar="BUCKET", help="the ArtifactsBucket (with --table)")
+        command.set_defaults(run=_list_import if name == "import" else _list_sync)
+
     demo = commands.add_parser("demo", help="the whole pipeline on generated sample images")
     demo.add_argument("--json", action="store_true", help="end with a JSON summary line")
     demo.set_defaults(run=_demo)
@@ -180,6 +201,65 @@ def _list_build(args) -> int:
     progress.close()
     print(f"wrote {rows} rows for {len(files)} files", file=sys.stderr)
     return EXIT_OK
+
+
+def _stack_target(args) -> tuple[str, str]:
+    """(ReferenceTable, ArtifactsBucket) from --stack outputs, or from --table/--bucket. AWS_ENDPOINT_URL
+    points the commands at a moto server instead of AWS."""
+    if args.table:
+        if not args.bucket:
+            raise UsageError("--table needs --bucket")
+        return args.table, args.bucket
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        stack = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
+    except (BotoCoreError, ClientError) as exc:
+        raise UsageError(f"cannot read stack {args.stack}: {exc}") from exc
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    return outputs["ReferenceTableName"], outputs["ArtifactsBucketName"]
+
+
+def _report(report, progress: Progress) -> int:
+    progress.close()
+    for source in report.sources:
+        line = f"{source.name}: {source.status}, {source.rows} rows, +{source.added} -{source.removed}"
+        print(
+            line
+            + (f", {source.rejected} rejected" if source.rejected else "")
+            + (f" ({source.reason})" if source.reason else ""),
+            file=sys.stderr,
+        )
+    print(json.dumps(report.to_dict()))
+    return EXIT_OK if report.ok else 1
+
+
+def _list_import(args) -> int:
+    from hashcheck import sync
+
+    if not Path(args.file).is_file():
+        raise UsageError(f"no such list file: {args.file}")
+    table, bucket = _stack_target(args)
+    progress = Progress(None, "rows applied")
+    report = sync.import_file(args.file, table, bucket, sync.Clients(), args.list_id, on_rows=progress.advance)
+    return _report(report, progress)
+
+
+def _list_sync(args) -> int:
+    from hashcheck import sync
+
+    table, bucket = _stack_target(args)
+    clients = sync.Clients()
+    env = {**os.environ, "REFERENCE_TABLE": table, "ARTIFACTS_BUCKET": bucket}
+    if args.sources:
+        env["LIST_SOURCES"] = args.sources
+    try:
+        config = sync.SyncConfig.from_env(env, clients=clients)
+    except (KeyError, ValueError) as exc:
+        raise UsageError(f"list sources: {exc}") from exc
+    progress = Progress(None, "rows applied")
+    return _report(sync.run_sync(config, clients, on_rows=progress.advance), progress)
 
 
 def _demo(args) -> int:
