@@ -15,13 +15,16 @@ import json
 import os
 import sys
 
-from hashcheck import references, samples
+from hashcheck import reflist, samples
 from hashcheck.cli import references_for
 from hashcheck.fingerprint import fingerprint
 
 LISTED = (1, 2, 3)
 UNRELATED = (11, 12, 13, 14)
 LIST_ID = "demo-list"
+LIST_KEY = f"lists/{LIST_ID}.jsonl"
+# The compliance team's list file in the artifacts bucket, synced by the scheduled SyncFunction.
+LIST_SOURCES = json.dumps([{"name": LIST_ID, "type": "s3", "key": LIST_KEY, "list_id": LIST_ID}])
 
 
 def uploads() -> list[tuple[str, str, bytes]]:
@@ -56,15 +59,12 @@ def run(json_summary: bool = False, out=None) -> int:
     sandbox.fake_credentials()
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the summary below says what the logs would
     with mock_aws():
-        stack = sandbox.deploy()
+        stack = sandbox.deploy({"ListSources": LIST_SOURCES})
         print(f"deployed template.yaml into an in-process moto: {len(stack.outputs)} outputs", file=out)
         print(f"  (moto does not create, and the sandbox does not enforce: {', '.join(stack.skipped)})", file=out)
-        table = stack.outputs["ReferenceTableName"]
-        stats = references.apply_rows(table, reference_rows(), client=stack.client("dynamodb"))
-        references.bump_version(
-            table, references.get_version(table, stack.client("dynamodb")).version, client=stack.client("dynamodb")
-        )
-        print(f"reference list {LIST_ID}: {len(LISTED)} pictures, {stats.added} hashes", file=out)
+        synced = _sync_reference_list(stack)
+        added, version = synced["sources"][0]["added"], synced["version"]
+        print(f"list sync: {LIST_ID}, {len(LISTED)} pictures -> {added} hashes, list version {version}", file=out)
         inbox = _subscribe_inbox(stack)
         put = _upload_all(stack)
         scan = sandbox.load_handler(stack, "ScanFunction", "scan")
@@ -76,6 +76,18 @@ def run(json_summary: bool = False, out=None) -> int:
     if json_summary:
         print(json.dumps({"objects": summary, "cases": cases, "alerts": len(alerts)}), file=out)
     return 0 if all(s["verdict"] == s["expected"] for s in summary) else 1
+
+
+def _sync_reference_list(stack) -> dict:
+    """Drop the list file where the compliance team would, then run the real SyncFunction handler
+    with the schedule's event, as EventBridge Scheduler would."""
+    from hashcheck import sandbox
+
+    text = "".join(reflist.to_json(row) + "\n" for row in reference_rows())
+    stack.client("s3").put_object(Bucket=stack.outputs["ArtifactsBucketName"], Key=LIST_KEY, Body=text.encode())
+    sync = sandbox.load_handler(stack, "SyncFunction", "sync")
+    event = json.loads((sandbox.ROOT / "events" / "schedule.json").read_text())
+    return sync.handler(event, sandbox.LambdaContext(stack.functions["SyncFunction"]))
 
 
 def _subscribe_inbox(stack) -> str:
