@@ -1,6 +1,7 @@
 """Shared fixtures. The package is installed with `pip install -e .[dev]`; the path line below also
 lets the tests run from a bare checkout."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,3 +18,13 @@ PHOTOS = sorted((DATA / "photos").glob("*.jpg"))
 def photos() -> list[Path]:
     """Ordinary wallpaper photos (Debian packages) that the tests pretend are on a list."""
     return PHOTOS
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """The sandbox sets a function's environment the way Lambda would (os.environ); no test may leak
+    it into the next."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

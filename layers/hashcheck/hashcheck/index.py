@@ -22,8 +22,8 @@ query's; for random data that rejects ~99.7% of the candidates (16 random bits a
 value with probability 137/65536) while reading only the table, sequentially. Only the ~0.3% survivors
 touch the row ids and the hashes (random access), where the full distance is computed. Why it matters:
 the cost here is memory latency, not arithmetic. At 1.4M PDQ a query expands ~46k candidates; verifying
-each against the hash array (plain multi-index hashing, ``compact=True``) measured ~2.1-2.4 ms per query,
-mostly cache and TLB misses; the partner filter reads 2 bytes per candidate in runs: ~0.55-0.75 ms.
+each against the hash array (plain multi-index hashing, ``compact=True``) measured 2.1-3.3 ms per query,
+mostly cache and TLB misses; the partner filter reads 2 bytes per candidate in runs: 0.5-0.95 ms.
 
 Everything for one query is one vectorised pass over all its rows and probes: probe keys -> bucket
 slices -> candidate positions (``np.repeat`` + ``arange``) -> partner filter -> row ids -> XOR/popcount
@@ -38,20 +38,20 @@ candidate count of every query row is known from the offsets; a row whose candid
 than scanning every reference (measured costs, see ``_COST_*``) is answered by a blocked brute-force
 scan, and candidates are expanded in batches of at most 2**20. So a pathological list or radius costs
 about a brute-force scan with bounded temporary memory, never a wrong answer. For uniform data the scan
-takes over from d ~ 80 for PDQ.
+takes over from d ~ 70-80 for PDQ.
 
-Figures (a shared 2-vCPU 2.1 GHz VM, numpy 2.4, one thread, ``python bench/match.py``), 1.4M random PDQ
-references, one query = 8 variants, d = 31, thread CPU time per query: median ~0.55-0.75 ms, p99 ~1.1
-ms; compact ~2.1-2.4 ms; a column-wise numpy brute force ~100 ms; faiss ``IndexBinaryMultiHash(256, 16,
-16)``, nflip=1 (exact at radius 31; 8x32 with nflip=3 is slower) ~22-27 ms. Wall-clock medians match; the
-wall-clock p99 on this VM is dominated by other tenants. ``from_bytes`` ~0.05-0.15 s (the CRC32; the
-arrays are zero-copy ``np.frombuffer`` views). 10M PDQ: ~3.3 ms per query (CPU), 112.4 bytes/reference.
-1.4M pHash at d = 8: ~0.4-0.5 ms.
+Figures (``python bench/match.py``, a 2-vCPU 2.1 GHz VM shared with other jobs, numpy 2.4, one
+thread; ranges are over several runs, the machine's state moves everything by up to ~1.8x). 1.4M random
+PDQ references, one query = 8 variants, d = 31: median 0.5-0.95 ms, p99 0.6-1.4 ms; ``compact`` 2.1-3.3
+ms; a column-wise numpy brute force 93-115 ms; faiss ``IndexBinaryMultiHash(256, 16, 16)``, nflip=1
+(exact at radius 31; 8 x 32 bits with nflip=3 is slower) 17-41 ms, i.e. 20-45x slower. ``from_bytes``
+0.05-0.1 s (the CRC32; the arrays are zero-copy ``np.frombuffer`` views). 10M PDQ: 2.2-3.4 ms per query,
+112.4 bytes/reference. 1.4M pHash at d = 8: 0.3-0.5 ms.
 
 Memory, and the 40 bytes/reference target. Per PDQ reference: 32 (hash) + 16 x 3 (row ids; 2 bytes when
 n <= 65536, 4 above 2**24) + 16 x 2 (partner chunks) + 16 x 65537 x 4 / n (offsets) bytes: 115 at 1.4M,
 112.4 at 10M (1.05 GiB; fits a 3 GB Lambda). ``compact=True`` drops the partner planes: 83 / 80.4 bytes,
-about 3x slower queries. Neither meets 40, and no exact sublinear index can at d = 31: with ``k`` tables
+3-4x slower queries. Neither meets 40, and no exact sublinear index can at d = 31: with ``k`` tables
 over ``b``-bit chunks, exactness needs ``sum(r_j + 1) >= 32``; a radius-r probe of a b-bit chunk costs
 C(b, <=r) bucket reads, so r must stay ~1-2 and ``k * b`` ~ 256 bits of chunk keys must be indexed; and
 every table entry must locate its row (>= ~b bits even ideally compressed). The tables together
