@@ -238,3 +238,17 @@ def test_demo_summary_line_reports_every_object_as_expected():
         assert obj["verdict"] == obj["expected"]
         in_quarantine = "quarantinebucket" in (obj["location"] or "")
         assert in_quarantine == (obj["expected"] == "match"), obj
+
+
+def test_logs_of_a_match_carry_no_hash_values(stack, caplog):
+    data = samples.EDITS["mirrored"](samples.picture(1))
+    upload(stack, "logged.jpg", data)
+    with caplog.at_level("DEBUG"):
+        deliver(stack)
+    # Our loggers (the library's and the handler's), with their extra fields. botocore's own DEBUG
+    # logging prints request bodies, hashes included: it must stay off in production (README).
+    logs = "\n".join(str(r.__dict__) for r in caplog.records if r.name.split(".")[0] == "hashcheck")
+    fp, listed = fingerprint(data), fingerprint(LISTED)
+    assert "logged.jpg" in logs and "quarantined" in logs  # the scan did log its outcome
+    for value in (fp.md5, fp.sha1, fp.sha256, fp.pdq, fp.phash, listed.pdq, listed.phash, listed.sha256):
+        assert value not in logs
