@@ -1,5 +1,6 @@
 """`hashcheck list build` then `hashcheck scan`: the local path, end to end through the real CLI."""
 
+import io
 import json
 
 import pytest
@@ -130,3 +131,20 @@ def test_low_quality_pdq_never_acts(photos):
     store = MemoryStore([Reference("pdq", fp.pdq, "l", "img")])
     assert match(fp, store).verdict == "clean"
     assert match(fp, store, Policy(pdq_min_quality=0)).verdict == "match"
+
+
+def test_per_list_thresholds_hold_one_list_tighter(photos):
+    """A hit at distance d acts for a list whose threshold is >= d, not for one held tighter."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    image = Image.open(photos[0])
+    image.crop((8, 8, image.width - 8, image.height - 8)).resize((256, 160)).save(buf, "JPEG", quality=20)
+    fp = fingerprint(buf.getvalue())
+    original = fingerprint(photos[0].read_bytes())
+    distance = min(m.distance for m in match(fp, MemoryStore([Reference("pdq", original.pdq, "a", "x")])).matches)
+    assert 0 < distance <= 31
+    store = MemoryStore([Reference("pdq", original.pdq, "loose", "x"), Reference("pdq", original.pdq, "tight", "x")])
+    policy = Policy(per_list={"tight": {"pdq": distance - 1}, "loose": {"pdq": distance}})
+    assert {m.list for m in match(fp, store, policy).matches} == {"loose"}
+    assert Policy(per_list={"wide": {"pdq": 40}}).search_radius("pdq") == 40

@@ -11,6 +11,7 @@ Rotated, mirrored and further-frame variants of the upload are searched like the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hashcheck import algorithms
@@ -29,6 +30,18 @@ class Policy:
     # A pHash hit acts when the listed image's PDQ is this close too. Unrelated photos sit near 128
     # bits apart; the bound is set from measured impostor distances (bench/accuracy.py).
     phash_confirm_pdq: int = 52
+    # Per-list thresholds, e.g. {"nl-police": {"pdq": 24}}: a list known for near-duplicates of
+    # stock images can be held tighter than the default without touching the others.
+    per_list: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def threshold(self, algorithm: str, list_id: str | None = None) -> int:
+        default = self.pdq_threshold if algorithm == "pdq" else self.phash_threshold
+        return self.per_list.get(list_id, {}).get(algorithm, default) if list_id else default
+
+    def search_radius(self, algorithm: str) -> int:
+        """The widest threshold any list has: the index is searched once with it, then each hit is
+        held to its own list's threshold."""
+        return max([self.threshold(algorithm), *(t[algorithm] for t in self.per_list.values() if algorithm in t)])
 
 
 DEFAULT_POLICY = Policy()
@@ -79,16 +92,22 @@ def _exact_matches(fp: Fingerprint, store: ReferenceStore) -> list[Match]:
 
 def _pdq_matches(fp: Fingerprint, store: ReferenceStore, policy: Policy) -> list[Match]:
     queries = [h for h in fp.near if h.algorithm == "pdq" and (h.quality or 0) >= policy.pdq_min_quality]
-    hits = store.near("pdq", [h.hash for h in queries], policy.pdq_threshold)
-    return [_as_match(hit.reference, hit.distance, True, queries[hit.query]) for hit in hits]
+    hits = store.near("pdq", [h.hash for h in queries], policy.search_radius("pdq"))
+    return [
+        _as_match(hit.reference, hit.distance, True, queries[hit.query])
+        for hit in hits
+        if hit.distance <= policy.threshold("pdq", hit.reference.list)
+    ]
 
 
 def _phash_matches(fp: Fingerprint, store: ReferenceStore, policy: Policy) -> list[Match]:
     queries = [h for h in fp.near if h.algorithm == "phash"]
-    hits = store.near("phash", [h.hash for h in queries], policy.phash_threshold)
+    hits = store.near("phash", [h.hash for h in queries], policy.search_radius("phash"))
     our_pdq = [h.hash for h in fp.near if h.algorithm == "pdq"]
     matches = []
     for hit in hits:
+        if hit.distance > policy.threshold("phash", hit.reference.list):
+            continue
         confirmed = _pdq_distance(our_pdq, store.siblings(hit.reference)) <= policy.phash_confirm_pdq
         matches.append(_as_match(hit.reference, hit.distance, confirmed, queries[hit.query]))
     return matches

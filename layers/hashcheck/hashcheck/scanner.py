@@ -15,6 +15,7 @@ because a step failed.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,7 @@ class ScanConfig:
             policy=Policy(
                 pdq_threshold=int(env.get("PDQ_THRESHOLD", Policy.pdq_threshold)),
                 phash_threshold=int(env.get("PHASH_THRESHOLD", Policy.phash_threshold)),
+                per_list=json.loads(env.get("LIST_THRESHOLDS") or "{}"),
             ),
             remote_lookup_url=env.get("REMOTE_LOOKUP_URL") or None,
             remote_lookup_secret=env.get("REMOTE_LOOKUP_SECRET") or None,
