@@ -1,0 +1,47 @@
+"""RematchFunction: new references against the fingerprints already stored -> hashcheck.rematch.
+
+Two kinds of events:
+- a delta to re-match: S3 "Object Created" of ``deltas/v<version>.jsonl`` in the artifacts bucket (via
+  EventBridge), or a direct invocation ``{"version": 42}`` / ``{"delta_key": "deltas/v00000042.jsonl"}``;
+- a FingerprintTable stream batch: the new fingerprints' perceptual hashes become a StoredIndex segment.
+"""
+
+import boto3
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
+from aws_lambda_powertools.metrics import MetricUnit
+
+from hashcheck import rematch
+from hashcheck.scanner import ScanConfig, Scanner, build_store
+
+logger, metrics, tracer = Logger(), Metrics(), Tracer()
+copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})
+config = ScanConfig.from_env()
+s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
+secrets = boto3.client("secretsmanager") if config.remote_lookup_secret else None
+store, list_version = build_store(config, s3, ddb, secrets)
+scanner = Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"), list_version)
+rematcher = rematch.Rematcher(scanner)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics
+@tracer.capture_lambda_handler
+def handler(event, context):
+    if any(r.get("eventSource") == "aws:dynamodb" for r in event.get("Records", [])):
+        key = rematcher.stored.add(rematch.records_from_stream(event), config.policy)
+        return {"segment": key}
+    key = event.get("delta_key") or event.get("detail", {}).get("object", {}).get("key")
+    if not key and event.get("version") is not None:
+        key = rematch.delta_key(int(event["version"]))
+    if not key or rematch.version_of(key) is None:
+        logger.warning("nothing to re-match in this event")
+        return {"ignored": True}
+    report = rematcher.run(key)
+    for name, value in (
+        ("RematchMatches", report.matched),
+        ("RematchReview", report.review),
+        ("RematchCandidates", report.exact_candidates + report.near_candidates),
+    ):
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    return report.to_dict()

@@ -1,0 +1,266 @@
+"""Re-match (issue #6 part 1): a list update checked against fingerprints already stored, through the
+stack in moto (hashcheck.sandbox). The FingerprintTable's exact-hash GSIs and its stream are created
+here through the API when template.yaml does not declare them yet; the stream's delivery to
+RematchFunction is played by handing the table's records to the handler in stream shape (moto does
+not serve DynamoDB stream reads)."""
+
+import json
+
+import pytest
+from moto import mock_aws
+
+from hashcheck import references, rematch, samples, sandbox
+from hashcheck.cli import references_for
+from hashcheck.fingerprint import fingerprint
+from hashcheck.matcher import MATCH, match
+from hashcheck.stores.memory import MemoryStore
+
+STORED = samples.EDITS["jpeg-q50"](samples.picture(7))  # an upload "from last week"
+OTHER = samples.jpeg(samples.picture(70))
+
+
+def ensure_exact_indexes(stack) -> None:
+    ddb, table = stack.client("dynamodb"), stack.outputs["FingerprintTableName"]
+    have = {i["IndexName"] for i in ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])}
+    for alg, name in rematch.EXACT_INDEXES.items():
+        if name not in have:
+            ddb.update_table(
+                TableName=table,
+                AttributeDefinitions=[{"AttributeName": alg, "AttributeType": "S"}],
+                GlobalSecondaryIndexUpdates=[
+                    {
+                        "Create": {
+                            "IndexName": name,
+                            "KeySchema": [{"AttributeName": alg, "KeyType": "HASH"}],
+                            "Projection": {"ProjectionType": "KEYS_ONLY"},
+                        }
+                    }
+                ],
+            )
+
+
+@pytest.fixture()
+def stack():
+    sandbox.fake_credentials()
+    with mock_aws():
+        stack = sandbox.deploy()
+        ensure_exact_indexes(stack)
+        ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
+        unrelated = references_for(fingerprint(samples.jpeg(samples.picture(99))), "test-list", "ref-0")
+        references.apply_rows(table, unrelated, client=ddb)
+        references.bump_version(table, 0, client=ddb)
+        stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+        function = "RematchFunction" if "RematchFunction" in stack.functions else "ScanFunction"
+        stack.rematch = sandbox.load_handler(stack, function, "rematch")
+        stack.inbox = _alerts_inbox(stack)
+        yield stack
+
+
+def _alerts_inbox(stack) -> str:
+    sqs = stack.client("sqs")
+    url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stack.client("sns").subscribe(TopicArn=stack.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def upload_and_scan(stack, key: str, body: bytes) -> str:
+    version = stack.client("s3").put_object(Bucket=stack.outputs["UploadBucketName"], Key=key, Body=body)["VersionId"]
+    sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], stack.scan.handler, "ScanFunction")
+    return version
+
+
+def stream_fingerprints(stack) -> dict:
+    """What the FingerprintTable's stream would hand RematchFunction: every record as an INSERT."""
+    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
+    event = {
+        "Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": i}} for i in items]
+    }
+    return stack.rematch.handler(event, sandbox.LambdaContext("rematch"))
+
+
+def list_update(stack, rows) -> int:
+    """The sync's part: apply the rows, publish the delta of what became live, bump the version."""
+    ddb, s3 = stack.client("dynamodb"), stack.client("s3")
+    table, bucket = stack.outputs["ReferenceTableName"], stack.outputs["ArtifactsBucketName"]
+    references.apply_rows(table, rows, client=ddb)
+    current = references.get_version(table, ddb).version
+    rematch.write_delta(s3, bucket, current + 1, rows)
+    references.bump_version(table, current, client=ddb)
+    return current + 1
+
+
+def run_rematch(stack, version: int) -> dict:
+    event = {  # S3 -> EventBridge "Object Created" of the delta file
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {
+            "bucket": {"name": stack.outputs["ArtifactsBucketName"]},
+            "object": {"key": rematch.delta_key(version)},
+        },
+    }
+    return stack.rematch.handler(event, sandbox.LambdaContext("rematch"))
+
+
+def count_reads(client, bucket: str) -> list[str]:
+    reads: list[str] = []
+
+    def note(params, **_):
+        if params.get("Bucket") == bucket:
+            reads.append(params["Key"])
+
+    client.meta.events.register("before-parameter-build.s3.GetObject", note)  # params = the API call's own
+    return reads
+
+
+def record(stack, key: str) -> dict:
+    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
+    (item,) = [rematch.plain_record(i) for i in items if i["key"]["S"] == key]
+    return item
+
+
+def cases(stack) -> list[dict]:
+    return [
+        rematch.plain_record(i)
+        for i in stack.client("dynamodb").scan(TableName=stack.outputs["CaseTableName"])["Items"]
+    ]
+
+
+def alerts(stack) -> int:
+    sqs, n = stack.client("sqs"), 0
+    while batch := sqs.receive_message(QueueUrl=stack.inbox, MaxNumberOfMessages=10).get("Messages", []):
+        for m in batch:
+            n += 1
+            sqs.delete_message(QueueUrl=stack.inbox, ReceiptHandle=m["ReceiptHandle"])
+    return n
+
+
+@pytest.mark.parametrize("listed", ["near", "exact"])
+def test_list_update_quarantines_a_stored_clean_object_without_reading_it_again(stack, listed):
+    bucket = stack.outputs["UploadBucketName"]
+    version_id = upload_and_scan(stack, "customers/3/last week.jpg", STORED)
+    upload_and_scan(stack, "customers/3/other.jpg", OTHER)
+    assert record(stack, "customers/3/last week.jpg")["status"] == "clean"
+    assert stream_fingerprints(stack)["segment"]
+    # near: the list carries the original picture's hashes (PDQ/pHash match the re-encoded upload);
+    # exact: the list carries the exact bytes' hashes
+    source = samples.jpeg(samples.picture(7)) if listed == "near" else STORED
+    rows = references_for(fingerprint(source), "hotline", "ref-7")
+    rows = [r for r in rows if (r.algorithm in ("pdq", "phash")) == (listed == "near")]
+    version = list_update(stack, rows)
+    reads = count_reads(stack.rematch.s3, bucket)
+
+    report = run_rematch(stack, version)
+
+    assert reads == []  # not one GetObject of the stored objects
+    assert report["matched"] == 1 and report["errors"] == 0
+    assert report[f"{listed}_candidates"] == 1
+    versions = stack.client("s3").list_object_versions(Bucket=bucket, Prefix="customers/3/last week.jpg")
+    assert versions.get("Versions", []) == [] and versions.get("DeleteMarkers", []) == []
+    (copy,) = stack.client("s3").list_object_versions(Bucket=stack.outputs["QuarantineBucketName"])["Versions"]
+    hold = stack.client("s3").get_object_legal_hold(
+        Bucket=stack.outputs["QuarantineBucketName"], Key=copy["Key"], VersionId=copy["VersionId"]
+    )
+    assert hold["LegalHold"]["Status"] == "ON"
+    (case,) = cases(stack)
+    assert case["version_id"] == version_id and case["verdict"] == MATCH and case["status"] == "quarantined"
+    assert {m["ref_id"] for m in case["matches"]} == {"ref-7"}
+    assert record(stack, "customers/3/last week.jpg")["status"] == "quarantined"
+    assert record(stack, "customers/3/other.jpg")["status"] == "clean"
+    assert alerts(stack) == 1
+
+
+def test_rematch_twice_acts_once(stack):
+    upload_and_scan(stack, "twice.jpg", STORED)
+    stream_fingerprints(stack)
+    version = list_update(stack, references_for(fingerprint(STORED), "hotline", "ref-7"))
+    first, second = run_rematch(stack, version), run_rematch(stack, version)
+    assert first["matched"] == 1 and second["matched"] == 0 and second["skipped"] == 1
+    assert len(cases(stack)) == 1 and alerts(stack) == 1
+
+
+def test_a_match_whose_object_is_gone_is_recorded(stack):
+    bucket = stack.outputs["UploadBucketName"]
+    version_id = upload_and_scan(stack, "gone.jpg", STORED)
+    stream_fingerprints(stack)
+    stack.client("s3").delete_object(Bucket=bucket, Key="gone.jpg", VersionId=version_id)
+    version = list_update(stack, references_for(fingerprint(STORED), "hotline", "ref-7"))
+    report = run_rematch(stack, version)
+    assert report["gone"] == 1 and report["matched"] == 0
+    (case,) = cases(stack)
+    assert case["status"] == "source_missing"
+    gone = record(stack, "gone.jpg")
+    assert gone["status"] == "deleted" and "deleted" in gone["reason"]
+
+
+def test_unrelated_update_touches_nothing_and_direct_invocation_works(stack):
+    upload_and_scan(stack, "cat.jpg", OTHER)
+    stream_fingerprints(stack)
+    version = list_update(stack, references_for(fingerprint(samples.jpeg(samples.picture(71))), "hotline", "x"))
+    report = stack.rematch.handler({"version": version}, sandbox.LambdaContext("rematch"))
+    assert report["matched"] == report["review"] == report["exact_candidates"] == report["near_candidates"] == 0
+    assert cases(stack) == [] and record(stack, "cat.jpg")["status"] == "clean"
+
+
+def test_logs_carry_no_hash_values(stack, caplog):
+    upload_and_scan(stack, "logged.jpg", STORED)
+    stream_fingerprints(stack)
+    listed = fingerprint(samples.jpeg(samples.picture(7)))
+    version = list_update(stack, references_for(listed, "hotline", "ref-7"))
+    with caplog.at_level("DEBUG"):
+        run_rematch(stack, version)
+    logs = "\n".join(str(r.__dict__) for r in caplog.records if r.name.split(".")[0] == "hashcheck")
+    assert "logged.jpg" in logs
+    stored = fingerprint(STORED)
+    for value in (stored.md5, stored.sha1, stored.sha256, stored.pdq, stored.phash, listed.pdq, listed.phash):
+        assert value not in logs
+
+
+def test_stored_index_finds_a_mirrored_upload_through_its_stored_variants(stack):
+    """With every variant in the record (``near``), a list entry of the unmirrored picture finds a
+    mirrored upload, and the matcher on the rebuilt Fingerprint decides `match`."""
+    mirrored = fingerprint(samples.EDITS["mirrored"](samples.picture(8)))
+    listed = fingerprint(samples.jpeg(samples.picture(8)))
+    rec = {
+        "object_id": "a" * 64,
+        "status": "clean",
+        **mirrored.exact(),
+        "size": mirrored.size,
+        "image_status": mirrored.status,
+        "pdq": mirrored.pdq,
+        "pdq_quality": mirrored.pdq_quality,
+        "phash": mirrored.phash,
+        "near": rematch.encode_near(mirrored.near),
+    }
+    stored = rematch.StoredIndex(stack.client("s3"), stack.outputs["ArtifactsBucketName"])
+    assert stored.add([rec, {**rec, "object_id": "b" * 64, "status": "quarantined"}])
+    assert stored.candidates("pdq", [listed.pdq], 31) == {"a" * 64}
+    without_variants = {k: v for k, v in rec.items() if k != "near"}
+    assert len(rematch.near_of(without_variants)) == 2
+    fp = rematch.fingerprint_of(rec)
+    assert fp.near == mirrored.near
+    result = match(fp, MemoryStore(references_for(listed, "hotline", "ref-8")))
+    assert result.verdict == MATCH
+
+
+def test_stored_index_compacts_and_still_finds_everything(stack):
+    stored = rematch.StoredIndex(stack.client("s3"), stack.outputs["ArtifactsBucketName"])
+    fps = [fingerprint(samples.jpeg(samples.picture(200 + i), quality=80)) for i in range(4)]
+    for i, fp in enumerate(fps):
+        for j in range(3):  # 12 small segments
+            rec = {"object_id": f"{i:x}{j:x}" * 32, "status": "clean", "near": rematch.encode_near(fp.near)}
+            stored.add([rec])
+    assert len(stored.keys()) == 12
+    assert stored.compact(max_segments=4)
+    assert len(stored.keys()) == 2
+    assert stored.candidates("pdq", [fps[2].pdq], 0) == {f"2{j:x}" * 32 for j in range(3)}
+
+
+def test_delta_round_trip_and_names(stack):
+    s3, bucket = stack.client("s3"), stack.outputs["ArtifactsBucketName"]
+    rows = references_for(fingerprint(STORED), "hotline", "ref-7")
+    key = rematch.write_delta(s3, bucket, 42, rows)
+    assert key == "deltas/v00000042.jsonl" and rematch.version_of(key) == 42
+    assert rematch.read_delta(s3, bucket, key) == rows
+    assert rematch.write_delta(s3, bucket, 43, []) is None
+    assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()[0])["list"] == "hotline"
