@@ -71,8 +71,11 @@ def test_upload_bucket_policy_blocks_quarantined_objects_and_tag_tampering():
     }
     for sid in ("OnlyTheScannerChangesTags", "OnlyTheScannerSetsTheStatusAtUpload"):
         assert by_sid[sid]["Effect"] == "Deny"
-        assert by_sid[sid]["Condition"]["ArnNotEquals"] == {
-            "aws:PrincipalArn": {"Fn::GetAtt": ["ScanFunctionRole", "Arn"]}
+        scanners = by_sid[sid]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        assert {r["Fn::GetAtt"][0] for r in scanners} == {
+            "ScanFunctionRole",
+            "RematchFunctionRole",
+            "BackfillFunctionRole",
         }
 
 

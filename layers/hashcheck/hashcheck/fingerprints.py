@@ -9,12 +9,28 @@ from datetime import UTC, datetime
 from hashcheck.fingerprint import Fingerprint
 from hashcheck.objects import ObjectRef
 
+EXACT_INDEXES = {name: f"{name}-index" for name in ("md5", "sha1", "sha256")}
+
 
 def table_definition(name: str) -> dict:
+    """As template.yaml declares it: one index per exact hash, so a new reference finds the stored
+    objects that carry it with one Query (re-match), and a stream for the stored perceptual index."""
     return {
         "TableName": name,
-        "AttributeDefinitions": [{"AttributeName": "object_id", "AttributeType": "S"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "object_id", "AttributeType": "S"},
+            *({"AttributeName": algorithm, "AttributeType": "S"} for algorithm in EXACT_INDEXES),
+        ],
         "KeySchema": [{"AttributeName": "object_id", "KeyType": "HASH"}],
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index,
+                "KeySchema": [{"AttributeName": algorithm, "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "KEYS_ONLY"},
+            }
+            for algorithm, index in EXACT_INDEXES.items()
+        ],
+        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
         "BillingMode": "PAY_PER_REQUEST",
     }
 
@@ -44,7 +60,12 @@ def record(
         "list_version": None if list_version is None else str(list_version),
     }
     if fp is not None:
-        optional.update(fp.exact(), pdq=fp.pdq, phash=fp.phash, image_status=fp.status)
+        from hashcheck.rematch import encode_near  # imported here: rematch itself reads these records
+
+        # every rotation, mirror and frame variant: the re-match searches them without the object
+        optional.update(
+            fp.exact(), pdq=fp.pdq, phash=fp.phash, image_status=fp.status, near=encode_near(fp.near) or None
+        )
         item["size"] = {"N": str(fp.size)}
         if fp.pdq_quality is not None:
             item["pdq_quality"] = {"N": str(fp.pdq_quality)}

@@ -212,8 +212,14 @@ def apply_rows(
     client=None,
     retry: Retry = DEFAULT_RETRY,
     now: Callable[[], str] = _now,
+    on_added: Callable[[Reference], None] | None = None,
+    added_since: str | None = None,
 ) -> ApplyStats:
     """Apply list rows (additions and tombstones) to the table, in order, 25 rows per batch.
+
+    `on_added(row)` hears of every reference that became live, once its batch is written (the sync
+    hands them to the re-match). A row found already live but added after `added_since` (the time of
+    the last published version) counts too: a sync that crashed after writing it never announced it.
 
     Each batch reads the hash and image items it touches (BatchGetItem), merges the rows into them in
     order (so a later row for the same pk wins), and puts back only the items that changed
@@ -232,19 +238,29 @@ def apply_rows(
     for row in rows:
         batch.append(row)
         if len(batch) == ROWS_PER_BATCH:
-            _apply_batch(client, table_name, batch, stats, retry, now())
+            _apply_batch(client, table_name, batch, stats, retry, now(), on_added, added_since)
             batch = []
     if batch:
-        _apply_batch(client, table_name, batch, stats, retry, now())
+        _apply_batch(client, table_name, batch, stats, retry, now(), on_added, added_since)
     log.info("references applied", extra={"added": stats.added, "removed": stats.removed})
     return stats
 
 
-def _apply_batch(client, table_name: str, rows: list[Reference], stats: ApplyStats, retry: Retry, now: str) -> None:
+def _apply_batch(
+    client,
+    table_name: str,
+    rows: list[Reference],
+    stats: ApplyStats,
+    retry: Retry,
+    now: str,
+    on_added: Callable[[Reference], None] | None = None,
+    added_since: str | None = None,
+) -> None:
     pks = [hash_pk(r.algorithm, r.hash) for r in rows] + [image_pk(r.list, r.id) for r in rows]
     existing = batch_get(client, table_name, pks, consistent=True, retry=retry)
     items: dict[str, dict] = {}
     changed: set[str] = set()
+    announced: list[Reference] = []
     for row in rows:
         hpk, ipk = hash_pk(row.algorithm, row.hash), image_pk(row.list, row.id)
         hash_item = items.setdefault(hpk, existing.get(hpk) or _new_hash_item(row))
@@ -257,7 +273,12 @@ def _apply_batch(client, table_name: str, rows: list[Reference], stats: ApplySta
             stats.unchanged += 1
         if _merge_image(image_item, row):
             changed.add(ipk)
+        entry = hash_item["refs"].get(ref_key(row.list, row.id), {})
+        if not row.deleted and (outcome == "added" or (added_since and entry.get("added", "") > added_since)):
+            announced.append(row)
     batch_put(client, table_name, [items[pk] for pk in items if pk in changed], retry)
+    for row in announced if on_added else ():
+        on_added(row)
 
 
 def _new_hash_item(row: Reference) -> dict:

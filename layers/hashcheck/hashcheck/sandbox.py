@@ -113,14 +113,15 @@ def deploy(parameters: dict[str, str] | None = None, template: Path = TEMPLATE) 
         for name in ("CodeUri", "ContentUri"):
             if name in props:
                 props[name] = f"s3://{CODE_BUCKET}/code.zip"
+        if "DefinitionUri" in props:  # a state machine definition: inline it, as sam package would upload it
+            props["Definition"] = json.loads((template.parent / props.pop("DefinitionUri")).read_text())
     s3 = boto3.client("s3", region_name=REGION)
     s3.create_bucket(Bucket=CODE_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     s3.put_object(Bucket=CODE_BUCKET, Key="code.zip", Body=_placeholder_zip())
     cfn = transform(sam, parameters or {}, ManagedPolicyLoader(boto3.client("iam", region_name=REGION)))
-    # moto would run the queue trigger's function in Docker; `deliver` plays the trigger's part instead.
-    cfn["Resources"] = {
-        name: r for name, r in cfn["Resources"].items() if r["Type"] != "AWS::Lambda::EventSourceMapping"
-    }
+    # moto would run triggered functions in Docker; the sandbox calls the handlers in process instead
+    # (`deliver` for the scan queue), so the triggers themselves are left out.
+    cfn["Resources"] = _without(cfn["Resources"], {name for name, r in cfn["Resources"].items() if _runs_a_function(r)})
     cloudformation = boto3.client("cloudformation", region_name=REGION)
     with _quiet_moto() as skipped:  # moto parses the template again on every describe call
         cloudformation.create_stack(
@@ -164,6 +165,39 @@ def _quiet_moto():
     finally:
         moto_logger.removeHandler(handler)
         moto_logger.propagate = propagate
+
+
+def _without(resources: dict, removed: set[str]) -> dict:
+    """The resources less `removed` and whatever refers to them (a trigger's Lambda permission)."""
+    kept = dict(resources)
+    while removed:
+        for name in removed:
+            kept.pop(name, None)
+        removed = {name for name, r in kept.items() if any(_refers_to(r, gone) for gone in removed)}
+    return kept
+
+
+def _refers_to(node, name: str) -> bool:
+    if isinstance(node, dict):
+        if node.get("Ref") == name or (node.get("Fn::GetAtt") or [None])[0] == name:
+            return True
+        return any(_refers_to(v, name) for v in node.values())
+    if isinstance(node, list):
+        return any(_refers_to(v, name) for v in node)
+    return False
+
+
+def _runs_a_function(resource: dict) -> bool:
+    """An event source mapping, or an EventBridge rule whose targets are Lambda functions."""
+    if resource["Type"] == "AWS::Lambda::EventSourceMapping":
+        return True
+    if resource["Type"] != "AWS::Events::Rule":
+        return False
+    targets = resource["Properties"].get("Targets", [])
+    return bool(targets) and all(
+        "Fn::GetAtt" in t["Arn"] and t["Arn"]["Fn::GetAtt"][1] == "Arn" and "Function" in t["Arn"]["Fn::GetAtt"][0]
+        for t in targets
+    )
 
 
 def _placeholder_zip() -> bytes:

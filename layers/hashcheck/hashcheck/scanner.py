@@ -141,6 +141,14 @@ class Scanner:
         reason = fp.error if status == UNSCANNABLE else (None if fp.status == "image" else fp.status)
         return self._finish(obj, fp, result, status, reason)
 
+    def act(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
+        """Act on a verdict reached without reading the object (re-match): the same steps as a scan."""
+        if result.verdict == MATCH:
+            return self._quarantine(upload, fp, result)
+        if result.verdict == REVIEW:
+            return self._hold_for_review(upload, fp, result)
+        raise ValueError(f"nothing to act on for verdict {result.verdict!r}")
+
     def fail(self, upload: Upload, reason: str) -> Outcome:
         """The last attempt failed: block the object (`error`) and record it; never leave it unknown."""
         obj = upload.obj

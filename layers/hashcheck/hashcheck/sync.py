@@ -37,6 +37,7 @@ from botocore.exceptions import ClientError
 from hashcheck import references, reflist, snapshot
 from hashcheck.references import DEFAULT_RETRY, PK, ApplyStats, Retry
 from hashcheck.reflist import Reference, Rejected
+from hashcheck.rematch import DeltaWriter
 from hashcheck.sources import ChecksumMismatch, SourceError, SourceSpec, load_specs, make_source
 from hashcheck.sources.base import Checkpoint, Delta, ListSource
 
@@ -107,6 +108,7 @@ class SyncReport:
     sources: list[SourceReport] = field(default_factory=list)
     version: int = 0
     snapshot_key: str | None = None
+    delta_key: str | None = None  # the references this run added, for the re-match
     index_size: dict[str, int] = field(default_factory=dict)  # live hashes per perceptual algorithm
     duration_seconds: float = 0.0
 
@@ -184,7 +186,8 @@ def sync_sources(
     """The sync over ready-made sources, each with the spec whose policy applies to it."""
     started = time.monotonic()
     now = now or _utcnow
-    run = _Run(table_name, clients.dynamodb, retry, now, on_rows)
+    since = references.get_version(table_name, client=clients.dynamodb).updated
+    run = _Run(table_name, clients.dynamodb, retry, now, on_rows, added_since=since)
     report, pending = SyncReport(), []
     for source, spec in jobs:
         previous = load_checkpoint(table_name, spec.name, clients.dynamodb) if checkpoints else None
@@ -192,7 +195,10 @@ def sync_sources(
         report.sources.append(source_report)
         if checkpoints and checkpoint is not None and dict(checkpoint) != (previous or {}):
             pending.append((spec.name, checkpoint))
-    _publish(report, run, clients, bucket, rebuild=run.touched_table)
+    try:
+        _publish(report, run, clients, bucket, rebuild=run.touched_table)
+    finally:
+        run.delta.close()
     for name, checkpoint in pending:  # only now: the deltas are committed and the snapshot is live
         store_checkpoint(table_name, name, checkpoint, clients.dynamodb, now)
     report.duration_seconds = time.monotonic() - started
@@ -211,6 +217,8 @@ def _publish(report: SyncReport, run: _Run, clients: Clients, bucket: str, rebui
         return
     built = snapshot.build(run.table_name, run.ddb)
     key = snapshot.publish(clients.s3, bucket, current.version + 1, built, run.now)
+    # The new references go to the re-match (stored objects) before the version announces them.
+    report.delta_key = run.delta.publish(clients.s3, bucket, current.version + 1)
     bumped = references.bump_version(run.table_name, current.version, snapshot_key=key, client=run.ddb)
     report.version, report.snapshot_key = bumped.version, key
     report.index_size = {alg: len(rows) for alg, (_, rows) in built.items()}
@@ -249,6 +257,8 @@ class _Run:
     now: Callable[[], datetime]
     on_rows: Callable[[int], None] | None
     touched_table: bool = False  # some rows reached apply_rows (even if a source failed after)
+    added_since: str | None = None  # when the last version was published
+    delta: DeltaWriter = field(default_factory=DeltaWriter)  # references that became live in this run
 
     def source(self, source: ListSource, spec: SourceSpec, previous: Checkpoint | None):
         """(report, checkpoint to store once committed, or None)."""
@@ -301,7 +311,13 @@ class _Run:
     def _apply(self, rows: Iterator[Reference], report: SourceReport) -> None:
         rows = _with_progress(self._noting_writes(rows), self.on_rows)
         stats: ApplyStats = references.apply_rows(
-            self.table_name, rows, client=self.ddb, retry=self.retry, now=self._stamp
+            self.table_name,
+            rows,
+            client=self.ddb,
+            retry=self.retry,
+            now=self._stamp,
+            on_added=self.delta.add,
+            added_since=self.added_since,
         )
         report.added += stats.added
         report.removed += stats.removed
