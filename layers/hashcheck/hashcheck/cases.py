@@ -6,8 +6,16 @@ The record is evidence: it holds the object's hashes. Alerts and logs never do (
 sensitive): they are built from an allowlist of fields (`alert_detail`), documented in docs/events.md.
 
 Case status: `open` (filed) -> `quarantined` (evidence secured), `blocked` (tag-only mode: blocked
-in place) or `source_missing` (gone before we could copy it: a person follows up). `history` is
-append-only: every change adds {at, what, who}.
+in place) or `source_missing` (gone before we could copy it: a person follows up) -> `released` (a
+reviewer found it a false positive: restored, allowlisted; the evidence stays under its hold).
+A reviewer's `decision` (`confirmed` or `released`) is final: the other one is refused.
+Hotline reporting is recorded beside the status: `report` (idempotency key, attempts, lease),
+`reported_at`, `report_id`.
+
+`history` is append-only (only ever `list_append`): every change of a case adds {at, what, who}
+(+ `why` for a person's decision, + `detail`): opened, quarantine <mode>: <status>, notified,
+confirmed, release started, allowlisted, restored, released, report failed, reported. No entry
+holds a hash value, so the history can be exported (`audit_lines`) and handed to an auditor.
 
 Notification is at-least-once. Each channel (SNS, EventBridge) is marked in the case right after it
 is published, and `notified` once all are: a crash between publishing and marking makes the retry
@@ -34,6 +42,7 @@ EVENT_DETAIL_TYPE = "HashCheck Match"
 SCHEMA_VERSION = "1"
 CHANNELS = ("sns", "events")
 OPEN, QUARANTINED, BLOCKED, SOURCE_MISSING = "open", "quarantined", "blocked", "source_missing"
+RELEASED, CONFIRMED = "released", "confirmed"  # `released` is a status and a decision; `confirmed` a decision
 HASH_FIELDS = ("md5", "sha1", "sha256", "pdq", "pdq_quality", "phash")
 MAX_SUBJECT = 100  # SNS limit
 # The outcome as a string makes recording the same result again (a retry) a no-op: no second history entry.
@@ -46,6 +55,14 @@ _serializer, _deserializer = TypeSerializer(), TypeDeserializer()
 
 class CaseNotFound(Exception):
     pass
+
+
+class DecisionConflict(Exception):
+    """The case already carries the other decision (a confirmed case is never released, and back)."""
+
+
+class ReportInProgress(Exception):
+    """Another worker holds the case's report lease: try again once it has expired."""
 
 
 def case_table_definition(name: str) -> dict:
@@ -95,9 +112,14 @@ class Cases:
         uploader: dict,
         detected_at: str,
         displaced_tags: dict[str, str] | None = None,
+        uploaded_at: str | None = None,
     ) -> dict:
-        """File the case for this object version, or return the one already filed."""
+        """File the case for this object version, or return the one already filed.
+
+        `uploaded_at`: the S3 event's time (the upload time a hotline report carries)."""
         case = new_case(obj, fingerprint, result, list_version, uploader, detected_at, self._entry("opened"))
+        if uploaded_at:
+            case["uploaded_at"] = uploaded_at
         if displaced_tags:  # customer tags `set_status` had to drop to fit the status tag
             case["displaced_tags"] = dict(displaced_tags)
         try:
@@ -147,6 +169,186 @@ class Cases:
         response = self.ddb.get_item(TableName=self.table_name, Key=_to_item({"case_id": case_id}), ConsistentRead=True)
         item = response.get("Item")
         return _from_item(item) if item else None
+
+    # -- review decisions ---------------------------------------------------------------------------
+
+    def decide(self, case_id: str, decision: str, who: str, why: str, **extra) -> tuple[dict, bool]:
+        """Record a reviewer's decision once: (the case, True) the first time; (the case, False) when the
+        same decision is already recorded (a retry). DecisionConflict if the other decision is."""
+        if decision not in (CONFIRMED, RELEASED):
+            raise ValueError(f"unknown decision {decision!r}")
+        what = "confirmed" if decision == CONFIRMED else "release started"
+        now = self.clock()
+        sets = ["decision = :d", "decided_by = :who", "decided_at = :at", "decision_reason = :why", "updated_at = :at"]
+        values = {":d": decision, ":who": who, ":at": now, ":why": why, ":h": [_entry(now, what, who, why)]}
+        names = {}
+        for n, (name, value) in enumerate(extra.items()):
+            names[f"#x{n}"] = name
+            sets.append(f"#x{n} = :x{n}")
+            values[f":x{n}"] = value
+        try:
+            response = self.ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"case_id": case_id}),
+                UpdateExpression="SET " + ", ".join(sets) + ", history = list_append(history, :h)",
+                ConditionExpression="attribute_exists(case_id) AND attribute_not_exists(decision)",
+                ExpressionAttributeValues=_to_item(values),
+                ReturnValues="ALL_NEW",
+                **({"ExpressionAttributeNames": names} if names else {}),
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            case = self._existing(case_id)
+            if case.get("decision") != decision:
+                raise DecisionConflict(f"case {case_id} is already {case.get('decision')}") from None
+            return case, False
+        return _from_item(response["Attributes"]), True
+
+    def note(
+        self,
+        case_id: str,
+        what: str,
+        who: str | None = None,
+        marker: str | None = None,
+        detail: dict | None = None,
+        **fields,
+    ) -> dict:
+        """Set `fields` and append one history entry. With `marker`, only once: the entry and fields are
+        written only if the attribute `marker` is not set yet (it is set to the time), so a retry of
+        the same step adds nothing."""
+        now = self.clock()
+        sets = ["updated_at = :at", "history = list_append(history, :h)"]
+        values = {":at": now, ":h": [_entry(now, what, who or self.who, detail=detail)]}
+        condition = "attribute_exists(case_id)"
+        names = {}
+        if marker:
+            names["#marker"] = marker
+            sets.append("#marker = :at")
+            condition += " AND attribute_not_exists(#marker)"
+        for n, (name, value) in enumerate(fields.items()):
+            names[f"#f{n}"] = name
+            sets.append(f"#f{n} = :f{n}")
+            values[f":f{n}"] = value
+        args = {"ExpressionAttributeNames": names} if names else {}
+        try:
+            response = self.ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"case_id": case_id}),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression=condition,
+                ExpressionAttributeValues=_to_item(values),
+                ReturnValues="ALL_NEW",
+                **args,
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            return self._existing(case_id)
+        return _from_item(response["Attributes"])
+
+    # -- hotline report -----------------------------------------------------------------------------
+
+    def claim_report(self, case_id: str, idempotency_key: str, lease_seconds: int, now_epoch: int) -> dict:
+        """Take the report lease (one worker posts at a time) and count the attempt; the case after.
+
+        ReportInProgress when another worker holds an unexpired lease. A case already reported is
+        returned unchanged (the caller sees `reported_at`)."""
+        try:  # the report record, once: its idempotency key never changes afterwards
+            self.ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"case_id": case_id}),
+                UpdateExpression="SET #report = :init",
+                ConditionExpression="attribute_exists(case_id) AND attribute_not_exists(#report)",
+                ExpressionAttributeNames={"#report": "report"},
+                ExpressionAttributeValues=_to_item({":init": {"idempotency_key": idempotency_key, "attempts": 0}}),
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+        try:
+            response = self.ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"case_id": case_id}),
+                UpdateExpression=(
+                    "SET report_lease_until = :until, #report.attempts = #report.attempts + :one, "
+                    "#report.last_attempt_at = :at"
+                ),
+                ConditionExpression=(
+                    "attribute_exists(case_id) AND attribute_not_exists(reported_at) AND "
+                    "(attribute_not_exists(report_lease_until) OR report_lease_until < :now)"
+                ),
+                ExpressionAttributeNames={"#report": "report"},
+                ExpressionAttributeValues=_to_item(
+                    {":until": now_epoch + lease_seconds, ":now": now_epoch, ":one": 1, ":at": self.clock()}
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            case = self._existing(case_id)
+            if case.get("reported_at"):
+                return case
+            raise ReportInProgress(case_id) from None
+        return _from_item(response["Attributes"])
+
+    def record_report(self, case_id: str, report_id: str | None, endpoint_host: str) -> tuple[dict, bool]:
+        """Record the hotline's acceptance once: (case, True) if this call recorded it."""
+        now = self.clock()
+        try:
+            response = self.ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"case_id": case_id}),
+                UpdateExpression=(
+                    "SET reported_at = :at, report_id = :rid, report_endpoint = :host, updated_at = :at, "
+                    "history = list_append(history, :h) REMOVE report_lease_until"
+                ),
+                ConditionExpression="attribute_exists(case_id) AND attribute_not_exists(reported_at)",
+                ExpressionAttributeValues=_to_item(
+                    {
+                        ":at": now,
+                        ":rid": report_id,
+                        ":host": endpoint_host,
+                        ":h": [
+                            _entry(
+                                now, "reported", self.who, detail={"endpoint": endpoint_host, "report_id": report_id}
+                            )
+                        ],
+                    }
+                ),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if not _condition_failed(error):
+                raise
+            return self._existing(case_id), False
+        return _from_item(response["Attributes"]), True
+
+    def record_report_failure(self, case_id: str, failure: str) -> None:
+        """Note a failed report attempt (the message goes back to the queue) and free the lease."""
+        now = self.clock()
+        try:
+            self.ddb.update_item(
+                TableName=self.table_name,
+                Key=_to_item({"case_id": case_id}),
+                UpdateExpression="SET updated_at = :at, history = list_append(history, :h) REMOVE report_lease_until",
+                ConditionExpression="attribute_exists(case_id) AND attribute_not_exists(reported_at)",
+                ExpressionAttributeValues=_to_item(
+                    {":at": now, ":h": [_entry(now, "report failed", self.who, detail={"failure": failure})]}
+                ),
+            )
+        except ClientError as error:
+            if not _condition_failed(error):  # reported meanwhile: nothing to note
+                raise
+
+    # -- listing ------------------------------------------------------------------------------------
+
+    def scan_all(self):
+        """Every case (a paginated Scan: the CaseTable holds cases only)."""
+        for page in self.ddb.get_paginator("scan").paginate(TableName=self.table_name, ConsistentRead=True):
+            for item in page.get("Items", []):
+                yield _from_item(item)
 
     # -- alerts -----------------------------------------------------------------------------------
 
@@ -224,7 +426,24 @@ class Cases:
         return case
 
     def _entry(self, what: str) -> dict:
-        return {"at": self.clock(), "what": what, "who": self.who}
+        return _entry(self.clock(), what, self.who)
+
+
+def _entry(at: str, what: str, who: str, why: str | None = None, detail: dict | None = None) -> dict:
+    entry = {"at": at, "what": what, "who": who}
+    if why:
+        entry["why"] = why
+    if detail:
+        entry["detail"] = detail
+    return entry
+
+
+def audit_lines(case: dict):
+    """The case's history as JSON Lines, oldest first: {case_id, seq, at, what, who, why?, detail?}.
+    History entries never hold hash values; nothing else of the case is exported."""
+    for seq, entry in enumerate(case.get("history", [])):
+        record = {"case_id": case["case_id"], "seq": seq, **entry}
+        yield json.dumps(record, ensure_ascii=False, sort_keys=True)
 
 
 def new_case(obj: ObjectRef, fingerprint, result, list_version, uploader: dict, detected_at: str, opened: dict) -> dict:

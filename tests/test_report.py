@@ -1,0 +1,279 @@
+"""Hotline reports (`hashcheck.report` and functions/report/app.py) against a fake hotline on 127.0.0.1
+(tests/fake_provider.py's server, taught POST here), with the case table and secret on moto.
+
+The fake hotline honours `Idempotency-Key` the way the report contract asks: a key it has seen gets
+the report it already filed. "Exactly one report" is counted on the hotline's side. Hashes are of
+generated benign bytes that the tests pretend are listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import random
+import sys
+import uuid
+
+import boto3
+import pytest
+from fake_provider import FakeProvider
+from moto import mock_aws
+
+from hashcheck import sandbox
+from hashcheck.cases import Cases, case_table_definition
+from hashcheck.fingerprint import Fingerprint
+from hashcheck.matcher import Match, Result
+from hashcheck.objects import ObjectRef
+from hashcheck.quarantine import QuarantineResult
+from hashcheck.report import ALREADY_REPORTED, REPORTED, SKIPPED, ReportConfig, Reporter, ReportFailed
+from hashcheck.stores.remote import RemoteRetry
+
+REGION = "us-east-1"
+AUTH = "Bearer hotline-t0ken"
+DATA = random.Random("listed").randbytes(1000)
+FP = Fingerprint(
+    size=len(DATA),
+    md5=hashlib.md5(DATA).hexdigest(),
+    sha1=hashlib.sha1(DATA).hexdigest(),
+    sha256=hashlib.sha256(DATA).hexdigest(),
+    status="image",
+    pdq=hashlib.sha256(b"pdq" + DATA).hexdigest(),
+    pdq_quality=90,
+    phash=hashlib.sha256(b"phash" + DATA).hexdigest()[:16],
+)
+HASHES = [FP.md5, FP.sha1, FP.sha256, FP.pdq, FP.phash]
+RESULT = Result("match", [Match("sha256", 0, "hotline-a", "ref-17", True)])
+MOVED = QuarantineResult("move", "evidence", "evidence/x/users/7/photo 1.jpg", "ev1", True, True)
+NO_WAIT = RemoteRetry(attempts=4, sleep=lambda _s: None)
+
+
+class FakeHotline:
+    """POST /reports -> {"report_id"}; one report per Idempotency-Key."""
+
+    def __init__(self):
+        self.provider = FakeProvider(path="/feed")
+        self.provider.require = ("Authorization", AUTH)
+        self.provider.routes["/reports"] = self._file
+        self.reports: dict[str, str] = {}  # idempotency key -> report id
+        self.bodies: list[bytes] = []
+        hotline, base = self, self.provider._server.RequestHandlerClass
+
+        class WithPost(base):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                hotline.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self.do_GET()
+
+        self.provider._server.RequestHandlerClass = WithPost
+        self.url = self.provider.base_url() + "/reports"
+
+    def _file(self, query: dict, headers: dict):
+        key = headers.get("idempotency-key")
+        if not key:
+            return 400, {}, b"no idempotency key"
+        report_id = self.reports.setdefault(key, f"R-{len(self.reports) + 1}")
+        return 201, {"Content-Type": "application/json"}, json.dumps({"report_id": report_id}).encode()
+
+    def posts(self) -> list:
+        return [r for r in self.provider.requests if r[0] == "/reports"]
+
+
+@pytest.fixture()
+def hotline():
+    hotline = FakeHotline()
+    with hotline.provider:
+        yield hotline
+
+
+@pytest.fixture()
+def aws():
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in (
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_SESSION_TOKEN", "testing"),
+            ("AWS_DEFAULT_REGION", REGION),
+        ):
+            env.setenv(name, value)
+        env.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+        with mock_aws():
+            ddb, secrets = (
+                boto3.client("dynamodb", region_name=REGION),
+                boto3.client("secretsmanager", region_name=REGION),
+            )
+            table = f"cases-{uuid.uuid4().hex[:8]}"
+            ddb.create_table(**case_table_definition(table))
+            secrets.create_secret(Name="hashcheck/hotline", SecretString=AUTH)
+            yield {"ddb": ddb, "secrets": secrets, "table": table, "cases": Cases(ddb, table)}
+
+
+def filed_case(aws, decision: str | None = "confirmed", key: str = "users/7/photo 1.jpg") -> str:
+    cases = aws["cases"]
+    obj = ObjectRef("uploads", key, "v1", "etag1", len(DATA))
+    uploader = {"principalId": "AWS:AIDAEXAMPLE", "sourceIPAddress": "198.51.100.7"}
+    case = cases.open_case(
+        obj, FP, RESULT, 42, uploader, "2024-05-01T12:00:10+00:00", uploaded_at="2024-05-01T12:00:00Z"
+    )
+    cases.record_quarantine(case["case_id"], MOVED)
+    if decision:
+        cases.decide(case["case_id"], decision, "bob", "reviewed")
+    return case["case_id"]
+
+
+def reporter(aws, hotline, mode: str = "confirmed", clock=None) -> Reporter:
+    config = ReportConfig(
+        endpoint=hotline.url,
+        case_table=aws["table"],
+        mode=mode,
+        secret_id="hashcheck/hotline",
+        reporter={"company": "Example Hosting", "email": "abuse@hoster.example"},
+        allow_insecure_loopback=True,
+    )
+    extra = {"now": clock} if clock else {}
+    return Reporter(config, aws["ddb"], aws["secrets"], retry=NO_WAIT, **extra)
+
+
+def test_endpoint_failing_twice_then_succeeding_gives_exactly_one_report(aws, hotline, caplog):
+    case_id = filed_case(aws)
+    hotline.provider.fail_next = 2
+    with caplog.at_level("DEBUG"):
+        outcome = reporter(aws, hotline).report(case_id)
+    assert (outcome.result, outcome.report_id) == (REPORTED, "R-1")
+    assert len(hotline.reports) == 1
+    posts = hotline.posts()
+    assert len(posts) == 3  # 503, 503, 201
+    assert len({headers["idempotency-key"] for _, _, headers in posts}) == 1
+    assert all(headers["authorization"] == AUTH for _, _, headers in posts)
+
+    case = aws["cases"].get(case_id)
+    assert case["report_id"] == "R-1" and case["reported_at"] and case["report"]["attempts"] == 1
+    assert case["history"][-1]["what"] == "reported" and case["history"][-1]["detail"]["report_id"] == "R-1"
+    assert "report_lease_until" not in case
+
+    payload = json.loads(hotline.bodies[-1])  # the hotline gets the hashes...
+    (file,) = payload["files"]
+    assert {h["hash_type"]: h["value"] for h in file["original_file_hash"]}["SHA256"] == FP.sha256
+    assert file["original_file_name"] == "photo 1.jpg"
+    assert file["ip_capture_event"] == [
+        {"ip_address": "198.51.100.7", "event_name": "Upload", "date_time": "2024-05-01T12:00:00Z"}
+    ]
+    assert payload["incident_summary"]["incident_date_time"] == "2024-05-01T12:00:10+00:00"
+    logs = "\n".join(str(r.__dict__) for r in caplog.records if r.name.split(".")[0] == "hashcheck")
+    assert "retry" in logs
+    for value in [*HASHES, AUTH]:  # ...the logs never, nor the secret
+        assert value not in logs
+
+
+def test_a_duplicate_message_makes_no_second_request(aws, hotline):
+    case_id = filed_case(aws)
+    report = reporter(aws, hotline)
+    assert report.report(case_id).result == REPORTED
+    assert report.report(case_id).result == ALREADY_REPORTED
+    assert len(hotline.posts()) == 1 and len(hotline.reports) == 1
+
+
+def test_a_crash_after_the_hotline_accepted_reports_once(aws, hotline):
+    """The endpoint filed the report, then recording it failed: the retry posts again with the same key."""
+    case_id = filed_case(aws)
+    clock = {"t": 1_000_000.0}
+    report = reporter(aws, hotline, clock=lambda: clock["t"])
+    calls = {"n": 0}
+
+    def crash_on_record(params, **_):
+        if "reported_at = :at" in params.get("UpdateExpression", ""):
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("the function timed out")
+
+    aws["ddb"].meta.events.register("before-parameter-build.dynamodb.UpdateItem", crash_on_record)
+    with pytest.raises(RuntimeError):
+        report.report(case_id)
+    assert aws["cases"].get(case_id).get("reported_at") is None
+
+    clock["t"] += 10  # the message comes back while the crashed attempt's lease still runs
+    with pytest.raises(Exception, match=case_id):
+        report.report(case_id)
+    clock["t"] += 600  # the lease has expired
+    outcome = report.report(case_id)
+    assert (outcome.result, outcome.report_id) == (REPORTED, "R-1")
+    assert len(hotline.posts()) == 2 and len(hotline.reports) == 1  # called twice, reported once
+    assert aws["cases"].get(case_id)["report"]["attempts"] == 2
+
+
+def test_an_endpoint_down_for_good_fails_the_message_and_notes_it(aws, hotline):
+    case_id = filed_case(aws)
+    hotline.provider.fail_next = 10
+    with pytest.raises(ReportFailed, match="after 4 attempts"):
+        reporter(aws, hotline).report(case_id)
+    case = aws["cases"].get(case_id)
+    assert case["history"][-1]["what"] == "report failed" and "report_lease_until" not in case
+    hotline.provider.fail_next = 0
+    assert reporter(aws, hotline).report(case_id).result == REPORTED  # the queue's next delivery
+    assert len(hotline.reports) == 1
+
+
+def test_a_refusal_is_not_retried(aws, hotline):
+    case_id = filed_case(aws)
+    hotline.provider.require = ("Authorization", "something else")
+    with pytest.raises(ReportFailed, match="HTTP 401"):
+        reporter(aws, hotline).report(case_id)
+    assert len(hotline.posts()) == 2  # the first try, and one after reading the secret again
+
+
+def test_which_cases_are_reported(aws, hotline):
+    unreviewed = filed_case(aws, decision=None, key="a.jpg")
+    released = filed_case(aws, decision="released", key="b.jpg")
+    assert reporter(aws, hotline).report(unreviewed).result == SKIPPED
+    assert reporter(aws, hotline, mode="all").report(released).result == SKIPPED
+    assert reporter(aws, hotline).report("no-such-case").result == SKIPPED
+    assert hotline.posts() == []
+    assert reporter(aws, hotline, mode="all").report(unreviewed).result == REPORTED
+
+
+def test_https_only_unless_the_test_opts_in():
+    for url in ("http://hotline.example/reports", "http://127.0.0.1:9/reports", "https://169.254.169.254/x"):
+        with pytest.raises(ValueError):
+            ReportConfig(endpoint=url, case_table="t")
+    assert ReportConfig(endpoint="https://hotline.example/reports", case_table="t").host == "hotline.example"
+    assert ReportConfig(endpoint="http://127.0.0.1:9/r", case_table="t", allow_insecure_loopback=True)
+
+
+def test_the_report_function_handles_a_duplicate_message_in_one_batch(aws, hotline):
+    case_id = filed_case(aws)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in {
+            "CASE_TABLE": aws["table"],
+            "HOTLINE_REPORT_URL": hotline.url,
+            "HOTLINE_REPORT_SECRET": "hashcheck/hotline",
+            "HOTLINE_ALLOW_INSECURE_LOOPBACK": "true",
+            "POWERTOOLS_TRACE_DISABLED": "1",
+            "POWERTOOLS_METRICS_NAMESPACE": "HashCheck",
+        }.items():
+            env.setenv(name, value)
+        app = _load_report_function()
+    event = {"detail-type": "HashCheck Case Confirmed", "source": "hashcheck", "detail": {"case_id": case_id}}
+    records = [_sqs_record(json.dumps(event)) for _ in range(2)]
+    response = app.handler({"Records": records}, sandbox.LambdaContext("ReportFunction"))
+    assert response["batchItemFailures"] == []
+    assert len(hotline.reports) == 1 and len(hotline.posts()) == 1
+
+
+def _load_report_function():
+    spec = importlib.util.spec_from_file_location("hashcheck_function_report", sandbox.ROOT / "functions/report/app.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _sqs_record(body: str) -> dict:
+    return {
+        "messageId": str(uuid.uuid4()),
+        "receiptHandle": "r",
+        "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {},
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:report",
+        "awsRegion": REGION,
+    }
