@@ -71,12 +71,11 @@ def test_upload_bucket_policy_blocks_quarantined_objects_and_tag_tampering():
     }
     for sid in ("OnlyTheScannerChangesTags", "OnlyTheScannerSetsTheStatusAtUpload"):
         assert by_sid[sid]["Effect"] == "Deny"
-        scanners = by_sid[sid]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
-        assert {r["Fn::GetAtt"][0] for r in scanners} == {
-            "ScanFunctionRole",
-            "RematchFunctionRole",
-            "BackfillFunctionRole",
-        }
+        allowed = by_sid[sid]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        roles = {r["Fn::GetAtt"][0] for r in allowed if "Fn::GetAtt" in r}
+        assert roles == {"ScanFunctionRole", "RematchFunctionRole", "BackfillFunctionRole"}
+        reviewer = [r["Fn::Sub"] for r in allowed if "Fn::Sub" in r]
+        assert reviewer == ["arn:${AWS::Partition}:iam::${AWS::AccountId}:role/hashcheck-reviewer"]
 
 
 def test_fail_closed_read_policy_is_an_allow_list_of_clean_objects():

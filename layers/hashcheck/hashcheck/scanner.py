@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 
 from botocore.exceptions import ClientError
 
-from hashcheck import fingerprints
+from hashcheck import allowlist, fingerprints
 from hashcheck.cases import OPEN, Cases
 from hashcheck.fingerprint import Fingerprint, fingerprint
 from hashcheck.matcher import MATCH, REVIEW, Policy, Result, match
@@ -124,6 +124,7 @@ class Scanner:
         self.quarantine = Quarantine(
             s3, config.quarantine_bucket, mode=config.quarantine_mode, kms_key_id=config.evidence_kms_key
         )
+        self.allowlist = allowlist.Allowlist(ddb, config.reference_table)
 
     def scan(self, upload: Upload) -> Outcome:
         obj = upload.obj
@@ -133,6 +134,11 @@ class Scanner:
         if isinstance(fp, Outcome):
             return fp
         result = match(fp, self.store, self.config.policy)
+        if result.verdict in (MATCH, REVIEW):
+            allowed = self.allowlist.check(fp.sha256, result.matches, size=fp.size)
+            if allowed:  # these exact bytes were reviewed and released: a false positive stays released
+                status = allowlist.status_for(self.s3, obj)
+                return self._finish(obj, fp, Result(CLEAN, result.matches), status, allowed.reason)
         if result.verdict == MATCH:
             return self._quarantine(upload, fp, result)
         if result.verdict == REVIEW:
@@ -226,7 +232,9 @@ class Scanner:
 
     def _open_case(self, upload: Upload, fp: Fingerprint, result: Result) -> dict:
         detected = datetime.now(UTC).isoformat(timespec="seconds")
-        return self.cases.open_case(upload.obj, fp, result, self.list_version(), upload.uploader, detected)
+        return self.cases.open_case(
+            upload.obj, fp, result, self.list_version(), upload.uploader, detected, uploaded_at=upload.event_time
+        )
 
 
 def _url(obj: ObjectRef) -> str:
