@@ -82,3 +82,39 @@ def test_list_sync_applies_a_list_file_dropped_in_the_artifacts_bucket(stack, ph
 def test_unknown_stack_is_a_usage_error(stack, capsys):
     code, _, err = run(capsys, "list", "sync", "--stack", "no-such-stack")
     assert code == 2 and "no-such-stack" in err
+
+
+def test_backfill_then_review_a_case_and_release_it(stack, photos, tmp_path, capsys):
+    """Objects stored before the stack: `hashcheck backfill` scans them; `cases` reviews what it found."""
+    listed = tmp_path / "list.jsonl"
+    run(capsys, "list", "build", str(photos[0]), "--list-id", "police", "-o", str(listed))
+    assert run(capsys, "list", "import", str(listed), "--stack", sandbox.STACK)[0] == 0
+    s3, bucket = stack.client("s3"), stack.outputs["UploadBucketName"]
+    original = photos[0].read_bytes()
+    s3.put_object(Bucket=bucket, Key="old/listed.jpg", Body=original)
+    s3.put_object(Bucket=bucket, Key="old/other.jpg", Body=photos[1].read_bytes())
+
+    code, out, _ = run(capsys, "backfill", bucket, "--prefix", "old/", "--stack", sandbox.STACK)
+    summary = json.loads(out.splitlines()[-1])
+    assert code == 0 and summary["scanned"] == 2 and summary["matched"] == 1
+    code, out, _ = run(capsys, "backfill", bucket, "--prefix", "old/", "--stack", sandbox.STACK)
+    rerun = json.loads(out.splitlines()[-1])
+    assert rerun["scanned"] == 0 and rerun["skipped"] == 1  # the clean one; the match was moved out
+
+    code, out, _ = run(capsys, "cases", "list", "--stack", sandbox.STACK)
+    (case,) = [json.loads(line) for line in out.splitlines()]
+    assert case["key"] == "old/listed.jpg"
+    code, _, _ = run(
+        capsys, "cases", "release", case["case_id"], "--why", "stock photo, not abuse", "--stack", sandbox.STACK
+    )
+    assert code == 0
+    restored = s3.get_object(Bucket=bucket, Key="old/listed.jpg")["Body"].read()
+    assert restored == original  # bit for bit
+    code, out, _ = run(capsys, "cases", "release", case["case_id"], "--why", "again", "--stack", sandbox.STACK)
+    code, out, _ = run(
+        capsys, "cases", "confirm", case["case_id"], "--why", "changed my mind", "--stack", sandbox.STACK
+    )
+    assert code == 1  # a decision is final
+    code, out, _ = run(capsys, "cases", "audit", "--stack", sandbox.STACK)
+    history = [json.loads(line)["what"] for line in out.splitlines()]
+    assert "opened" in history and "released" in history

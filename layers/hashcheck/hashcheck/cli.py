@@ -23,6 +23,10 @@ class UsageError(Exception):
     """Bad arguments or a bad list file: exit 2 with the message."""
 
 
+class Refused(Exception):
+    """The request was understood but refused (unknown case, a decision already made): exit 1."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -31,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"hashcheck: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except Refused as exc:
+        print(f"hashcheck: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `hashcheck ... | head`
         return EXIT_OK
 
@@ -80,6 +87,37 @@ def _parser() -> argparse.ArgumentParser:
         target.add_argument("--table", metavar="TABLE", help="the ReferenceTable (with --bucket)")
         command.add_argument("--bucket", metavar="BUCKET", help="the ArtifactsBucket (with --table)")
         command.set_defaults(run=_list_import if name == "import" else _list_sync)
+
+    backfill = commands.add_parser("backfill", help="scan objects stored before the stack, from this machine")
+    backfill.add_argument("bucket", metavar="BUCKET")
+    backfill.add_argument("--prefix", default="")
+    backfill.add_argument("--stack", required=True, metavar="NAME", help="the stack whose tables and lists to use")
+    backfill.set_defaults(run=_backfill)
+
+    cases = commands.add_parser("cases", help="review cases: list, show, confirm, release, audit")
+    case_commands = cases.add_subparsers(dest="cases_command", required=True, metavar="COMMAND")
+    listing = case_commands.add_parser("list", help="cases, oldest first")
+    listing.add_argument("--status", default=None)
+    listing.add_argument("--decision", default=None, help="confirmed, released, or none")
+    listing.set_defaults(run=_cases_list)
+    show = case_commands.add_parser("show", help="one case, with its history")
+    show.add_argument("case_id", metavar="CASE_ID")
+    show.add_argument("--with-hashes", action="store_true", help="include the object's hashes (evidence)")
+    show.set_defaults(run=_cases_show)
+    for name, text in (
+        ("confirm", "confirm a match: it goes to the hotline report"),
+        ("release", "a false positive: restore the object and allowlist its bytes"),
+    ):
+        decide = case_commands.add_parser(name, help=text)
+        decide.add_argument("case_id", metavar="CASE_ID")
+        decide.add_argument("--why", required=True, help="recorded in the case's audit trail")
+        decide.add_argument("--who", default=None, help="default: the caller's AWS identity")
+        decide.set_defaults(run=_cases_decide, decision=name)
+    audit = case_commands.add_parser("audit", help="the audit trail as JSON Lines")
+    audit.add_argument("case_ids", nargs="*", metavar="CASE_ID")
+    audit.set_defaults(run=_cases_audit)
+    for command in (listing, show, audit, *(case_commands.choices[n] for n in ("confirm", "release"))):
+        command.add_argument("--stack", required=True, metavar="NAME")
 
     demo = commands.add_parser("demo", help="the whole pipeline on generated sample images")
     demo.add_argument("--json", action="store_true", help="end with a JSON summary line")
@@ -203,6 +241,18 @@ def _list_build(args) -> int:
     return EXIT_OK
 
 
+def stack_outputs(name: str) -> dict[str, str]:
+    """The stack's outputs (AWS_ENDPOINT_URL points this at a moto server instead of AWS)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        stack = boto3.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]
+    except (BotoCoreError, ClientError) as exc:
+        raise UsageError(f"cannot read stack {name}: {exc}") from exc
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+
+
 def _stack_target(args) -> tuple[str, str]:
     """(ReferenceTable, ArtifactsBucket) from --stack outputs, or from --table/--bucket. AWS_ENDPOINT_URL
     points the commands at a moto server instead of AWS."""
@@ -210,14 +260,7 @@ def _stack_target(args) -> tuple[str, str]:
         if not args.bucket:
             raise UsageError("--table needs --bucket")
         return args.table, args.bucket
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        stack = boto3.client("cloudformation").describe_stacks(StackName=args.stack)["Stacks"][0]
-    except (BotoCoreError, ClientError) as exc:
-        raise UsageError(f"cannot read stack {args.stack}: {exc}") from exc
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    outputs = stack_outputs(args.stack)
     return outputs["ReferenceTableName"], outputs["ArtifactsBucketName"]
 
 
@@ -260,6 +303,76 @@ def _list_sync(args) -> int:
         raise UsageError(f"list sources: {exc}") from exc
     progress = Progress(None, "rows applied")
     return _report(sync.run_sync(config, clients, on_rows=progress.advance), progress)
+
+
+def _backfill(args) -> int:
+    from hashcheck import backfill
+
+    progress = Progress(None, "objects listed")
+    summary = backfill.run(
+        stack_outputs(args.stack),
+        args.bucket,
+        args.prefix,
+        on_progress=lambda s: progress.advance(s.listed - progress.done),
+    )
+    progress.close()
+    print(json.dumps(summary.to_dict()))
+    return EXIT_OK if not summary.errors else 1
+
+
+def _review_target(args):
+    from hashcheck import review
+
+    return review.Target.from_outputs(stack_outputs(args.stack))
+
+
+def _review_call(function, *args, **kwargs):
+    """Run a review function; a refused decision (unknown case, already decided...) exits 1."""
+    from hashcheck import review
+
+    try:
+        return function(*args, **kwargs)
+    except (review.CaseNotFound, review.DecisionConflict, review.NotReady, ValueError) as exc:
+        raise Refused(str(exc)) from exc
+
+
+def _cases_list(args) -> int:
+    from hashcheck import review
+
+    for case in _review_call(review.list_cases, _review_target(args), status=args.status, decision=args.decision):
+        print(json.dumps(case, default=str))
+    return EXIT_OK
+
+
+def _cases_show(args) -> int:
+    from hashcheck import review
+
+    case = _review_call(review.show_case, _review_target(args), args.case_id, include_hashes=args.with_hashes)
+    print(json.dumps(case, default=str, indent=2))
+    return EXIT_OK
+
+
+def _cases_decide(args) -> int:
+    from hashcheck import review
+
+    who = args.who or _caller_identity()
+    decide = review.confirm_case if args.decision == "confirm" else review.release_case
+    print(json.dumps(_review_call(decide, _review_target(args), args.case_id, who, args.why), default=str))
+    return EXIT_OK
+
+
+def _cases_audit(args) -> int:
+    from hashcheck import review
+
+    for line in _review_call(review.export_audit, _review_target(args), args.case_ids or None):
+        print(line)
+    return EXIT_OK
+
+
+def _caller_identity() -> str:
+    import boto3
+
+    return boto3.client("sts").get_caller_identity()["Arn"]
 
 
 def _demo(args) -> int:
