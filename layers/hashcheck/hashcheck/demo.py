@@ -21,6 +21,8 @@ from hashcheck.fingerprint import fingerprint
 
 LISTED = (1, 2, 3)
 UNRELATED = (11, 12, 13, 14)
+LISTED_LATER = 12  # uploaded and found clean, then added to the list: the re-match finds it
+RELEASED = "listed 2 png"  # a reviewer judges this match a false positive and releases it
 LIST_ID = "demo-list"
 LIST_KEY = f"lists/{LIST_ID}.jsonl"
 # The compliance team's list file in the artifacts bucket, synced by the scheduled SyncFunction.
@@ -36,16 +38,17 @@ def uploads() -> list[tuple[str, str, bytes]]:
             (f"customers/7/listed {seed} {edit}.{suffix}", "match", samples.EDITS[edit](samples.picture(seed)))
         )
     for seed in UNRELATED:
-        objects.append((f"customers/7/holiday-{seed}.jpg", "clean", samples.jpeg(samples.picture(seed))))
+        expected = "match" if seed == LISTED_LATER else "clean"
+        objects.append((f"customers/7/holiday-{seed}.jpg", expected, samples.jpeg(samples.picture(seed))))
     whole = samples.jpeg(samples.picture(99))
     objects.append(("customers/8/broken.jpg", "unscannable", whole[: len(whole) // 3]))
     objects.append(("customers/8/notes.txt", "clean", b"shopping list: bread, milk\n"))
     return objects
 
 
-def reference_rows():
+def reference_rows(seeds=LISTED):
     rows = []
-    for seed in LISTED:
+    for seed in seeds:
         rows += references_for(fingerprint(samples.jpeg(samples.picture(seed))), LIST_ID, f"ref-{seed}")
     return rows
 
@@ -62,13 +65,16 @@ def run(json_summary: bool = False, out=None) -> int:
         stack = sandbox.deploy({"ListSources": LIST_SOURCES})
         print(f"deployed template.yaml into an in-process moto: {len(stack.outputs)} outputs", file=out)
         print(f"  (moto does not create, and the sandbox does not enforce: {', '.join(stack.skipped)})", file=out)
-        synced = _sync_reference_list(stack)
+        synced = _sync_reference_list(stack, reference_rows())
         added, version = synced["sources"][0]["added"], synced["version"]
         print(f"list sync: {LIST_ID}, {len(LISTED)} pictures -> {added} hashes, list version {version}", file=out)
         inbox = _subscribe_inbox(stack)
         put = _upload_all(stack)
         scan = sandbox.load_handler(stack, "ScanFunction", "scan")
         sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], scan.handler, "ScanFunction")
+        print(f"uploaded {len(put)} objects; the scan queue delivered them to the scan function", file=out)
+        _retro_match(stack, out)
+        _release_false_positive(stack, out)
         summary = [_where_is(stack, key, expected, version) for key, expected, version in put]
         cases = stack.client("dynamodb").scan(TableName=stack.outputs["CaseTableName"], Select="COUNT")["Count"]
         alerts = _drain(stack, inbox)
@@ -78,12 +84,36 @@ def run(json_summary: bool = False, out=None) -> int:
     return 0 if all(s["verdict"] == s["expected"] for s in summary) else 1
 
 
-def _sync_reference_list(stack) -> dict:
+def _retro_match(stack, out) -> None:
+    """The hotline lists a picture that was uploaded earlier and found clean: the next sync publishes
+    the new references and the re-match quarantines the stored copy without downloading it again."""
+    from hashcheck import sandbox
+
+    synced = _sync_reference_list(stack, reference_rows((*LISTED, LISTED_LATER)))
+    rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
+    report = rematch.handler({"version": synced["version"]}, sandbox.LambdaContext(stack.functions["RematchFunction"]))
+    print(
+        f"list update: +1 picture, list version {synced['version']}; re-match of stored objects: "
+        f"{report['matched']} quarantined without a new download",
+        file=out,
+    )
+
+
+def _release_false_positive(stack, out) -> None:
+    from hashcheck import review
+
+    target = review.Target.from_outputs(stack.outputs)
+    (case,) = [c for c in review.list_cases(target) if RELEASED in c["key"]]
+    review.release_case(target, case["case_id"], "demo reviewer", "judged a false positive")
+    print(f"review: case {case['case_id'][:12]}... released: object restored, its bytes allowlisted", file=out)
+
+
+def _sync_reference_list(stack, rows) -> dict:
     """Drop the list file where the compliance team would, then run the real SyncFunction handler
     with the schedule's event, as EventBridge Scheduler would."""
     from hashcheck import sandbox
 
-    text = "".join(reflist.to_json(row) + "\n" for row in reference_rows())
+    text = "".join(reflist.to_json(row) + "\n" for row in rows)
     stack.client("s3").put_object(Bucket=stack.outputs["ArtifactsBucketName"], Key=LIST_KEY, Body=text.encode())
     sync = sandbox.load_handler(stack, "SyncFunction", "sync")
     event = json.loads((sandbox.ROOT / "events" / "schedule.json").read_text())
@@ -115,13 +145,17 @@ def _where_is(stack, key: str, expected: str, version: str | None) -> dict:
 
     s3, upload_bucket = stack.client("s3"), stack.outputs["UploadBucketName"]
     head = _head(s3, upload_bucket, key, version)
-    obj = ObjectRef(upload_bucket, key, version, head["ETag"].strip('"') if head else None)
-    record = _record_for(stack, key, version) or {}
+    if head is None and (head := _head(s3, upload_bucket, key, None)):
+        version = None  # the uploaded version was moved out; what is at the key now was restored on release
+    obj = ObjectRef(
+        upload_bucket, key, head.get("VersionId") if head else None, head["ETag"].strip('"') if head else None
+    )
+    record = _record_for(stack, key, version or obj.version_id) or {}
     if head:
         location, status = f"s3://{upload_bucket}/{key}", get_status(s3, obj)
     else:
         location, status = _evidence_location(stack, key), record.get("status", "unknown")
-    verdict = record.get("verdict") or status
+    verdict = record.get("verdict") or ("match" if status == "released" else status)
     return {"key": key, "expected": expected, "verdict": verdict, "status": status, "location": location}
 
 
