@@ -3,8 +3,12 @@
 The exact hashes (MD5, SHA-1, SHA-256) are what hotlines' lists mostly carry and they never depend
 on decoding, so they are computed for every object, including ones that are not images or that
 fail to decode. The perceptual hashes (PDQ with its quality, pHash) come from one decode of the
-image, and for near matching we also keep their rotated/mirrored variants and further frames of an
-animation (`near`), which cost a few microseconds each because they are derived from the DCT.
+image, and for near matching we also keep their 8 rotated/mirrored variants and further frames of an
+animation (`near`). pHash's variants come from its DCT (microseconds); PDQ's mostly from two mirrored
+copies of the pixels, because PDQ derived from one DCT drifts by up to 100 bits (see `_PDQ_MIRRORS`). An image
+with uniform borders (padding, a frame, letterboxing) is also hashed inside them (variants "trimmed",
+"trimmed:rotate90", ...): a border changes every global hash completely, and only the images that have
+one pay for a second set of hashes (docs/accuracy.md).
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ from typing import BinaryIO
 import numpy as np
 
 from hashcheck import pdq, phash
-from hashcheck.imaging import DEFAULT_LIMITS, Decoded, ImageRejected, Limits, decode, looks_like_image
+from hashcheck.imaging import (
+    DEFAULT_LIMITS,
+    Decoded,
+    ImageRejected,
+    Limits,
+    decode,
+    looks_like_image,
+    uniform_border,
+)
 
 CHUNK = 1 << 20
 
@@ -26,7 +38,7 @@ IMAGE, NOT_IMAGE, UNSCANNABLE = "image", "not_image", "unscannable"
 
 @dataclass(frozen=True)
 class NearHash:
-    """A perceptual hash to search for: of which frame, under which rotation/mirror."""
+    """A perceptual hash to search for: of which frame, under which rotation/mirror, trimmed or not."""
 
     algorithm: str
     hash: str
@@ -136,12 +148,61 @@ def _fill_image(result: Fingerprint, decoded: Decoded, near: list[NearHash]) -> 
 
 
 def _frame_hashes(grey, frame: int) -> list[NearHash]:
-    pdq_hash = pdq.compute(np.asarray(grey, dtype=np.float32))
+    """PDQ and pHash of a frame in its 8 orientations; if it has uniform borders (padding, a frame,
+    letterboxing), the same again for the picture inside them, as variants "trimmed", "trimmed:rotate90"..."""
+    hashes = _oriented_hashes(grey, frame, "", exact=True)
+    box = uniform_border(grey)
+    if box is not None:  # rarer, so cheaper: PDQ's orientations derived from one DCT (a few bits off)
+        hashes += _oriented_hashes(grey.crop(box), frame, "trimmed", exact=False)
+    return hashes
+
+
+def _oriented_hashes(grey, frame: int, prefix: str, exact: bool) -> list[NearHash]:
+    pixels = np.asarray(grey)  # uint8: PDQ converts band by band, faster than one float32 copy when mirrored
+    pdq_variants = _pdq_oriented(pixels) if exact else _pdq_derived(pixels)
     phash_variants = phash.dihedral(phash.grey32(grey))
     return [
-        *(NearHash("pdq", h, pdq_hash.quality, name, frame) for name, h in pdq_hash.dihedral().items()),
-        *(NearHash("phash", h, None, name, frame) for name, h in phash_variants.items()),
+        *(NearHash("pdq", h, quality, _variant(prefix, name), frame) for name, (h, quality) in pdq_variants),
+        *(NearHash("phash", h, None, _variant(prefix, name), frame) for name, h in phash_variants.items()),
     ]
+
+
+# PDQ hashes of the orientations, as hashing the turned upload would give them. Deriving all 8 from one
+# DCT (Pdq.dihedral) is exact only for a transpose: PDQ's sampling is not mirror symmetric, and on our
+# corpus a derived mirror differed from the mirrored pixels' hash by a median 6-12 bits and up to 104 on
+# fine textures (docs/accuracy.md), more than the 31-bit threshold. So the pixels are also hashed
+# mirrored left-right and top-bottom, and each PDQ gives two exact orientations: itself and its
+# transpose. That covers mirrors and quarter turns; the half turn (rarer, ~3 ms more to make exact
+# with a third PDQ) stays derived from the original's DCT.
+_PDQ_MIRRORS = (
+    # (mirror of the pixels, name of its hash, name of its transpose's hash)
+    (lambda x: x, "original", "transpose"),
+    (np.fliplr, "flip_x", "rotate90"),  # np.rot90(x) == np.fliplr(x).T
+    (np.flipud, "flip_y", "rotate270"),  # np.rot90(x, 3) == np.flipud(x).T
+)
+_PDQ_DERIVED = ("rotate180", "transverse")
+
+
+def _pdq_oriented(pixels: np.ndarray) -> list[tuple[str, tuple[str, int]]]:
+    out = []
+    for mirror, name, transposed in _PDQ_MIRRORS:
+        computed = pdq.compute(mirror(pixels))
+        derived = computed.dihedral()
+        out += [(name, (computed.hash, computed.quality)), (transposed, (derived["transpose"], computed.quality))]
+        if name == "original":
+            out += [(key, (derived[key], computed.quality)) for key in _PDQ_DERIVED]
+    return out
+
+
+def _pdq_derived(pixels: np.ndarray) -> list[tuple[str, tuple[str, int]]]:
+    computed = pdq.compute(pixels)
+    return [(name, (h, computed.quality)) for name, h in computed.dihedral().items()]
+
+
+def _variant(prefix: str, orientation: str) -> str:
+    if not prefix:
+        return orientation
+    return prefix if orientation == "original" else f"{prefix}:{orientation}"
 
 
 def _unique(near: list[NearHash]) -> list[NearHash]:

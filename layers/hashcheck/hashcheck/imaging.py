@@ -166,6 +166,53 @@ def _grey(image: Image.Image, limits: Limits) -> Image.Image:
     return ImageOps.exif_transpose(grey) if image.tell() == 0 else grey
 
 
+# Uniform borders (padding, letterboxing, a frame) change every global hash completely, so the
+# fingerprint also hashes the picture inside them. Tolerances allow for JPEG noise along a flat border.
+_BORDER_TOLERANCE = 12  # grey levels a border pixel may differ from the border's median
+_BORDER_SHARE = 0.98  # share of a line's pixels within tolerance for the line to count as border
+_BORDER_MIN = 0.02  # a border thinner than this share of its side moves the hashes too little to matter
+_BORDER_MAX = 0.45  # a side is never trimmed by more than this share (something must remain)
+_BORDER_CHUNK = 16  # lines checked at a time
+
+
+def uniform_border(grey: Image.Image) -> tuple[int, int, int, int] | None:
+    """The box (left, top, right, bottom) inside uniform borders, or None when there is none worth trimming.
+
+    Each side is trimmed on its own, line by line, while the line stays within a tolerance of that
+    side's outermost line. A photo whose edges are not flat costs one check of its four outer lines.
+    """
+    pixels = np.asarray(grey)
+    if pixels.ndim != 2 or min(pixels.shape) < 16:
+        return None
+    rows, cols = pixels.shape
+    top = _border_depth(pixels, rows)
+    bottom = _border_depth(pixels[::-1], rows)
+    left = _border_depth(pixels.T, cols)
+    right = _border_depth(pixels.T[::-1], cols)
+    if max(top / rows, bottom / rows, left / cols, right / cols) < _BORDER_MIN:
+        return None
+    return left, top, cols - right, rows - bottom
+
+
+def _border_depth(lines: np.ndarray, side: int) -> int:
+    """How many leading lines (rows of `lines`) are uniform with the first one. Read in chunks, so a
+    thin border costs a few lines, not a pass over the image."""
+    value = np.median(lines[0])
+    limit = int(side * _BORDER_MAX)
+    depth = 0
+    while depth < limit:
+        flat = _uniform(lines[depth : min(depth + _BORDER_CHUNK, limit)], value)
+        if not flat.all():
+            return depth + int(flat.argmin())
+        depth += len(flat)
+    return limit
+
+
+def _uniform(lines: np.ndarray, value: float) -> np.ndarray:
+    close = np.abs(lines[:, ::2].astype(np.int16) - int(round(value))) <= _BORDER_TOLERANCE
+    return close.mean(axis=1) >= _BORDER_SHARE
+
+
 def _draft_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
     """The size to ask `draft` for: the largest JPEG reduction (1/2, 1/4, 1/8) keeping `long_side`."""
     scale = 1

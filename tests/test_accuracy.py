@@ -1,0 +1,87 @@
+"""A quick accuracy regression: bench/accuracy.py on the 10 test photos and a few modifications.
+
+The full benchmark (docs/accuracy.md) runs on ~150 photos and 28 modifications; this keeps the decision
+rule honest on the cases it must never lose: re-encoding, resizing, mirrors, quarter turns and padding,
+with no false match between different photos.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from hashcheck.fingerprint import fingerprint
+from hashcheck.imaging import uniform_border
+
+REPO = Path(__file__).resolve().parents[1]
+PHOTOS = REPO / "tests" / "data" / "photos"
+MUST_FIND = ("jpeg_q50", "resize25", "mirror", "rotate90", "border10", "border20", "rotate90+border10")
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("bench_accuracy", REPO / "bench" / "accuracy.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and the worker processes look the module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def bench_result():
+    bench = _load_bench()
+    mods = [*MUST_FIND, "crop5"]
+    return bench.run([str(PHOTOS)], mods, workers=2, policy=bench.matcher.DEFAULT_POLICY, log=lambda *_: None)
+
+
+def test_the_rule_finds_every_easy_copy(bench_result):
+    summary = bench_result["summary"]
+    assert len(bench_result["originals"]) == 10
+    for rule in ("rule (ours list)", "rule (ref list)"):
+        for mod in MUST_FIND:
+            assert summary.recall[rule][mod] == 1.0, (rule, mod)
+
+
+def test_no_false_match_between_different_photos(bench_result):
+    summary = bench_result["summary"]
+    assert summary.false_matches["rule (ours list)"] == 0
+    assert summary.false_matches["rule (ref list)"] == 0
+
+
+def test_the_rule_beats_every_single_hash(bench_result):
+    summary = bench_result["summary"]
+    best_single = max(summary.overall[m] for m in ("PDQ", "PDQ+dihedral", "pHash", "pHash+dihedral"))
+    assert summary.overall["rule (ours list)"] > best_single
+
+
+def _padded_jpeg(path: Path, fraction: float, colour: tuple[int, int, int]) -> bytes:
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        bx, by = round(im.width * fraction), round(im.height * fraction)
+        out = Image.new("RGB", (im.width + 2 * bx, im.height + 2 * by), colour)
+        out.paste(im, (bx, by))
+    buffer = io.BytesIO()
+    out.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_a_padded_upload_is_also_hashed_inside_its_border():
+    photo = PHOTOS / "wall-0257.jpg"
+    plain = fingerprint(photo.read_bytes())
+    padded = fingerprint(_padded_jpeg(photo, 0.15, (255, 255, 255)))
+    assert not any(h.variant.startswith("trimmed") for h in plain.near)
+    trimmed = {h.variant for h in padded.near if h.variant.startswith("trimmed")}
+    assert {"trimmed", "trimmed:rotate90", "trimmed:flip_x"} <= trimmed
+    # The fingerprint's own hashes stay those of the upload as it is.
+    assert padded.pdq == next(h.hash for h in padded.near if h.algorithm == "pdq" and h.variant == "original")
+
+
+def test_uniform_border_box():
+    grey = Image.new("L", (200, 100), 0)
+    grey.paste(Image.effect_noise((160, 60), 60), (20, 30))
+    assert uniform_border(grey) == (20, 30, 180, 90)
+    assert uniform_border(Image.effect_noise((200, 100), 60)) is None
