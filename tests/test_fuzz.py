@@ -76,11 +76,6 @@ def _flat_png(width: int, height: int) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: pdq._downsampler builds dense 64 x n float64 operators; memory grows with the long side, "
-    "so a 1 KB image 524320x24 (12.6 MP, under max_pixels) needs 1.7 GB and 9 s (fuzz seed 0 case 6872)",
-)
 def test_an_extreme_aspect_ratio_costs_no_more_memory_than_a_square_image():
     """Found by bench/fuzz.py (an animated WebP mutated to a 524320x24 canvas): PDQ's downsampling
     operator is built dense over the whole long side. 150000x24 (3.6 MP) already peaks at ~480 MB of

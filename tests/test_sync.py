@@ -326,6 +326,7 @@ def test_the_handler_runs_a_sync_from_its_environment(clients, provider, monkeyp
         "POWERTOOLS_TRACE_DISABLED": "true",
     }.items():
         monkeypatch.setenv(name, value)
+    monkeypatch.delenv("LIST_SOURCES", raising=False)  # an earlier test's stack environment must not win
     assert SyncConfig.from_env(clients=Clients(ssm=ssm)).sources[0].name == "compliance"
     spec = importlib.util.spec_from_file_location("sync_app", ROOT / "functions" / "sync" / "app.py")
     app = importlib.util.module_from_spec(spec)

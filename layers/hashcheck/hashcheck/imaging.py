@@ -57,6 +57,9 @@ class Limits:
     max_frame_scan: int = 300  # an animation's frames considered (seeking a GIF decodes the ones before)
     max_total_pixels: int = 200_000_000  # decoding budget over all frames of one object
     decode_long_side: int = 1024  # JPEG reduced decoding keeps at least this many pixels on the long side
+    # PDQ's downsampling works along each side: its memory grows with the longest side, not the pixel
+    # count (a 3.5 KB 150000x24 PNG would cost ~0.5 GB, found by bench/fuzz.py).
+    max_side: int = 30_000
 
 
 DEFAULT_LIMITS = Limits()
@@ -161,6 +164,8 @@ def _grey(image: Image.Image, limits: Limits) -> Image.Image:
         image.draft("L", _draft_size(image.size, limits.decode_long_side))
     if image.size[0] * image.size[1] > limits.max_pixels:
         raise ImageRejected("unscannable", "image is too large to decode even at reduced size")
+    if max(image.size) > limits.max_side:
+        raise ImageRejected("unscannable", f"image side of {max(image.size)} pixels is over the limit")
     image.load()
     grey = _to_luma(image)
     return ImageOps.exif_transpose(grey) if image.tell() == 0 else grey
