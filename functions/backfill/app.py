@@ -6,21 +6,17 @@ failed, the batch raises after the others are done, so the Map retries it (the r
 and, past the tolerated share, the execution fails visibly.
 """
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
 from hashcheck import backfill
-from hashcheck.scanner import ScanConfig, Scanner, build_store
+from hashcheck.scanner import from_environment
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})
-config = ScanConfig.from_env()
-s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
-secrets = boto3.client("secretsmanager") if config.remote_lookup_secret else None
-store, list_version = build_store(config, s3, ddb, secrets)
-scanner = Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"), list_version)
+scanner = from_environment()
+s3, ddb, store = scanner.s3, scanner.ddb, scanner.store  # for the handler below, and for tests
 
 
 class BatchIncomplete(Exception):

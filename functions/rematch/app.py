@@ -6,21 +6,17 @@ Two kinds of events:
 - a FingerprintTable stream batch: the new fingerprints' perceptual hashes become a StoredIndex segment.
 """
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
 from hashcheck import rematch
-from hashcheck.scanner import ScanConfig, Scanner, build_store
+from hashcheck.scanner import from_environment
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})
-config = ScanConfig.from_env()
-s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
-secrets = boto3.client("secretsmanager") if config.remote_lookup_secret else None
-store, list_version = build_store(config, s3, ddb, secrets)
-scanner = Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"), list_version)
+scanner = from_environment()
+s3, ddb, store = scanner.s3, scanner.ddb, scanner.store  # for the handler below, and for tests
 rematcher = rematch.Rematcher(scanner)
 
 
@@ -29,7 +25,7 @@ rematcher = rematch.Rematcher(scanner)
 @tracer.capture_lambda_handler
 def handler(event, context):
     if any(r.get("eventSource") == "aws:dynamodb" for r in event.get("Records", [])):
-        key = rematcher.stored.add(rematch.records_from_stream(event), config.policy)
+        key = rematcher.stored.add(rematch.records_from_stream(event), scanner.config.policy)
         return {"segment": key}
     key = event.get("delta_key") or event.get("detail", {}).get("object", {}).get("key")
     if not key and event.get("version") is not None:

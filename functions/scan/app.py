@@ -9,7 +9,6 @@ import os
 import time
 from dataclasses import asdict
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -21,14 +20,11 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from hashcheck.s3events import Upload, uploads_from_body
-from hashcheck.scanner import ScanConfig, Scanner, build_store
+from hashcheck.scanner import from_environment
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
-config = ScanConfig.from_env()
-s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
-secrets = boto3.client("secretsmanager") if config.remote_lookup_secret else None
-store, list_version = build_store(config, s3, ddb, secrets)
-scanner = Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"), list_version)
+scanner = from_environment()
+s3, ddb, store = scanner.s3, scanner.ddb, scanner.store  # for the handler below, and for tests
 MAX_RECEIVES = int(os.environ.get("MAX_RECEIVES", "5"))  # the queue's maxReceiveCount
 idempotency = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"], boto3_client=ddb)

@@ -78,6 +78,18 @@ class ScanConfig:
         )
 
 
+def from_environment(env=os.environ) -> Scanner:
+    """The scanner a Lambda handler builds at cold start, from the environment template.yaml gives
+    the scan path (ScanFunction, RematchFunction, BackfillFunction)."""
+    import boto3
+
+    config = ScanConfig.from_env(env)
+    s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
+    secrets = boto3.client("secretsmanager") if config.remote_lookup_secret else None
+    store, list_version = build_store(config, s3, ddb, secrets)
+    return Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"), list_version)
+
+
 def build_store(config: ScanConfig, s3, ddb, secrets=None) -> tuple[ReferenceStore, Callable[[], int | None]]:
     """The references a scan consults, and the list version they stand at.
 
