@@ -7,7 +7,7 @@ import json
 
 import boto3
 import pytest
-from moto import mock_aws
+from conftest import mocked_aws
 
 from hashcheck import references, snapshot
 from hashcheck.references import Retry, apply_rows, bump_version
@@ -29,13 +29,8 @@ def flip(hex_value: str, bits: int) -> str:
 
 @pytest.fixture(scope="module")
 def aws():
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            env.setenv(name, "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            yield boto3.client("dynamodb", region_name="us-east-1"), boto3.client("s3", region_name="us-east-1")
+    with mocked_aws():
+        yield boto3.client("dynamodb", region_name="us-east-1"), boto3.client("s3", region_name="us-east-1")
 
 
 @pytest.fixture

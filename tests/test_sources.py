@@ -8,8 +8,8 @@ import socket
 
 import boto3
 import pytest
+from conftest import mocked_aws
 from fake_provider import FakeProvider
-from moto import mock_aws
 
 from hashcheck.reflist import Reference, Rejected
 from hashcheck.sources import ChecksumMismatch, ConfigError, SourceError, load_specs, make_source, parse_specs
@@ -174,15 +174,10 @@ def test_csv_pages_and_rejected_rows_carry_page_and_line(provider):
 
 @pytest.fixture(scope="module")
 def s3():
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            env.setenv(name, "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            client = boto3.client("s3", region_name="us-east-1")
-            client.create_bucket(Bucket="artifacts")
-            yield client
+    with mocked_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="artifacts")
+        yield client
 
 
 def test_an_s3_list_file_is_read_once_per_etag(s3):

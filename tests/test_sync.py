@@ -12,8 +12,8 @@ from pathlib import Path
 
 import boto3
 import pytest
+from conftest import mocked_aws
 from fake_provider import FakeProvider
-from moto import mock_aws
 
 from hashcheck import references, snapshot
 from hashcheck.references import Retry
@@ -65,13 +65,8 @@ class CrashingDynamo:
 
 @pytest.fixture(scope="module")
 def aws():
-    with pytest.MonkeyPatch.context() as env:
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-            env.setenv(name, "testing")
-        env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        env.delenv("AWS_PROFILE", raising=False)
-        with mock_aws():
-            yield boto3.client("dynamodb", region_name="us-east-1"), boto3.client("s3", region_name="us-east-1")
+    with mocked_aws():
+        yield boto3.client("dynamodb", region_name="us-east-1"), boto3.client("s3", region_name="us-east-1")
 
 
 @pytest.fixture
