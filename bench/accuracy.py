@@ -533,10 +533,12 @@ def bivariate_lower_tail(a: float, b: float, rho: float) -> float:
     return float(value)
 
 
-QUERY_HASHES = 16  # per algorithm and frame: 8 orientations, 8 more of the picture inside a border
+QUERY_HASHES = 20  # per algorithm and frame: 8 orientations, 4 tilts, 8 more of the picture inside a border
 
 
-def false_match_estimate(distances: dict[str, np.ndarray], own: np.ndarray, confirm: int) -> tuple[str, float]:
+def false_match_estimate(
+    distances: dict[str, np.ndarray], own: np.ndarray, confirm: int, review_bound: int
+) -> tuple[str, float]:
     """Markdown: expected false candidates per query against LIST_SIZE references, per hash and threshold,
     and the decision rule's expected false actions per query. Returns (text, false actions per query).
 
@@ -574,14 +576,18 @@ def false_match_estimate(distances: dict[str, np.ndarray], own: np.ndarray, conf
     phash_tier = joint_one * QUERY_HASHES * QUERY_HASHES
     pdq_tier = pdq_fit.p_at_most(PDQ_THRESHOLD) * QUERY_HASHES
     per_query = (pdq_tier + phash_tier) * LIST_SIZE
-    reviews = phash_fit.p_at_most(PHASH_THRESHOLD) * QUERY_HASHES * LIST_SIZE
+    # Reviews: a pHash hit whose PDQ is not within `confirm` but within the review bound.
+    joint_review = bivariate_lower_tail(pdq_fit.z(review_bound), phash_fit.z(PHASH_THRESHOLD), rho)
+    reviews = max(joint_review - joint_one, 0.0) * QUERY_HASHES * QUERY_HASHES * LIST_SIZE
+    unbounded_reviews = phash_fit.p_at_most(PHASH_THRESHOLD) * QUERY_HASHES * LIST_SIZE
     lines += [
         "",
         f"Decision rule (PDQ <= {PDQ_THRESHOLD} acts; pHash <= {PHASH_THRESHOLD} acts when the same reference's "
         f"PDQ <= {confirm}), per reference: PDQ tier {pdq_tier:.1e}; pHash tier {phash_tier:.1e} (bivariate "
         f"normal, tail-fitted margins, impostor correlation rho = {rho:.2f}, times {QUERY_HASHES}x{QUERY_HASHES} "
         f"query-hash pairs). **Expected false actions per query at {LIST_SIZE:,} references: {per_query:.1e}.** "
-        f"Expected pHash-only candidates (reviews) per query: {reviews:.1e}.",
+        f"Expected false reviews per query (pHash hit, PDQ within {review_bound} but not {confirm}): {reviews:.1e}; "
+        f"without a PDQ bound on reviews they would be {unbounded_reviews:.1e}.",
     ]
     return "\n".join(lines) + "\n", per_query
 
@@ -654,7 +660,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     mods_array = np.array([c.mod for c in result["copies"]])
     text += "\n" + distribution_table(distances, own)
     text += "\n" + confirm_sweep(distances, own, mods_array)
-    estimate, per_query = false_match_estimate(distances, own, policy.phash_confirm_pdq)
+    estimate, per_query = false_match_estimate(distances, own, policy.phash_confirm_pdq, policy.phash_review_pdq)
     text += "\n" + estimate
     print(text)
     out = Path(args.out)

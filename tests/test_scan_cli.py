@@ -118,11 +118,22 @@ def _store_with(pdq: str, phash: str) -> MemoryStore:
     return MemoryStore([Reference("pdq", pdq, "l", "img"), Reference("phash", phash, "l", "img")])
 
 
-def test_phash_hit_without_pdq_agreement_is_review_not_match(photos):
+def test_a_phash_hit_acts_reviews_or_drops_by_how_far_the_listed_pdq_is(photos):
     fp = fingerprint(photos[0].read_bytes())
-    far_pdq = f"{int(fp.pdq, 16) ^ ((1 << 256) - 1):064x}"  # every bit flipped: 256 away
-    assert match(fp, _store_with(far_pdq, fp.phash)).verdict == "review"
-    assert match(fp, _store_with(fp.pdq, fp.phash)).verdict == "match"
+    fp.near = [h for h in fp.near if h.variant == "original"]  # one PDQ, so its distance is the one we set
+
+    def listed_pdq_at(distance: int) -> str:
+        return f"{int(fp.pdq, 16) ^ ((1 << distance) - 1):064x}"  # the lowest `distance` bits flipped
+
+    policy = Policy()
+    verdict = {d: match(fp, _store_with(listed_pdq_at(d), fp.phash)).verdict for d in (0, 64, 65, 70, 71, 120)}
+    assert policy.phash_confirm_pdq == 64 and policy.phash_review_pdq == 70
+    assert verdict == {0: "match", 64: "match", 65: "review", 70: "review", 71: "clean", 120: "clean"}
+
+
+def test_a_phash_hit_on_a_listing_without_pdq_is_reviewed(photos):
+    fp = fingerprint(photos[0].read_bytes())
+    assert match(fp, MemoryStore([Reference("phash", fp.phash, "l", "img")])).verdict == "review"
 
 
 def test_low_quality_pdq_never_acts(photos):

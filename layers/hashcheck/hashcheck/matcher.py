@@ -4,12 +4,13 @@ Tiers (README, "Decision rule"):
 - an exact hash (MD5, SHA-1, SHA-256) on a list acts: `match`;
 - PDQ within its threshold (31 of 256 bits), from a query hash of quality >= 50, acts: `match`;
 - pHash within its threshold (8 of 64 bits) acts only when the same listed image's PDQ agrees within
-  a wider bound (64); a 64-bit hit alone is too likely to be chance against millions of references
-  (up to ~10 false candidates per query at 1.4M, docs/accuracy.md), so it becomes `review`: a person
-  looks, nothing moves. The second signal is what lets crops and small turns act: they move PDQ by
-  40-70 bits and pHash by less than 8, while unrelated photos sit ~128 PDQ bits apart.
-Rotated, mirrored, trimmed (inside a uniform border) and further-frame variants of the upload are
-searched like the original.
+  a wider bound (64). The second signal is what lets crops act: they move PDQ by 40-70 bits and pHash
+  by less than 8, while unrelated photos sit ~128 PDQ bits apart. A hit whose PDQ is a little farther
+  (up to 70), or whose listed image has no PDQ to compare, becomes `review`: a person looks, nothing
+  moves. A 64-bit hit alone is chance ~10 times per upload against 1.4M references (docs/accuracy.md),
+  so one whose PDQ is farther still is dropped: a review queue flooded with noise protects nobody.
+Rotated, mirrored, tilted (turned back a few degrees), trimmed (inside a uniform border) and
+further-frame variants of the upload are searched like the original.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class Policy:
     # bits apart (sd ~8, tail fit ~10); at 64, bench/accuracy.py's fit gives ~1e-5 false actions per
     # query against 1.4M references (target < 1e-4) while crops of 5% act 81% of the time (52: 61%).
     phash_confirm_pdq: int = 64
+    # Up to this far, an unconfirmed pHash hit is still shown to a person (`review`); beyond it, it is
+    # dropped. At 70, ~3e-4 false reviews per upload against 1.4M references (fitted); with no PDQ bound
+    # it would be ~10 (docs/accuracy.md).
+    phash_review_pdq: int = 70
     # Per-list thresholds, e.g. {"nl-police": {"pdq": 24}}: a list known for near-duplicates of
     # stock images can be held tighter than the default without touching the others.
     per_list: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
@@ -112,15 +117,19 @@ def _phash_matches(fp: Fingerprint, store: ReferenceStore, policy: Policy) -> li
     for hit in hits:
         if hit.distance > policy.threshold("phash", hit.reference.list):
             continue
-        confirmed = _pdq_distance(our_pdq, store.siblings(hit.reference)) <= policy.phash_confirm_pdq
+        pdq_gap = _pdq_distance(our_pdq, store.siblings(hit.reference))
+        if pdq_gap is not None and pdq_gap > policy.phash_review_pdq:
+            continue
+        confirmed = pdq_gap is not None and pdq_gap <= policy.phash_confirm_pdq
         matches.append(_as_match(hit.reference, hit.distance, confirmed, queries[hit.query]))
     return matches
 
 
-def _pdq_distance(ours: list[str], siblings: list[Reference]) -> int:
-    """Closest PDQ distance between any variant of the upload and the listed image's PDQ hashes."""
+def _pdq_distance(ours: list[str], siblings: list[Reference]) -> int | None:
+    """Closest PDQ distance between any variant of the upload and the listed image's PDQ hashes; None
+    when there is nothing to compare (a pHash-only listing, or its PDQ withdrawn)."""
     theirs = [s.hash for s in siblings if s.algorithm == "pdq"]
-    return min((algorithms.hamming(a, b) for a in ours for b in theirs), default=256)
+    return min((algorithms.hamming(a, b) for a in ours for b in theirs), default=None)
 
 
 def _as_match(ref: Reference, distance: int, acts: bool, query: NearHash | None = None) -> Match:
