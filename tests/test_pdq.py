@@ -93,6 +93,14 @@ def test_matches_reference_list(row, decoded):
     assert abs(p.quality - row["quality"]) <= 1
 
 
+def test_the_fast_dct_differs_from_the_exact_one_by_rounding_only(decoded):
+    for rgb in decoded.values():
+        luma = pdq.luma_from_rgb(rgb)
+        exact, fast = pdq.compute(luma), pdq.compute(luma, exact_rounding=False)
+        assert np.allclose(fast.dct, exact.dct, rtol=0, atol=1e-3 * np.abs(exact.dct).max())
+        assert hamming(fast.hash, exact.hash) <= 2 and fast.quality == exact.quality
+
+
 def test_reference_list_is_not_trivially_matched(decoded):
     """The tolerance above means something: distinct photos are ~128 bits apart, a flipped one too."""
     first, second = REFERENCE[0], REFERENCE[1]
@@ -431,3 +439,12 @@ def test_pdq_value_semantics():
         p.dct[0, 0] = 1.0  # read-only: dihedral() must keep describing this hash
     assert p == pdq.compute(noise((80, 90)))
     assert "dct" not in repr(p)
+
+
+@pytest.mark.parametrize("shape", [(1000, 777), (129, 300), (64, 64), (4, 100)])
+def test_mirrors_from_shared_passes_equal_hashing_the_mirrored_pixels(shape):
+    luma = noise(shape, seed=3)
+    mirrors = pdq.compute_mirrors(luma)
+    for name, mirrored in (("original", luma), ("flip_x", np.fliplr(luma)), ("flip_y", np.flipud(luma))):
+        assert mirrors[name] == pdq.compute(mirrored), name  # hash and quality (the DCT is not compared)
+    assert mirrors["rotate180"] == pdq.compute(np.rot90(luma, 2))  # the half turn is exact too

@@ -4,9 +4,9 @@ The exact hashes (MD5, SHA-1, SHA-256) are what hotlines' lists mostly carry and
 on decoding, so they are computed for every object, including ones that are not images or that
 fail to decode. The perceptual hashes (PDQ with its quality, pHash) come from one decode of the
 image, and for near matching we also keep their 8 rotated/mirrored variants and further frames of an
-animation (`near`). pHash's variants come from its DCT (microseconds); PDQ's mostly from two mirrored
-copies of the pixels, because PDQ derived from one DCT drifts by up to 100 bits (see `_PDQ_MIRRORS`). An image
-with uniform borders (padding, a frame, letterboxing) is also hashed inside them (variants "trimmed",
+animation (`near`). pHash's variants come from its DCT (microseconds); PDQ's from the pixels' mirrors
+and their transposes, because PDQ derived from one DCT drifts by up to 100 bits (see `_TRANSPOSED`). An
+image with uniform borders (padding, a frame, letterboxing) is also hashed inside them (variants "trimmed",
 "trimmed:rotate90", ...): a border changes every global hash completely, and only the images that have
 one pay for a second set of hashes (docs/accuracy.md). Small tilts (a photo turned by a few degrees on
 its own canvas) are undone by trying a few turns back (variants "tilt-2", "tilt+4", ...; `_TILTS`).
@@ -173,27 +173,22 @@ def _oriented_hashes(grey, frame: int, prefix: str, exact: bool) -> list[NearHas
 # PDQ hashes of the orientations, as hashing the turned upload would give them. Deriving all 8 from one
 # DCT (Pdq.dihedral) is exact only for a transpose: PDQ's sampling is not mirror symmetric, and on our
 # corpus a derived mirror differed from the mirrored pixels' hash by a median 6-12 bits and up to 104 on
-# fine textures (docs/accuracy.md), more than the 31-bit threshold. So the pixels are also hashed
-# mirrored left-right and top-bottom, and each PDQ gives two exact orientations: itself and its
-# transpose. That covers mirrors and quarter turns; the half turn (rarer, ~3 ms more to make exact
-# with a third PDQ) stays derived from the original's DCT.
-_PDQ_MIRRORS = (
-    # (mirror of the pixels, name of its hash, name of its transpose's hash)
-    (lambda x: x, "original", "transpose"),
-    (np.fliplr, "flip_x", "rotate90"),  # np.rot90(x) == np.fliplr(x).T
-    (np.flipud, "flip_y", "rotate270"),  # np.rot90(x, 3) == np.flipud(x).T
-)
-_PDQ_DERIVED = ("rotate180", "transverse")
+# fine textures (docs/accuracy.md), more than the 31-bit threshold. So the pixels' three mirrors are
+# hashed too (pdq.compute_mirrors: two passes over the pixels for all four), and each hash gives two
+# exact orientations: itself and its transpose.
+_TRANSPOSED = {
+    "original": "transpose",
+    "flip_x": "rotate90",  # np.rot90(x) == np.fliplr(x).T
+    "flip_y": "rotate270",  # np.rot90(x, 3) == np.flipud(x).T
+    "rotate180": "transverse",  # np.rot90(x, 2).T
+}
 
 
 def _pdq_oriented(pixels: np.ndarray) -> list[tuple[str, tuple[str, int]]]:
     out = []
-    for mirror, name, transposed in _PDQ_MIRRORS:
-        computed = pdq.compute(mirror(pixels))
-        derived = computed.dihedral()
-        out += [(name, (computed.hash, computed.quality)), (transposed, (derived["transpose"], computed.quality))]
-        if name == "original":
-            out += [(key, (derived[key], computed.quality)) for key in _PDQ_DERIVED]
+    for name, computed in pdq.compute_mirrors(pixels).items():
+        transposed = computed.dihedral()["transpose"]
+        out += [(name, (computed.hash, computed.quality)), (_TRANSPOSED[name], (transposed, computed.quality))]
     return out
 
 
@@ -207,7 +202,7 @@ def _pdq_derived(pixels: np.ndarray) -> list[tuple[str, tuple[str, int]]]:
 # four corners it cuts off. So the upload is turned back by each angle in _TILTS (degrees, counter-
 # clockwise), and every pixel the turn cannot account for (corners outside the turned canvas) is filled
 # with the picture's mean grey, which moves the low frequencies both hashes keep far less than black.
-# On 77 photos turned by 1-5 degrees either way (docs/accuracy.md), the rule then catches 88/83/79/67%
+# On 80 photos turned by 1-5 degrees either way (docs/accuracy.md), the rule then catches 88/83/79/67%
 # at 2/3/4/5 degrees instead of 60/32/10/4%. Each angle covers about +-1 degree around it; +-2 and +-4
 # together do about as well as adding +-3 too (+1 point). The turns are taken on a copy of at most
 # _TILT_SIDE pixels (about 1.5 ms per angle): the hashes downsample to 64 (PDQ) and 32 (pHash) pixels
@@ -217,13 +212,12 @@ _TILT_SIDE = 128
 
 
 def _tilted_hashes(grey: Image.Image, frame: int) -> list[NearHash]:
-    small = grey.copy()
-    small.thumbnail((_TILT_SIDE, _TILT_SIDE), Image.Resampling.BILINEAR)
+    small = grey.reduce(-(-max(grey.size) // _TILT_SIDE))  # box filter, by a whole factor: cheap
     withcanvas = small.convert("LA")  # the alpha band tracks which pixels the turn brings in from outside
     out = []
     for angle in _TILTS:
         turned = _turned_back(withcanvas, angle)
-        computed = pdq.compute(turned)
+        computed = pdq.compute(turned, exact_rounding=False)
         name = f"tilt{angle:+g}"
         pixels = Image.fromarray(np.clip(turned + 0.5, 0, 255).astype(np.uint8))
         out += [

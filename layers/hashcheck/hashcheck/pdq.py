@@ -159,21 +159,23 @@ def _dct16(small: np.ndarray) -> np.ndarray:
     return out
 
 
-def _downsample(x: np.ndarray) -> np.ndarray:
-    """The reference's blurred and decimated 64x64 image (float32) of a 2-D float32 array."""
-    rows, cols = x.shape
-    # Rows: each of the 64 output rows is a weighted sum of a band of input rows (float32, the bulk of
-    # the work, memory bound).
-    starts, band = _downsampler(rows)
+def _reduce_rows(x: np.ndarray) -> np.ndarray:
+    """64 x cols: each output row a weighted sum of a band of input rows (float32; the bulk of the work,
+    memory bound)."""
+    starts, band = _downsampler(x.shape[0])
     weights = band.astype(np.float32)
-    reduced = np.empty((_SIDE, cols), dtype=np.float32)
+    reduced = np.empty((_SIDE, x.shape[1]), dtype=np.float32)
     for i, start in enumerate(starts):
         block = x[start : start + weights.shape[1]]
         if block.dtype != np.float32:  # convert band by band: no full-size float copy of a uint8 image
             block = block.astype(np.float32)
         np.matmul(weights[i], block, out=reduced[i])
-    # Columns: the same on the 64 x cols result, in float64 (it is small).
-    starts, band = _downsampler(cols)
+    return reduced
+
+
+def _reduce_columns(reduced: np.ndarray) -> np.ndarray:
+    """The same along the columns of the 64 x cols result, in float64 (it is small) -> 64x64 float32."""
+    starts, band = _downsampler(reduced.shape[1])
     windows = sliding_window_view(reduced.astype(np.float64), band.shape[1], axis=1)[:, starts]
     return np.einsum("rsk,sk->rs", windows, band).astype(np.float32)
 
@@ -265,12 +267,45 @@ class Pdq:
         return out
 
 
-def compute(luma: np.ndarray) -> Pdq:
+def compute(luma: np.ndarray, exact_rounding: bool = True) -> Pdq:
     """PDQ hash of a 2-D luma array (uint8 or float, values 0..255), e.g. from :func:`luma_from_rgb`.
+
+    ``exact_rounding=False`` takes the DCT as one matrix product instead of the reference's float32 order
+    of operations: ~30x faster on that step, and a bit can differ only where a coefficient is a rounding
+    error away from the median. For hashes of pixels we made ourselves (the tilts), never compared with
+    the reference's hash of the same pixels.
 
     Raises ValueError for an empty or non-2-D array. Images with a side below 5 pixels get the reference's
     all-zero hash with quality 0. Flat images get quality 0 and a hash made of float rounding noise.
     """
+    x = _checked(luma)
+    if min(x.shape) < _MIN_DIM:
+        return _blank()
+    return _from_small(_reduce_columns(_reduce_rows(x)), exact_rounding)
+
+
+def compute_mirrors(luma: np.ndarray) -> dict[str, Pdq]:
+    """PDQ of the image and of its mirrors, keyed "original", "flip_x" (left-right), "flip_y" (top-bottom)
+    and "rotate180" (both): what ``compute(np.fliplr(luma))`` etc. give, from two passes over the pixels
+    instead of four. A left-right mirror only reverses the columns of the 64-row intermediate the first
+    (row) pass leaves, so it costs the small column pass; top-bottom needs its own row pass.
+
+    They are computed and not derived from one DCT (``Pdq.dihedral``) because PDQ's sampling is not mirror
+    symmetric: a derived mirror can be tens of bits off (see there). With each one's transpose (exact,
+    from its DCT), all 8 orientations are what hashing the turned pixels gives.
+    """
+    x = _checked(luma)
+    if min(x.shape) < _MIN_DIM:
+        return dict.fromkeys(("original", "flip_x", "flip_y", "rotate180"), _blank())
+    out = {}
+    for rows, (name, mirrored) in ((x, ("original", "flip_x")), (np.flipud(x), ("flip_y", "rotate180"))):
+        reduced = _reduce_rows(rows)
+        out[name] = _from_small(_reduce_columns(reduced), True)
+        out[mirrored] = _from_small(_reduce_columns(reduced[:, ::-1]), True)
+    return out
+
+
+def _checked(luma: np.ndarray) -> np.ndarray:
     x = np.asarray(luma)
     if x.ndim != 2:
         raise ValueError(f"expected a 2-D luma array, got shape {x.shape}")
@@ -278,14 +313,18 @@ def compute(luma: np.ndarray) -> Pdq:
         raise ValueError("empty image")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_) or np.iscomplexobj(x):
         raise ValueError(f"expected a real numeric luma array, got dtype {x.dtype}")
-    if min(x.shape) < _MIN_DIM:
-        dct = np.zeros((_NFREQ, _NFREQ), dtype=np.float32)
-        dct.setflags(write=False)
-        return Pdq(hash="0" * 64, quality=0, dct=dct)
+    return x
 
-    small = _downsample(x)
+
+def _blank() -> Pdq:
+    dct = np.zeros((_NFREQ, _NFREQ), dtype=np.float32)
+    dct.setflags(write=False)
+    return Pdq(hash="0" * 64, quality=0, dct=dct)
+
+
+def _from_small(small: np.ndarray, exact_rounding: bool) -> Pdq:
     if not np.isfinite(small).all():
         raise ValueError("luma contains NaN or infinite values")
-    dct = _dct16(small)
+    dct = _dct16(small) if exact_rounding else _dct_matrix() @ small @ _dct_matrix().T
     dct.setflags(write=False)
     return Pdq(hash=_hex(_bits(dct)), quality=_quality(small), dct=dct)
