@@ -321,10 +321,6 @@ def reference_store(originals: list[Original], kind: str) -> MemoryStore:
     for o in originals:
         if kind == "ours":
             refs += references_for(o.fp, LIST_ID, o.name)
-        elif kind == "ours+trimmed":  # a candidate for references_for: the listed picture inside its borders
-            refs += references_for(o.fp, LIST_ID, o.name)
-            trimmed = [h for h in o.fp.near if h.variant == "trimmed" and h.frame == 0]
-            refs += [Reference(h.algorithm, h.hash, LIST_ID, o.name) for h in trimmed]
         else:
             refs += [Reference(a, h, LIST_ID, o.name) for a, h in o.fp.exact().items()]
             refs += [Reference("pdq", o.ref_pdq, LIST_ID, o.name), Reference("phash", o.ref_phash, LIST_ID, o.name)]
@@ -626,7 +622,7 @@ def run(folders: Sequence[str], mods: Sequence[str], workers: int, policy: match
     }
     hits, distances = score_single(copies, ref_rows)
     acts, reviews = {}, {}
-    for kind in ("ours", "ref", "ours+trimmed"):
+    for kind in ("ours", "ref"):
         acts[f"rule ({kind} list)"], reviews[f"rule ({kind} list)"] = score_rule(
             copies, reference_store(originals, kind), names, policy
         )

@@ -15,8 +15,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from hashcheck.cli import references_for
 from hashcheck.fingerprint import fingerprint
 from hashcheck.imaging import uniform_border
+from hashcheck.matcher import match
+from hashcheck.stores.memory import MemoryStore
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "tests" / "data" / "photos"
@@ -105,6 +108,19 @@ def test_a_padded_upload_is_also_hashed_inside_its_border():
     assert {"trimmed", "trimmed:rotate90", "trimmed:flip_x"} <= trimmed
     # The fingerprint's own hashes stay those of the upload as it is.
     assert padded.pdq == next(h.hash for h in padded.near if h.algorithm == "pdq" and h.variant == "original")
+
+
+def test_a_listed_picture_with_a_border_is_found_without_it():
+    """`list build` also lists the picture inside a listed image's border, so the picture uploaded
+    without that border (cropped out, or re-framed) is found from the list's side."""
+    photo = PHOTOS / "wall-0257.jpg"
+    listed = fingerprint(_padded_jpeg(photo, 0.2, (0, 0, 0)))
+    rows = references_for(listed, "l", "framed")
+    assert {r.algorithm for r in rows} == {"md5", "sha1", "sha256", "pdq", "phash"}
+    assert sum(r.algorithm == "pdq" for r in rows) == 2  # as listed, and inside its border
+    result = match(fingerprint(photo.read_bytes()), MemoryStore(rows))
+    assert result.verdict == "match"
+    assert any(m.algorithm == "pdq" and m.distance <= 31 for m in result.matches)
 
 
 def test_uniform_border_box():
