@@ -29,7 +29,8 @@ def listed(tmp_path, photos, capsys):
     originals, unlisted = photos[:5], photos[5:]
     list_file = tmp_path / "list.jsonl"
     code, _, err = run(capsys, "list", "build", *map(str, originals), "--list-id", "test-list", "-o", str(list_file))
-    assert code == 0 and "wrote 25 rows for 5 files" in err
+    rows = len(list_file.read_text().splitlines())  # 5 per photo, 2 more for each with a uniform border
+    assert code == 0 and f"wrote {rows} rows for 5 files" in err and rows >= 25
     uploads = tmp_path / "uploads"
     uploads.mkdir()
     for i, photo in enumerate(originals):
@@ -134,6 +135,23 @@ def test_a_phash_hit_acts_reviews_or_drops_by_how_far_the_listed_pdq_is(photos):
 def test_a_phash_hit_on_a_listing_without_pdq_is_reviewed(photos):
     fp = fingerprint(photos[0].read_bytes())
     assert match(fp, MemoryStore([Reference("phash", fp.phash, "l", "img")])).verdict == "review"
+
+
+def test_a_phash_hit_through_many_variants_looks_up_the_listed_image_once(photos):
+    class CountingStore(MemoryStore):  # the real store, counting its round trips for siblings
+        sibling_lookups = 0
+
+        def siblings(self, reference):
+            CountingStore.sibling_lookups += 1
+            return super().siblings(reference)
+
+    fp = fingerprint(photos[0].read_bytes())
+    far_pdq = f"{int(fp.pdq, 16) ^ ((1 << 80) - 1):064x}"  # no PDQ hit of its own
+    store = CountingStore([Reference("pdq", far_pdq, "l", "img"), Reference("phash", fp.phash, "l", "img")])
+    variants_hitting = [h for h in fp.near if h.algorithm == "phash" and store.near("phash", [h.hash], 8)]
+    assert len(variants_hitting) > 1  # the original and some tilts
+    match(fp, store)
+    assert CountingStore.sibling_lookups == 1
 
 
 def test_low_quality_pdq_never_acts(photos):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from hashcheck import algorithms
 from hashcheck.fingerprint import IMAGE, NOT_IMAGE, Fingerprint, NearHash
 from hashcheck.reflist import Reference
-from hashcheck.stores.base import ReferenceStore
+from hashcheck.stores.base import NearHit, ReferenceStore
 
 MATCH, REVIEW, CLEAN, UNSCANNABLE = "match", "review", "clean", "unscannable"
 
@@ -113,10 +113,17 @@ def _phash_matches(fp: Fingerprint, store: ReferenceStore, policy: Policy) -> li
     queries = [h for h in fp.near if h.algorithm == "phash"]
     hits = store.near("phash", [h.hash for h in queries], policy.search_radius("phash"))
     our_pdq = [h.hash for h in fp.near if h.algorithm == "pdq"]
-    matches = []
+    # Several query variants (orientations, tilts) often hit the same listed image: keep the closest hit
+    # per image, so its PDQ siblings are looked up once (a store round trip each), not once per variant.
+    closest: dict[tuple[str, str], NearHit] = {}
     for hit in hits:
-        if hit.distance > policy.threshold("phash", hit.reference.list):
-            continue
+        image = (hit.reference.list, hit.reference.id)
+        if hit.distance <= policy.threshold("phash", hit.reference.list) and (
+            image not in closest or hit.distance < closest[image].distance
+        ):
+            closest[image] = hit
+    matches = []
+    for hit in closest.values():
         pdq_gap = _pdq_distance(our_pdq, store.siblings(hit.reference))
         if pdq_gap is not None and pdq_gap > policy.phash_review_pdq:
             continue
