@@ -143,22 +143,25 @@ class DeltaWriter:
     version is bumped: ``writer.publish(s3, bucket, new_version)``."""
 
     def __init__(self):
-        self._spool = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self._spool = tempfile.TemporaryFile("w+b")  # noqa: SIM115 - closed by close()
         self.count = 0
 
     def add(self, ref: Reference) -> None:
         if not ref.deleted:
-            self._spool.write(reflist.to_json(ref) + "\n")
+            self._spool.write((reflist.to_json(ref) + "\n").encode())
             self.count += 1
 
     def publish(self, s3, bucket: str, version: int) -> str | None:
-        """Write the delta for `version` (None, and nothing written, when nothing was added)."""
+        """Write the delta for `version` (None, and nothing written, when nothing was added).
+
+        The spool itself is the body: reading it into memory first held the delta twice (str and bytes,
+        ~280 B per reference; bench/sync.py measured 28 MB at 100k rows)."""
         if not self.count:
             return None
+        self._spool.flush()
         self._spool.seek(0)
         key = delta_key(version)
-        body = self._spool.read().encode()
-        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/x-ndjson")
+        s3.put_object(Bucket=bucket, Key=key, Body=self._spool, ContentType="application/x-ndjson")
         log.info("delta published", extra={"version": version, "references": self.count})
         return key
 
