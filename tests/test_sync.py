@@ -22,7 +22,15 @@ from hashcheck.snapshot import S3IndexLoader
 from hashcheck.sources import SourceSpec
 from hashcheck.sources.https import HttpsSource
 from hashcheck.sources.s3 import S3Source
-from hashcheck.sync import Clients, SyncConfig, import_file, load_checkpoint, run_sync, sync_sources
+from hashcheck.sync import (
+    FINISH_RESERVE_S,
+    Clients,
+    SyncConfig,
+    import_file,
+    load_checkpoint,
+    run_sync,
+    sync_sources,
+)
 
 TABLE, BUCKET = "ReferenceTable", "artifacts"
 FAST = Retry(attempts=4, base_delay=0.001, sleep=lambda _s: None)
@@ -242,6 +250,66 @@ def test_a_crash_before_the_checkpoint_is_stored_repeats_the_delta_harmlessly(cl
     assert references_only(table(clients)) == after_crash and report.version == 2
 
 
+# --- deltas larger than one invocation ------------------------------------------------------------------
+
+
+class Invocation:
+    """Seconds left in a Lambda invocation that has time for `rows` more rows (one check per row)."""
+
+    def __init__(self, rows: int | None):
+        self.rows = rows
+
+    def __call__(self) -> float:
+        if self.rows is None:
+            return 900.0
+        self.rows -= 1
+        return FINISH_RESERVE_S + 1 if self.rows >= 0 else FINISH_RESERVE_S - 1
+
+
+def sync_within(clients, provider, rows: int | None):
+    return sync_sources(
+        [feed(provider)], TABLE, BUCKET, clients, now=lambda: NOW, retry=FAST, remaining=Invocation(rows)
+    )
+
+
+BIG = [ref(alg, f"big{i}") for i in range(30) for alg in ("md5", "pdq")] + [ref("md5", "big2", deleted=True)]
+
+
+def test_a_delta_too_big_for_one_run_is_applied_in_parts_and_resumed(clients, provider):
+    provider.append(*map(line, BIG))
+    first = sync_within(clients, provider, rows=25)
+    assert [(s.status, s.rows, s.added) for s in first.sources] == [("partial", 61, 25)]
+    assert first.ok and first.version == 1 and first.index_size == {"pdq": 12}  # the applied part is live
+    assert load_checkpoint(TABLE, "hotline", clients.dynamodb) is None  # the delta is not done
+    assert scanner(clients).exact([BIG[0].key]) == {BIG[0].key: [BIG[0]]}
+
+    second = sync_within(clients, provider, rows=25)
+    assert [(s.status, s.resumed_after, s.added) for s in second.sources] == [("partial", 25, 25)]
+    last = sync_within(clients, provider, rows=None)
+    assert [(s.status, s.resumed_after, s.added, s.removed) for s in last.sources] == [("applied", 50, 10, 1)]
+    assert load_checkpoint(TABLE, "hotline", clients.dynamodb)["cursor"] == str(len(BIG))
+    assert "meta#progress#hotline" not in table(clients)
+    in_parts = references_only(table(clients))
+
+    clients.dynamodb.delete_table(TableName=TABLE)
+    clients.dynamodb.create_table(**references.table_definition(TABLE))
+    sync(clients, feed(provider))
+    assert references_only(table(clients)) == in_parts  # the same table as one run without a time limit
+
+
+def test_a_resumed_delta_that_changed_is_applied_again_from_its_start(clients, provider):
+    provider.append(*map(line, BIG))
+    sync_within(clients, provider, rows=25)
+    changed = [ref("md5", "new-first"), *BIG[1:]]  # the same source and checkpoint, other rows
+    with FakeProvider(page_size=10) as other:
+        other.append(*map(line, changed))
+        report = sync_within(clients, other, rows=None)
+    assert [(s.status, s.resumed_after) for s in report.sources] == [("applied", 0)]
+    live = scanner(clients)
+    assert live.exact([changed[0].key]) == {changed[0].key: [changed[0]]}
+    assert live.exact([BIG[40].key]) == {BIG[40].key: [BIG[40]]}
+
+
 # --- full lists in S3 -------------------------------------------------------------------------------------
 
 
@@ -330,6 +398,9 @@ def test_the_handler_runs_a_sync_from_its_environment(clients, provider, monkeyp
     class Context:
         function_name, memory_limit_in_mb, aws_request_id = "SyncFunction", 3008, "req-1"
         invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:SyncFunction"
+
+        def get_remaining_time_in_millis(self) -> int:
+            return 900_000
 
     event = json.loads((ROOT / "events" / "schedule.json").read_text())
     result = app.handler(event, Context())

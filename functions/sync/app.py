@@ -3,7 +3,9 @@
 Environment: REFERENCE_TABLE, ARTIFACTS_BUCKET, and LIST_SOURCES (JSON) or LIST_SOURCES_PARAMETER (an
 SSM parameter holding it). The schedule's payload is ignored: every run syncs every configured source.
 A source that fails or whose delta is rejected is reported (metrics SourcesFailed / SourcesRejected)
-and retried on the next run; only a run that cannot complete (configuration, table, snapshot) raises.
+and retried on the next run; one whose delta did not fit in the invocation is applied in part,
+published, and resumed on the next run (SourcesPartial). Only a run that cannot complete
+(configuration, table, snapshot) raises.
 """
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -21,7 +23,8 @@ clients = sync.Clients()
 @tracer.capture_lambda_handler
 def handler(event, context):
     config = sync.SyncConfig.from_env(clients=clients)
-    report = sync.run_sync(config, clients)
+    # A delta too large for one invocation is applied in parts: stop in time, resume next run.
+    report = sync.run_sync(config, clients, remaining=lambda: context.get_remaining_time_in_millis() / 1000)
     for name, value, unit in report.metrics():
         metrics.add_metric(name=name, unit=unit, value=value)
     return report.to_dict()

@@ -19,11 +19,21 @@ Crash-safety: a checkpoint moves only after its delta is committed and the snaps
 crash anywhere leaves the old checkpoint, the rerun fetches the same delta again, and since applying
 is idempotent it reaches the table one clean run would. A failing source does not stop the others;
 it is reported (``status = "failed"``) and retried on the next run.
+
+Deltas larger than one invocation (a first import of a list of millions: ~2 ms per row against
+DynamoDB, so ~400k rows fit in 15 minutes). Given the time left (``remaining``), the sync stops applying
+``FINISH_RESERVE_S`` before the end, publishes what it applied (snapshot, delta, version: those
+references act at once) and records how far it got (``meta#progress#<source>``: the checkpoint the
+delta was fetched from, a row count, and a SHA-256 of those spooled rows). The checkpoint stays, so the
+next run fetches the same delta, skips the rows already applied *if* they are byte for byte the same
+(otherwise it applies everything again, which is merely slower), and goes on (``status = "partial"``
+until the last run, which stores the checkpoint).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import tempfile
@@ -44,6 +54,10 @@ from hashcheck.sources.base import Checkpoint, Delta, ListSource
 log = logging.getLogger(__name__)
 
 CHECKPOINT_PREFIX = "meta#checkpoint#"
+PROGRESS_PREFIX = "meta#progress#"
+# Seconds kept for the snapshot build, the publish and the bump once applying stops (a 1.4M-reference
+# table is ~3M items to scan and index).
+FINISH_RESERVE_S = 240.0
 LOGGED_REJECTIONS = 20  # per source: enough to fix a feed, without flooding the logs
 PROGRESS_EVERY = 1000  # rows between on_rows calls
 
@@ -94,13 +108,14 @@ class SyncConfig:
 @dataclass
 class SourceReport:
     name: str
-    status: str = "pending"  # applied | unchanged | rejected | failed
+    status: str = "pending"  # applied | partial (resumes next run) | unchanged | rejected | failed
     rows: int = 0  # valid rows received (additions and tombstones)
     rejected: int = 0  # malformed rows (or rows of a list the source does not own)
     added: int = 0
     removed: int = 0  # tombstones that took effect, and full-list withdrawals
     updated: int = 0
-    reason: str | None = None  # why rejected or failed (never row contents)
+    resumed_after: int = 0  # rows an earlier, stopped run had applied and this one skipped
+    reason: str | None = None  # why rejected, failed or partial (never row contents)
 
 
 @dataclass
@@ -121,7 +136,7 @@ class SyncReport:
 
     @property
     def ok(self) -> bool:
-        return all(s.status in ("applied", "unchanged") for s in self.sources)
+        return all(s.status in ("applied", "partial", "unchanged") for s in self.sources)
 
     def metrics(self) -> list[tuple[str, float, str]]:
         """(name, value, CloudWatch unit) for the handler to emit."""
@@ -131,6 +146,7 @@ class SyncReport:
             ("RowsRejected", self.total("rejected")),
             ("SourcesRejected", sum(s.status == "rejected" for s in self.sources)),
             ("SourcesFailed", sum(s.status == "failed" for s in self.sources)),
+            ("SourcesPartial", sum(s.status == "partial" for s in self.sources)),
             ("IndexedHashes", sum(self.index_size.values())),
         ]
         return [(name, value, "Count") for name, value in counts] + [
@@ -150,10 +166,14 @@ def run_sync(
     now: Callable[[], datetime] | None = None,
     on_rows: Callable[[int], None] | None = None,
     retry: Retry = DEFAULT_RETRY,
+    remaining: Callable[[], float] | None = None,
 ) -> SyncReport:
-    """Sync every configured source (see the module docstring). Raises on a configuration error."""
+    """Sync every configured source (see the module docstring). Raises on a configuration error.
+    `remaining()`: seconds left in this invocation (the Lambda context's), None for no limit."""
     jobs = [(make_source(spec, clients, config.bucket), spec) for spec in config.sources]
-    return sync_sources(jobs, config.table_name, config.bucket, clients, now=now, on_rows=on_rows, retry=retry)
+    return sync_sources(
+        jobs, config.table_name, config.bucket, clients, now=now, on_rows=on_rows, retry=retry, remaining=remaining
+    )
 
 
 def import_file(
@@ -182,25 +202,32 @@ def sync_sources(
     on_rows: Callable[[int], None] | None = None,
     retry: Retry = DEFAULT_RETRY,
     checkpoints: bool = True,
+    remaining: Callable[[], float] | None = None,
 ) -> SyncReport:
     """The sync over ready-made sources, each with the spec whose policy applies to it."""
     started = time.monotonic()
     now = now or _utcnow
     since = references.get_version(table_name, client=clients.dynamodb).updated
-    run = _Run(table_name, clients.dynamodb, retry, now, on_rows, added_since=since)
-    report, pending = SyncReport(), []
+    run = _Run(table_name, clients.dynamodb, retry, now, on_rows, added_since=since, remaining=remaining)
+    report, pending, stopped = SyncReport(), [], []
     for source, spec in jobs:
         previous = load_checkpoint(table_name, spec.name, clients.dynamodb) if checkpoints else None
-        source_report, checkpoint = run.source(source, spec, previous)
+        saved = load_progress(table_name, spec.name, previous, clients.dynamodb) if checkpoints else None
+        source_report, checkpoint, progress = run.source(source, spec, previous, saved)
         report.sources.append(source_report)
-        if checkpoints and checkpoint is not None and dict(checkpoint) != (previous or {}):
+        if progress is not None and checkpoints:
+            stopped.append((spec.name, previous, progress))
+        elif checkpoints and checkpoint is not None and dict(checkpoint) != (previous or {}):
             pending.append((spec.name, checkpoint))
     try:
         _publish(report, run, clients, bucket, rebuild=run.touched_table)
     finally:
         run.delta.close()
+    for name, previous, progress in stopped:  # the applied part is committed and live: resume after it
+        store_progress(table_name, name, previous, progress, clients.dynamodb)
     for name, checkpoint in pending:  # only now: the deltas are committed and the snapshot is live
         store_checkpoint(table_name, name, checkpoint, clients.dynamodb, now)
+        clear_progress(table_name, name, clients.dynamodb)
     report.duration_seconds = time.monotonic() - started
     log.info("sync finished", extra={"sync": {k: v for k, v in report.to_dict().items() if k != "sources"}})
     return report
@@ -246,6 +273,30 @@ def store_checkpoint(table_name: str, source_name: str, checkpoint: Checkpoint, 
     client.put_item(TableName=table_name, Item=references.to_item(item))
 
 
+def load_progress(table_name: str, source_name: str, previous: Checkpoint | None, client) -> dict | None:
+    """How far a stopped run got into the delta fetched from `previous`; None if it was another delta."""
+    key = {PK: {"S": PROGRESS_PREFIX + source_name}}
+    item = client.get_item(TableName=table_name, Key=key, ConsistentRead=True).get("Item")
+    if not item:
+        return None
+    saved = references.from_item(item)
+    return saved if saved.get("from") == _canonical(previous) else None
+
+
+def store_progress(table_name: str, source_name: str, previous: Checkpoint | None, progress: _Prefix, client) -> None:
+    item = {PK: PROGRESS_PREFIX + source_name, "from": _canonical(previous), "rows": progress.rows}
+    item["sha256"] = progress.digest.hexdigest()
+    client.put_item(TableName=table_name, Item=references.to_item(item))
+
+
+def clear_progress(table_name: str, source_name: str, client) -> None:
+    client.delete_item(TableName=table_name, Key={PK: {"S": PROGRESS_PREFIX + source_name}})
+
+
+def _canonical(checkpoint: Checkpoint | None) -> str:
+    return json.dumps({str(k): str(v) for k, v in (checkpoint or {}).items()}, sort_keys=True)
+
+
 # --- one source -------------------------------------------------------------------------------------------------
 
 
@@ -259,29 +310,38 @@ class _Run:
     touched_table: bool = False  # some rows reached apply_rows (even if a source failed after)
     added_since: str | None = None  # when the last version was published
     delta: DeltaWriter = field(default_factory=DeltaWriter)  # references that became live in this run
+    remaining: Callable[[], float] | None = None  # seconds left in the invocation; None: no limit
 
-    def source(self, source: ListSource, spec: SourceSpec, previous: Checkpoint | None):
-        """(report, checkpoint to store once committed, or None)."""
+    def source(self, source: ListSource, spec: SourceSpec, previous: Checkpoint | None, saved: dict | None):
+        """(report, checkpoint to store once committed or None, progress to store if it stopped early)."""
         report = SourceReport(spec.name)
         try:
             delta = source.fetch(previous)
             if delta.unchanged:
                 report.status = "unchanged"
-                return report, None
-            self._validate_and_apply(source, spec, delta, report)
+                return report, None, None
+            progress = self._validate_and_apply(source, spec, delta, report, saved)
         except ChecksumMismatch as exc:
-            return self._reject(report, f"checksum mismatch: {exc}"), None
+            return self._reject(report, f"checksum mismatch: {exc}"), None, None
         except _Implausible as exc:
-            return self._reject(report, str(exc)), None
+            return self._reject(report, str(exc)), None, None
         except Exception as exc:  # one broken source must not stop the others; it is retried next run
             report.status, report.reason = "failed", _describe(exc)
             log.error("source failed; nothing more of it applied", extra={"source": spec.name, "reason": report.reason})
-            return report, None
+            return report, None, None
+        if progress is not None:
+            report.status = "partial"
+            report.reason = f"stopped after {progress.rows} of {report.rows} rows to finish in time; resumes next run"
+            log.warning("source partly applied", extra={"source": spec.name, "applied_rows": progress.rows})
+            return report, None, progress
         report.status = "applied"
         log.info("source applied", extra={"source": spec.name, **_counts(report)})
-        return report, delta.checkpoint
+        return report, delta.checkpoint, None
 
-    def _validate_and_apply(self, source, spec: SourceSpec, delta: Delta, report: SourceReport) -> None:
+    def _validate_and_apply(
+        self, source, spec: SourceSpec, delta: Delta, report: SourceReport, saved: dict | None
+    ) -> _Prefix | None:
+        """Apply the delta; if time runs out first, how far it got (else None)."""
         full_list = getattr(source, "full_list", False)
         listed = _KeySet() if full_list else None
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
@@ -289,9 +349,13 @@ class _Run:
             _check_bad_share(spec, report)
             withdrawals = self._withdrawals(source, listed) if full_list else []
             spool.seek(0)
-            self._apply(_spooled_rows(spool), report)
-        if withdrawals:
-            self._apply(iter(withdrawals), report)
+            applied = _resume(spool, saved)
+            report.resumed_after = applied.rows
+            if self._apply(_spooled_rows(spool, applied), report):
+                return applied
+        if withdrawals and self._apply(iter(withdrawals), report):
+            return applied  # every row is in; the next run skips them all and withdraws again
+        return None
 
     def _withdrawals(self, source, listed: _KeySet) -> list[Reference]:
         """Tombstones for the live references of the source's list that the full list lacks."""
@@ -308,8 +372,10 @@ class _Run:
             )
         return withdrawals
 
-    def _apply(self, rows: Iterator[Reference], report: SourceReport) -> None:
-        rows = _with_progress(self._noting_writes(rows), self.on_rows)
+    def _apply(self, rows: Iterator[Reference], report: SourceReport) -> bool:
+        """Apply `rows` until they end (False) or the invocation nears its end (True: stopped early)."""
+        clock = _Deadline(self.remaining)
+        rows = _with_progress(self._noting_writes(clock.until_late(rows)), self.on_rows)
         stats: ApplyStats = references.apply_rows(
             self.table_name,
             rows,
@@ -322,6 +388,7 @@ class _Run:
         report.added += stats.added
         report.removed += stats.removed
         report.updated += stats.updated
+        return clock.stopped
 
     def _noting_writes(self, rows: Iterator[Reference]) -> Iterator[Reference]:
         for row in rows:
@@ -364,11 +431,56 @@ def _check_bad_share(spec: SourceSpec, report: SourceReport) -> None:
         )
 
 
-def _spooled_rows(spool) -> Iterator[Reference]:
-    for row in reflist.read(spool):
-        if isinstance(row, Rejected):  # we wrote these rows ourselves: a failure here is a bug
-            raise RuntimeError(f"spooled row {row.line} does not read back")
-        yield row
+@dataclass
+class _Prefix:
+    """The spooled rows handed to apply so far: how many, and a SHA-256 of their lines."""
+
+    rows: int = 0
+    digest: object = field(default_factory=hashlib.sha256)
+
+    def note(self, line: str) -> None:
+        self.rows += 1
+        self.digest.update(line.encode())
+
+
+def _resume(spool, saved: dict | None) -> _Prefix:
+    """Skip the spool's first ``saved["rows"]`` lines if they are exactly those a stopped run applied;
+    otherwise rewind: applying again is idempotent, skipping rows that were not applied is not."""
+    if saved:
+        prefix, wanted = _Prefix(), int(saved.get("rows", 0))
+        while prefix.rows < wanted and (line := spool.readline()):
+            prefix.note(line)
+        if prefix.rows == wanted and prefix.digest.hexdigest() == saved.get("sha256"):
+            return prefix
+        spool.seek(0)
+    return _Prefix()
+
+
+def _spooled_rows(spool, prefix: _Prefix) -> Iterator[Reference]:
+    while line := spool.readline():
+        prefix.note(line)  # before it is handed out: every noted row is applied once apply_rows returns
+        try:
+            yield reflist.parse_row(json.loads(line))
+        except ValueError as exc:  # we wrote these rows ourselves: a failure here is a bug
+            raise RuntimeError(f"spooled row {prefix.rows} does not read back") from exc
+
+
+class _Deadline:
+    """Hands rows on while the invocation has more than FINISH_RESERVE_S seconds left."""
+
+    def __init__(self, remaining: Callable[[], float] | None):
+        self.remaining, self.stopped = remaining, False
+
+    def until_late(self, rows: Iterator[Reference]) -> Iterator[Reference]:
+        rows = iter(rows)
+        while True:
+            if self.remaining is not None and self.remaining() < FINISH_RESERVE_S:
+                self.stopped = True  # checked before the next row is taken, so no row is half handed out
+                return
+            row = next(rows, None)
+            if row is None:
+                return
+            yield row
 
 
 def _with_progress(rows: Iterable[Reference], on_rows: Callable[[int], None] | None) -> Iterator[Reference]:
