@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import sys
+import time
 import uuid
 import warnings
 import zipfile
@@ -229,9 +230,11 @@ def _apply_what_moto_drops(stack: Stack, cfn: dict) -> None:
 
 
 class LambdaContext:
-    """The context object the Lambda runtime passes to a handler."""
+    """The context object the Lambda runtime passes to a handler; its clock starts when it is made and
+    runs out after `timeout_seconds` (the functions' Timeout is at most 900 s)."""
 
-    def __init__(self, function_name: str):
+    def __init__(self, function_name: str, timeout_seconds: float = 900):
+        self._deadline = time.monotonic() + timeout_seconds
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = 2048
@@ -240,9 +243,8 @@ class LambdaContext:
         self.log_group_name = f"/aws/lambda/{function_name}"
         self.log_stream_name = "sandbox"
 
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return 120_000
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
 def load_handler(stack: Stack, function: str, folder: str):
