@@ -18,6 +18,7 @@ from fake_provider import FakeProvider
 from hashcheck import references, snapshot
 from hashcheck.references import Retry
 from hashcheck.reflist import Reference
+from hashcheck.rematch import read_delta
 from hashcheck.snapshot import S3IndexLoader
 from hashcheck.sources import SourceSpec
 from hashcheck.sources.https import HttpsSource
@@ -295,6 +296,32 @@ def test_a_delta_too_big_for_one_run_is_applied_in_parts_and_resumed(clients, pr
     clients.dynamodb.create_table(**references.table_definition(TABLE))
     sync(clients, feed(provider))
     assert references_only(table(clients)) == in_parts  # the same table as one run without a time limit
+
+
+def test_rows_of_a_stopped_run_that_died_publishing_are_applied_and_announced_again(clients, provider):
+    provider.append(*map(line, BIG))
+
+    class DyingPublish:  # the real S3 client; the invocation ends while the snapshot is written
+        def __init__(self, client):
+            self._client = client
+
+        def __getattr__(self, name):
+            return getattr(self._client, name)
+
+        def put_object(self, **kwargs):
+            if kwargs["Key"].startswith("snapshots/"):
+                raise Crash("timed out while publishing")
+            return self._client.put_object(**kwargs)
+
+    dying = Clients(dynamodb=clients.dynamodb, s3=DyingPublish(clients.s3))
+    with pytest.raises(Crash):
+        sync_sources([feed(provider)], TABLE, BUCKET, dying, now=lambda: NOW, retry=FAST, remaining=Invocation(25))
+    assert "meta#progress#hotline" in table(clients)  # progress was stored, but its version never came out
+
+    report = sync_within(clients, provider, rows=None)
+    assert [(s.status, s.resumed_after) for s in report.sources] == [("applied", 0)]
+    announced = read_delta(clients.s3, BUCKET, report.delta_key)
+    assert {r.key for r in BIG[:25] if not r.deleted} <= {r.key for r in announced}
 
 
 def test_a_resumed_delta_that_changed_is_applied_again_from_its_start(clients, provider):

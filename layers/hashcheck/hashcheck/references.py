@@ -219,7 +219,8 @@ def apply_rows(
 
     `on_added(row)` hears of every reference that became live, once its batch is written (the sync
     hands them to the re-match). A row found already live but added after `added_since` (the time of
-    the last published version) counts too: a sync that crashed after writing it never announced it.
+    the last published version; "" when none was ever published) counts too: a sync that crashed after
+    writing it never announced it. None: only rows this call adds count.
 
     Each batch reads the hash and image items it touches (BatchGetItem), merges the rows into them in
     order (so a later row for the same pk wins), and puts back only the items that changed
@@ -274,7 +275,8 @@ def _apply_batch(
         if _merge_image(image_item, row):
             changed.add(ipk)
         entry = hash_item["refs"].get(ref_key(row.list, row.id), {})
-        if not row.deleted and (outcome == "added" or (added_since and entry.get("added", "") > added_since)):
+        unannounced = added_since is not None and entry.get("added", "") > added_since
+        if not row.deleted and (outcome == "added" or unannounced):
             announced.append(row)
     batch_put(client, table_name, [items[pk] for pk in items if pk in changed], retry)
     for row in announced if on_added else ():

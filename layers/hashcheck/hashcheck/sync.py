@@ -207,24 +207,27 @@ def sync_sources(
     """The sync over ready-made sources, each with the spec whose policy applies to it."""
     started = time.monotonic()
     now = now or _utcnow
-    since = references.get_version(table_name, client=clients.dynamodb).updated
+    start = references.get_version(table_name, client=clients.dynamodb)
+    # Live rows added after the last published version were never announced (a run died first); before
+    # any version, no row was.
+    since = start.updated if start.version else ""
     run = _Run(table_name, clients.dynamodb, retry, now, on_rows, added_since=since, remaining=remaining)
-    report, pending, stopped = SyncReport(), [], []
+    report, pending = SyncReport(), []
     for source, spec in jobs:
         previous = load_checkpoint(table_name, spec.name, clients.dynamodb) if checkpoints else None
-        saved = load_progress(table_name, spec.name, previous, clients.dynamodb) if checkpoints else None
+        saved = load_progress(table_name, spec.name, previous, start.version, clients.dynamodb) if checkpoints else None
         source_report, checkpoint, progress = run.source(source, spec, previous, saved)
         report.sources.append(source_report)
         if progress is not None and checkpoints:
-            stopped.append((spec.name, previous, progress))
+            # Stored before publishing, so that a publish slower than the reserve cannot make every run
+            # start over; it counts only once this run's version is out (load_progress).
+            store_progress(table_name, spec.name, previous, progress, start.version + 1, clients.dynamodb)
         elif checkpoints and checkpoint is not None and dict(checkpoint) != (previous or {}):
             pending.append((spec.name, checkpoint))
     try:
         _publish(report, run, clients, bucket, rebuild=run.touched_table)
     finally:
         run.delta.close()
-    for name, previous, progress in stopped:  # the applied part is committed and live: resume after it
-        store_progress(table_name, name, previous, progress, clients.dynamodb)
     for name, checkpoint in pending:  # only now: the deltas are committed and the snapshot is live
         store_checkpoint(table_name, name, checkpoint, clients.dynamodb, now)
         clear_progress(table_name, name, clients.dynamodb)
@@ -273,19 +276,25 @@ def store_checkpoint(table_name: str, source_name: str, checkpoint: Checkpoint, 
     client.put_item(TableName=table_name, Item=references.to_item(item))
 
 
-def load_progress(table_name: str, source_name: str, previous: Checkpoint | None, client) -> dict | None:
-    """How far a stopped run got into the delta fetched from `previous`; None if it was another delta."""
+def load_progress(table_name: str, source_name: str, previous: Checkpoint | None, version: int, client) -> dict | None:
+    """How far a stopped run got into the delta fetched from `previous`, if that run also published
+    (the table's `version` reached the one it was about to publish); else None. Rows applied by a run
+    that died before publishing are applied again: only then are they announced to the re-match."""
     key = {PK: {"S": PROGRESS_PREFIX + source_name}}
     item = client.get_item(TableName=table_name, Key=key, ConsistentRead=True).get("Item")
     if not item:
         return None
     saved = references.from_item(item)
-    return saved if saved.get("from") == _canonical(previous) else None
+    if saved.get("from") != _canonical(previous) or int(saved.get("publishes", 0)) > version:
+        return None
+    return saved
 
 
-def store_progress(table_name: str, source_name: str, previous: Checkpoint | None, progress: _Prefix, client) -> None:
+def store_progress(
+    table_name: str, source_name: str, previous: Checkpoint | None, progress: _Prefix, publishes: int, client
+) -> None:
     item = {PK: PROGRESS_PREFIX + source_name, "from": _canonical(previous), "rows": progress.rows}
-    item["sha256"] = progress.digest.hexdigest()
+    item.update(sha256=progress.digest.hexdigest(), publishes=publishes)
     client.put_item(TableName=table_name, Item=references.to_item(item))
 
 
