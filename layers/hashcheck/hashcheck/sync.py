@@ -22,12 +22,13 @@ it is reported (``status = "failed"``) and retried on the next run.
 
 Deltas larger than one invocation (a first import of a list of millions: ~2 ms per row against
 DynamoDB, so ~400k rows fit in 15 minutes). Given the time left (``remaining``), the sync stops applying
-``FINISH_RESERVE_S`` before the end, publishes what it applied (snapshot, delta, version: those
-references act at once) and records how far it got (``meta#progress#<source>``: the checkpoint the
-delta was fetched from, a row count, and a SHA-256 of those spooled rows). The checkpoint stays, so the
-next run fetches the same delta, skips the rows already applied *if* they are byte for byte the same
-(otherwise it applies everything again, which is merely slower), and goes on (``status = "partial"``
-until the last run, which stores the checkpoint).
+``FINISH_RESERVE_S`` before the end, records how far it got (``meta#progress#<source>``: the
+checkpoint the delta was fetched from, a row count, a SHA-256 of those spooled rows, and the version it
+is about to publish) and publishes what it applied (snapshot, delta, version: those references act at
+once). The checkpoint stays, so the next run fetches the same delta and skips the rows already applied
+*if* they are byte for byte the same and that version came out; otherwise it applies them again, which
+is merely slower and announces them to the re-match. It goes on (``status = "partial"``) until the last
+run, which stores the checkpoint.
 """
 
 from __future__ import annotations
