@@ -448,3 +448,5 @@ def test_mirrors_from_shared_passes_equal_hashing_the_mirrored_pixels(shape):
     for name, mirrored in (("original", luma), ("flip_x", np.fliplr(luma)), ("flip_y", np.flipud(luma))):
         assert mirrors[name] == pdq.compute(mirrored), name  # hash and quality (the DCT is not compared)
     assert mirrors["rotate180"] == pdq.compute(np.rot90(luma, 2))  # the half turn is exact too
+    for computed in mirrors.values():
+        assert computed.transposed() == computed.dihedral()["transpose"]

@@ -187,7 +187,7 @@ _TRANSPOSED = {
 def _pdq_oriented(pixels: np.ndarray) -> list[tuple[str, tuple[str, int]]]:
     out = []
     for name, computed in pdq.compute_mirrors(pixels).items():
-        transposed = computed.dihedral()["transpose"]
+        transposed = computed.transposed()
         out += [(name, (computed.hash, computed.quality)), (_TRANSPOSED[name], (transposed, computed.quality))]
     return out
 

@@ -266,6 +266,10 @@ class Pdq:
             out[key] = _hex(_bits(d.T if transpose else d))
         return out
 
+    def transposed(self) -> str:
+        """The hash of ``x.T``: ``dihedral()["transpose"]`` alone, exact (a transpose swaps the DCT's axes)."""
+        return _hex(_bits(self.dct.T))
+
 
 def compute(luma: np.ndarray, exact_rounding: bool = True) -> Pdq:
     """PDQ hash of a 2-D luma array (uint8 or float, values 0..255), e.g. from :func:`luma_from_rgb`.
