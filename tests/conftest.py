@@ -2,6 +2,7 @@
 lets the tests run from a bare checkout."""
 
 import contextlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -42,3 +43,45 @@ def mocked_aws(region: str = "us-east-1"):
         env.delenv("AWS_PROFILE", raising=False)
         with mock_aws():
             yield
+
+
+@contextlib.contextmanager
+def listed_stack(listed: bytes, ref_id: str = "ref-1"):
+    """template.yaml deployed into moto (hashcheck.sandbox), with the picture `listed` on the list
+    "test-list" as `ref_id` and a published version, as a sync would leave it."""
+    from hashcheck import references, sandbox
+    from hashcheck.cli import references_for
+    from hashcheck.fingerprint import fingerprint
+
+    sandbox.fake_credentials()
+    with mock_aws():
+        stack = sandbox.deploy()
+        ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
+        references.apply_rows(table, references_for(fingerprint(listed), "test-list", ref_id), client=ddb)
+        references.bump_version(table, references.get_version(table, ddb).version, client=ddb)
+        yield stack
+
+
+def alerts_inbox(stack, name: str = "alerts-inbox") -> str:
+    """A queue subscribed to the stack's alert topic, so tests can read the alerts sent."""
+    sqs = stack.client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    stack.client("sns").subscribe(TopicArn=stack.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn)
+    return url
+
+
+def drain(stack, url: str, visibility_timeout: int | None = None) -> list[dict]:
+    """Every message waiting in the queue, received and deleted (raw SQS messages, oldest first)."""
+    sqs, out = stack.client("sqs"), []
+    extra = {} if visibility_timeout is None else {"VisibilityTimeout": visibility_timeout}
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, **extra).get("Messages", []):
+        for m in batch:
+            out.append(m)
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return out
+
+
+def drain_bodies(stack, url: str) -> list[dict]:
+    """The JSON bodies of every message waiting in the queue (see `drain`)."""
+    return [json.loads(m["Body"]) for m in drain(stack, url)]

@@ -6,11 +6,9 @@ import collections
 import json
 
 import pytest
-from moto import mock_aws
+from conftest import listed_stack
 
 from hashcheck import backfill, references, samples, sandbox
-from hashcheck.cli import references_for
-from hashcheck.fingerprint import fingerprint
 
 N_TINY = 400  # moto costs ~50 ms per scanned object; 10,000 were run as a script (see the report)
 LISTED = samples.jpeg(samples.picture(1))
@@ -18,12 +16,7 @@ LISTED = samples.jpeg(samples.picture(1))
 
 @pytest.fixture()
 def stack():
-    sandbox.fake_credentials()
-    with mock_aws():
-        stack = sandbox.deploy()
-        ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
-        references.apply_rows(table, references_for(fingerprint(LISTED), "test-list", "ref-1"), client=ddb)
-        references.bump_version(table, 0, client=ddb)
+    with listed_stack(LISTED) as stack:
         yield stack
 
 

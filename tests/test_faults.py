@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from botocore.exceptions import ClientError
+from conftest import alerts_inbox, drain, drain_bodies
 from moto import mock_aws
 
 from hashcheck import reflist, samples, sandbox
@@ -86,10 +87,7 @@ def stack():
         report = stack.sync.handler(_sync_event(), sandbox.LambdaContext(stack.functions["SyncFunction"]))
         assert report["ok"] and report["sources"][0]["added"] > 0
         _load_scan_handler(stack)
-        sqs = stack.client("sqs")
-        stack.inbox = sqs.create_queue(QueueName="fault-alerts")["QueueUrl"]
-        arn = sqs.get_queue_attributes(QueueUrl=stack.inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        stack.client("sns").subscribe(TopicArn=stack.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn)
+        stack.inbox = alerts_inbox(stack, "fault-alerts")
         stack.alerts, stack.dead = [], []  # everything drained so far, across scenarios
         yield stack
 
@@ -216,15 +214,6 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _drain(stack, url: str) -> list[dict]:
-    sqs, out = stack.client("sqs"), []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for m in batch:
-            out.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return out
-
-
 def _tags(s3, bucket: str, key: str, version: str) -> dict:
     tag_set = s3.get_object_tagging(Bucket=bucket, Key=key, VersionId=version)["TagSet"]
     return {t["Key"]: t["Value"] for t in tag_set}
@@ -246,9 +235,9 @@ def check_invariants(stack, expected: dict, prefix: str) -> None:
     attrs = sqs.get_queue_attributes(QueueUrl=stack.outputs["ScanQueueUrl"], AttributeNames=["All"])["Attributes"]
     assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
 
-    stack.dead += _drain(stack, stack.outputs["ScanDeadLetterQueueUrl"])
+    stack.dead += drain_bodies(stack, stack.outputs["ScanDeadLetterQueueUrl"])
     dead_keys = {m["detail"]["object"]["key"] for m in stack.dead if "detail" in m}
-    for message in _drain(stack, stack.inbox):
+    for message in drain_bodies(stack, stack.inbox):
         stack.alerts.append(json.loads(message["Message"]))
     alerted = {a["case_id"] for a in stack.alerts}
 
@@ -480,13 +469,7 @@ def test_the_death_matrix_covers_every_call_of_a_scan(scenario):
 
 
 def _queued(stack) -> list[dict]:
-    sqs, url = stack.client("sqs"), stack.outputs["ScanQueueUrl"]
-    out = []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages"):
-        for m in batch:
-            out.append(m)
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return out
+    return drain(stack, stack.outputs["ScanQueueUrl"], visibility_timeout=0)
 
 
 def test_duplicate_and_out_of_order_deliveries(scenario):

@@ -9,7 +9,7 @@ from urllib.parse import quote_plus
 
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
+from conftest import alerts_inbox, drain_bodies, listed_stack
 
 from hashcheck import references, samples, sandbox
 from hashcheck.cli import references_for
@@ -20,24 +20,11 @@ LISTED = samples.jpeg(samples.picture(1))
 
 @pytest.fixture()
 def stack():
-    sandbox.fake_credentials()
-    with mock_aws():
-        stack = sandbox.deploy()
-        ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
-        references.apply_rows(table, references_for(fingerprint(LISTED), "test-list", "ref-1"), client=ddb)
-        references.bump_version(table, references.get_version(table, ddb).version, client=ddb)
-        stack.inbox = _queue_subscribed_to_alerts(stack)
+    with listed_stack(LISTED) as stack:
+        stack.inbox = alerts_inbox(stack)
         stack.events_inbox = _queue_for_match_events(stack)
         stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
         yield stack
-
-
-def _queue_subscribed_to_alerts(stack) -> str:
-    sqs = stack.client("sqs")
-    url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    stack.client("sns").subscribe(TopicArn=stack.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn)
-    return url
 
 
 def _queue_for_match_events(stack) -> str:
@@ -59,15 +46,6 @@ def upload(stack, key: str, body: bytes, **extra) -> str:
 
 def deliver(stack) -> list[dict]:
     return sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], stack.scan.handler, "ScanFunction")
-
-
-def messages(stack, url: str) -> list[dict]:
-    sqs, out = stack.client("sqs"), []
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
-        for m in batch:
-            out.append(json.loads(m["Body"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
-    return out
 
 
 def versions(stack, bucket: str, key: str) -> tuple[list, list]:
@@ -118,8 +96,8 @@ def test_listed_image_is_moved_to_evidence_under_legal_hold_with_a_case_and_aler
     (case,) = cases(stack)
     assert case["key"]["S"] == key and case["version_id"]["S"] == version and case["verdict"]["S"] == "match"
     assert {m["M"]["ref_id"]["S"] for m in case["matches"]["L"]} == {"ref-1"}
-    (alert,) = messages(stack, stack.inbox)
-    (event,) = messages(stack, stack.events_inbox)
+    (alert,) = drain_bodies(stack, stack.inbox)
+    (event,) = drain_bodies(stack, stack.events_inbox)
     assert event["detail"]["case_id"] == case["case_id"]["S"]
     sha256 = fingerprint(samples.EDITS["jpeg-q50"](samples.picture(1))).sha256
     assert sha256 not in json.dumps(alert) and sha256 not in json.dumps(event)
@@ -159,7 +137,7 @@ def test_duplicate_delivery_files_one_case_and_one_copy(stack):
     sqs.send_message(QueueUrl=url, MessageBody=message["Body"])  # the same notice, delivered twice
     deliver(stack)
     assert len(cases(stack)) == 1 and len(evidence(stack)) == 1
-    assert len(messages(stack, stack.inbox)) == 1
+    assert len(drain_bodies(stack, stack.inbox)) == 1
 
 
 def test_crash_between_copy_and_delete_then_retry_finishes_once(stack):
@@ -170,7 +148,7 @@ def test_crash_between_copy_and_delete_then_retry_finishes_once(stack):
     assert responses[0]["batchItemFailures"]  # the failed attempt went back to the queue
     assert versions(stack, stack.outputs["UploadBucketName"], "crash.jpg") == ([], [])
     assert len(cases(stack)) == 1 and len(evidence(stack)) == 1
-    assert len(messages(stack, stack.inbox)) == 1
+    assert len(drain_bodies(stack, stack.inbox)) == 1
 
 
 def test_object_deleted_before_the_scan_is_recorded(stack):

@@ -7,7 +7,7 @@ not serve DynamoDB stream reads)."""
 import json
 
 import pytest
-from moto import mock_aws
+from conftest import alerts_inbox, drain, listed_stack
 
 from hashcheck import references, rematch, samples, sandbox
 from hashcheck.cli import references_for
@@ -41,27 +41,13 @@ def ensure_exact_indexes(stack) -> None:
 
 @pytest.fixture()
 def stack():
-    sandbox.fake_credentials()
-    with mock_aws():
-        stack = sandbox.deploy()
+    with listed_stack(samples.jpeg(samples.picture(99)), ref_id="ref-0") as stack:  # an unrelated picture
         ensure_exact_indexes(stack)
-        ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
-        unrelated = references_for(fingerprint(samples.jpeg(samples.picture(99))), "test-list", "ref-0")
-        references.apply_rows(table, unrelated, client=ddb)
-        references.bump_version(table, 0, client=ddb)
         stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
         function = "RematchFunction" if "RematchFunction" in stack.functions else "ScanFunction"
         stack.rematch = sandbox.load_handler(stack, function, "rematch")
-        stack.inbox = _alerts_inbox(stack)
+        stack.inbox = alerts_inbox(stack)
         yield stack
-
-
-def _alerts_inbox(stack) -> str:
-    sqs = stack.client("sqs")
-    url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    stack.client("sns").subscribe(TopicArn=stack.outputs["AlertTopicArn"], Protocol="sqs", Endpoint=arn)
-    return url
 
 
 def upload_and_scan(stack, key: str, body: bytes) -> str:
@@ -127,12 +113,7 @@ def cases(stack) -> list[dict]:
 
 
 def alerts(stack) -> int:
-    sqs, n = stack.client("sqs"), 0
-    while batch := sqs.receive_message(QueueUrl=stack.inbox, MaxNumberOfMessages=10).get("Messages", []):
-        for m in batch:
-            n += 1
-            sqs.delete_message(QueueUrl=stack.inbox, ReceiptHandle=m["ReceiptHandle"])
-    return n
+    return len(drain(stack, stack.inbox))
 
 
 @pytest.mark.parametrize("listed", ["near", "exact"])

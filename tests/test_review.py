@@ -7,27 +7,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from moto import mock_aws
+from conftest import listed_stack
 
 from hashcheck import references, review, samples, sandbox
 from hashcheck.allowlist import Allowlist, allow_pk
-from hashcheck.cli import references_for
 from hashcheck.fingerprint import fingerprint
 from hashcheck.matcher import Match
 
 LISTED = samples.jpeg(samples.picture(1))
 KEY = "customers/3/holiday é.jpg"
-# The scanner consults the allowlist once the lead wires `Allowlist.check` into Scanner.scan.
 
 
 @pytest.fixture()
 def stack():
-    sandbox.fake_credentials()
-    with mock_aws():
-        stack = sandbox.deploy()
-        ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
-        references.apply_rows(table, references_for(fingerprint(LISTED), "test-list", "ref-1"), client=ddb)
-        references.bump_version(table, references.get_version(table, ddb).version, client=ddb)
+    with listed_stack(LISTED) as stack:
         stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
         stack.target = review.Target.from_outputs(stack.outputs)
         yield stack
