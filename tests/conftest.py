@@ -2,8 +2,10 @@
 lets the tests run from a bare checkout."""
 
 import contextlib
+import hashlib
 import json
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -85,3 +87,21 @@ def drain(stack, url: str, visibility_timeout: int | None = None) -> list[dict]:
 def drain_bodies(stack, url: str) -> list[dict]:
     """The JSON bodies of every message waiting in the queue (see `drain`)."""
     return [json.loads(m["Body"]) for m in drain(stack, url)]
+
+
+def benign_fingerprint(seed: str):
+    """A Fingerprint of `seed`'s random bytes, with PDQ/pHash derived from them: stands for a listed
+    image where no real decoding is needed (cases, reports)."""
+    from hashcheck.fingerprint import Fingerprint
+
+    data = random.Random(seed).randbytes(1000)
+    return Fingerprint(
+        size=len(data),
+        md5=hashlib.md5(data).hexdigest(),
+        sha1=hashlib.sha1(data).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        status="image",
+        pdq=hashlib.sha256(b"pdq" + data).hexdigest(),
+        pdq_quality=90,
+        phash=hashlib.sha256(b"phash" + data).hexdigest()[:16],
+    )

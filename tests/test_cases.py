@@ -13,6 +13,7 @@ import uuid
 
 import boto3
 import pytest
+from conftest import benign_fingerprint
 from moto import mock_aws
 
 from hashcheck.cases import EVENT_DETAIL_TYPE, CaseNotFound, Cases, case_table_definition
@@ -70,20 +71,6 @@ def drain(sqs, url: str) -> list[str]:
             bodies.append(message["Body"])
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     return bodies
-
-
-def benign_fingerprint(seed: str) -> Fingerprint:
-    data = random.Random(seed).randbytes(1000)
-    return Fingerprint(
-        size=len(data),
-        md5=hashlib.md5(data).hexdigest(),
-        sha1=hashlib.sha1(data).hexdigest(),
-        sha256=hashlib.sha256(data).hexdigest(),
-        status="image",
-        pdq=hashlib.sha256(b"pdq" + data).hexdigest(),
-        pdq_quality=90,
-        phash=hashlib.sha256(b"phash" + data).hexdigest()[:16],
-    )
 
 
 def hash_values(fp: Fingerprint) -> list[str]:

@@ -8,21 +8,19 @@ generated benign bytes that the tests pretend are listed.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
-import random
 import sys
 import uuid
 
 import boto3
 import pytest
+from conftest import benign_fingerprint
 from fake_provider import FakeProvider
 from moto import mock_aws
 
 from hashcheck import sandbox
 from hashcheck.cases import Cases, case_table_definition
-from hashcheck.fingerprint import Fingerprint
 from hashcheck.matcher import Match, Result
 from hashcheck.objects import ObjectRef
 from hashcheck.quarantine import QuarantineResult
@@ -31,17 +29,7 @@ from hashcheck.stores.remote import RemoteRetry
 
 REGION = "us-east-1"
 AUTH = "Bearer hotline-t0ken"
-DATA = random.Random("listed").randbytes(1000)
-FP = Fingerprint(
-    size=len(DATA),
-    md5=hashlib.md5(DATA).hexdigest(),
-    sha1=hashlib.sha1(DATA).hexdigest(),
-    sha256=hashlib.sha256(DATA).hexdigest(),
-    status="image",
-    pdq=hashlib.sha256(b"pdq" + DATA).hexdigest(),
-    pdq_quality=90,
-    phash=hashlib.sha256(b"phash" + DATA).hexdigest()[:16],
-)
+FP = benign_fingerprint("listed")  # pretend-listed: random bytes, not a picture
 HASHES = [FP.md5, FP.sha1, FP.sha256, FP.pdq, FP.phash]
 RESULT = Result("match", [Match("sha256", 0, "hotline-a", "ref-17", True)])
 MOVED = QuarantineResult("move", "evidence", "evidence/x/users/7/photo 1.jpg", "ev1", True, True)
@@ -109,7 +97,7 @@ def aws():
 
 def filed_case(aws, decision: str | None = "confirmed", key: str = "users/7/photo 1.jpg") -> str:
     cases = aws["cases"]
-    obj = ObjectRef("uploads", key, "v1", "etag1", len(DATA))
+    obj = ObjectRef("uploads", key, "v1", "etag1", FP.size)
     uploader = {"principalId": "AWS:AIDAEXAMPLE", "sourceIPAddress": "198.51.100.7"}
     case = cases.open_case(
         obj, FP, RESULT, 42, uploader, "2024-05-01T12:00:10+00:00", uploaded_at="2024-05-01T12:00:00Z"
