@@ -4,17 +4,17 @@
 
 Every photo in the folders is an "original": a pretend listed image (benign photos only). Each one is
 modified in the ways listed in `MODIFICATIONS` (re-encoding, resizing, crops, turns, colour changes,
-padding, and pairs of these), and every copy is fingerprinted with `hashcheck.fingerprint` and scanned
+padding, and pairs of these), and every copy is fingerprinted with `hashcheck.fingerprinting.fingerprint` and scanned
 against two lists of the originals:
 
-* ``ours``: built as `hashcheck list build` does (`hashcheck.cli.references_for(fingerprint(bytes))`);
+* ``ours``: built as `hashcheck list build` does (`hashcheck.tools.cli.references_for(fingerprint(bytes))`);
 * ``ref``: what a hotline sends: exact hashes plus PDQ by Meta's reference (`pdqhash`) and pHash by
   `imagehash`, both on the full RGB decode of the original file.
 
 A copy is *recalled* by a method when it matches its own original; a *false match* is any (copy, other
 original) pair that matches. Single hashes are scored from the Hamming distances (PDQ at 31 with quality
 >= 50, pHash at 8; with and without the 8 rotations/mirrors of the query); our rule is scored by
-running `hashcheck.matcher.match` itself: only the `match` verdict counts (`review` moves nothing).
+running `hashcheck.matching.matcher.match` itself: only the `match` verdict counts (`review` moves nothing).
 Originals that are near-duplicates of an earlier one (PDQ <= 31 in some orientation, or the same
 bytes) are dropped first: the same picture twice would be counted as a false match.
 
@@ -49,11 +49,12 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "layers" / "hashcheck"))
 
-from hashcheck import matcher, pdq  # noqa: E402
-from hashcheck.cli import references_for  # noqa: E402
-from hashcheck.fingerprint import Fingerprint, fingerprint  # noqa: E402
-from hashcheck.reflist import Reference  # noqa: E402
-from hashcheck.stores.memory import MemoryStore  # noqa: E402
+from hashcheck.fingerprinting import pdq  # noqa: E402
+from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint  # noqa: E402
+from hashcheck.lists.listformat import Reference  # noqa: E402
+from hashcheck.matching import matcher  # noqa: E402
+from hashcheck.matching.stores.memory import MemoryStore  # noqa: E402
+from hashcheck.tools.cli import references_for  # noqa: E402
 
 Image.MAX_IMAGE_PIXELS = 200_000_000  # our own benign photos; the library applies its own limits
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}

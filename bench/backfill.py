@@ -16,15 +16,16 @@ sys.path.insert(0, str(ROOT / "layers" / "hashcheck"))
 import test_backfill as tb  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from hashcheck import backfill, sandbox  # noqa: E402
+from hashcheck.jobs import backfill  # noqa: E402
+from hashcheck.tools import sandbox  # noqa: E402
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 sandbox.fake_credentials()
 with mock_aws():
     stack = sandbox.deploy()
-    from hashcheck import references
-    from hashcheck.cli import references_for
-    from hashcheck.fingerprint import fingerprint
+    from hashcheck.fingerprinting.fingerprint import fingerprint
+    from hashcheck.tables import reference_table as references
+    from hashcheck.tools.cli import references_for
 
     ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
     references.apply_rows(table, references_for(fingerprint(tb.LISTED), "test-list", "ref-1"), client=ddb)

@@ -1,4 +1,4 @@
-"""Benchmark `hashcheck.fingerprint.fingerprint` against a naive baseline and the bare JPEG decode.
+"""Benchmark `hashcheck.fingerprinting.fingerprint.fingerprint` against a naive baseline and the bare JPEG decode.
 
     python bench/fingerprint.py [IMAGE ...] [--runs N] [--cpu K]
 
@@ -51,10 +51,11 @@ import numpy as np
 import pdqhash
 from PIL import Image
 
-from hashcheck import algorithms, pdq, phash
-from hashcheck import fingerprint as fingerprint_module
-from hashcheck.fingerprint import fingerprint
-from hashcheck.imaging import DEFAULT_LIMITS, _draft_size, decode
+from hashcheck import algorithms
+from hashcheck.fingerprinting import fingerprint as fingerprint_module
+from hashcheck.fingerprinting import pdq, phash
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.fingerprinting.imaging import DEFAULT_LIMITS, _draft_size, decode
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_LARGE = REPO.parent / "shared" / "data" / "large"

@@ -9,7 +9,7 @@ progressive, EXIF), PNG (RGB, palette, 16-bit, interlaced), GIF (animated), WebP
 TIFF, BMP, HEIC and AVIF (ftyp boxes), plus crafted headers: huge declared dimensions, zlib bombs
 that fit the declared-size check, endless animations, truncated streams and signature + random tail.
 
-Each case runs `hashcheck.fingerprint.fingerprint` in a child process (a segfault or an abort is
+Each case runs `hashcheck.fingerprinting.fingerprint.fingerprint` in a child process (a segfault or an abort is
 caught and recorded as a crash with its case number, then the run resumes), checked for:
   - no exception escapes; status is image / not_image / unscannable; a rejection says why;
   - the exact hashes are hashlib's over the input bytes;
@@ -319,7 +319,7 @@ def check_case(data: bytes, fp) -> str | None:
 
 
 def run_one(data: bytes, timeout: float) -> dict:
-    from hashcheck.fingerprint import fingerprint
+    from hashcheck.fingerprinting.fingerprint import fingerprint
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     signal.setitimer(signal.ITIMER_REAL, timeout)
@@ -341,7 +341,7 @@ def run_one(data: bytes, timeout: float) -> dict:
 
 def worker(args) -> None:
     """Child: run cases [start, end), one JSON line before ("start") and after ("done") each."""
-    from hashcheck.fingerprint import fingerprint
+    from hashcheck.fingerprinting.fingerprint import fingerprint
 
     signal.signal(signal.SIGALRM, _alarm)
     corpus = Corpus(args.seed)

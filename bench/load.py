@@ -2,7 +2,7 @@
 
     python bench/load.py [--objects N] [--images SHARE] [--listed SHARE] [--chunk C] [--seed S]
 
-template.yaml deployed into an in-process moto (hashcheck.sandbox): S3 -> EventBridge -> ScanQueue ->
+template.yaml deployed into an in-process moto (hashcheck.tools.sandbox): S3 -> EventBridge -> ScanQueue ->
 the real scan handler, in this process, batches of 10 as the event source mapping hands them. Most
 bodies are tiny (16-512 bytes of text), a share are real generated JPEGs (256x192 to 1024x768) and a
 share of those are near copies of a listed picture (quarantined: copied to evidence, deleted).
@@ -47,7 +47,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def make_bodies(n: int, image_share: float, listed_share: float, seed: int) -> list[tuple[str, str, bytes]]:
     """(key, kind, body) for n objects; kind is tiny / image / listed."""
-    from hashcheck import samples
+    from hashcheck.tools import samples
 
     rng = random.Random(seed)
     pool = [
@@ -79,9 +79,10 @@ def main(argv=None) -> int:
 
     from moto import mock_aws
 
-    from hashcheck import references, samples, sandbox
-    from hashcheck.cli import references_for
-    from hashcheck.fingerprint import fingerprint
+    from hashcheck.fingerprinting.fingerprint import fingerprint
+    from hashcheck.tables import reference_table as references
+    from hashcheck.tools import samples, sandbox
+    from hashcheck.tools.cli import references_for
 
     bodies = make_bodies(args.objects, args.images, args.listed, args.seed)
     sandbox.fake_credentials()

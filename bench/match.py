@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers" / "hashcheck"))
 from hashcheck.algorithms import ALGORITHMS  # noqa: E402
-from hashcheck.index import HammingIndex  # noqa: E402
+from hashcheck.matching.index import HammingIndex  # noqa: E402
 
 try:
     import faiss  # noqa: E402

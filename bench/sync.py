@@ -14,7 +14,7 @@ no id, not JSON, another list's id, a bad ``deleted`` flag), so rejection is exe
 ``max_bad_share``. It is served the way a real source serves it:
 
 - ``--source https`` (default; a hotline's delta feed): a local HTTP server (another process) speaks
-  the feed protocol of ``hashcheck/sources/https.py`` from the file: pages of ``--page-size`` rows,
+  the feed protocol of ``hashcheck/lists/sources/https.py`` from the file: pages of ``--page-size`` rows,
   ``X-Next-Cursor`` / ``X-Cursor``, ``ETag`` and a per-page ``X-Content-SHA256``. The sync runs through
   ``sync_sources`` with ``HttpsSource(..., allow_insecure_loopback=True)``, as the tests do: that is
   all ``run_sync`` does after ``make_source``, which (rightly) refuses a plain-http loopback URL.
@@ -388,8 +388,10 @@ RECORDER: Recorder | None = None
 
 def instrument() -> None:
     """Wrap the sync's phase functions (looked up at call time by the sync) with the recorder."""
-    from hashcheck import references, snapshot, sync
-    from hashcheck.rematch import DeltaWriter
+    from hashcheck.jobs import sync
+    from hashcheck.jobs.rematch import DeltaWriter
+    from hashcheck.matching import snapshot
+    from hashcheck.tables import reference_table as references
 
     def timed(name, fn):
         @functools.wraps(fn)
@@ -467,10 +469,10 @@ def aws_clients(port: int):
 
 def run_sync_once(n: int, args, workdir: Path, tag: str, record: bool) -> Result:
     global RECORDER
-    from hashcheck import references
-    from hashcheck.sources import SourceSpec
-    from hashcheck.sources.https import HttpsSource
-    from hashcheck.sync import Clients, SyncConfig, load_checkpoint, run_sync, sync_sources
+    from hashcheck.jobs.sync import Clients, SyncConfig, load_checkpoint, run_sync, sync_sources
+    from hashcheck.lists.sources import SourceSpec
+    from hashcheck.lists.sources.https import HttpsSource
+    from hashcheck.tables import reference_table as references
 
     path, clean = workdir / f"delta-{tag}.jsonl", workdir / f"clean-{tag}.tsv"
     feed = write_feed(path, clean, n, args.seed + n, args.bad_share, args.tombstone_share)
@@ -527,7 +529,7 @@ def run_sync_once(n: int, args, workdir: Path, tag: str, record: bool) -> Result
 
 def run_baseline(n: int, args, workdir: Path, tag: str) -> tuple[float, float, int]:
     """(seconds, cpu seconds, items): the sync's final items for the delta's additions, written blind."""
-    from hashcheck import references
+    from hashcheck.tables import reference_table as references
 
     clean = workdir / f"clean-{tag}.tsv"
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
@@ -631,11 +633,11 @@ def main(argv=None) -> None:
     parser.add_argument("--ddb-ms", type=float, default=10.0, help="assumed ms per AWS call for est_real_s")
     args = parser.parse_args(argv)
 
-    from hashcheck import sandbox
+    from hashcheck.tools import sandbox
 
     sandbox.fake_credentials()  # signing only: every client here has a 127.0.0.1 endpoint
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    logging.getLogger("hashcheck.sync").setLevel(logging.ERROR)  # the first 20 rejected rows, by line number
+    logging.getLogger("hashcheck.jobs.sync").setLevel(logging.ERROR)  # the first 20 rejected rows, by line number
     instrument()
     started = time.perf_counter()
     sizes = [("small", args.small)] if args.small else []

@@ -49,11 +49,12 @@ def mocked_aws(region: str = "us-east-1"):
 
 @contextlib.contextmanager
 def listed_stack(listed: bytes, ref_id: str = "ref-1"):
-    """template.yaml deployed into moto (hashcheck.sandbox), with the picture `listed` on the list
+    """template.yaml deployed into moto (hashcheck.tools.sandbox), with the picture `listed` on the list
     "test-list" as `ref_id` and a published version, as a sync would leave it."""
-    from hashcheck import references, sandbox
-    from hashcheck.cli import references_for
-    from hashcheck.fingerprint import fingerprint
+    from hashcheck.fingerprinting.fingerprint import fingerprint
+    from hashcheck.tables import reference_table as references
+    from hashcheck.tools import sandbox
+    from hashcheck.tools.cli import references_for
 
     sandbox.fake_credentials()
     with mock_aws():
@@ -92,7 +93,7 @@ def drain_bodies(stack, url: str) -> list[dict]:
 def benign_fingerprint(seed: str):
     """A Fingerprint of `seed`'s random bytes, with PDQ/pHash derived from them: stands for a listed
     image where no real decoding is needed (cases, reports)."""
-    from hashcheck.fingerprint import Fingerprint
+    from hashcheck.fingerprinting.fingerprint import Fingerprint
 
     data = random.Random(seed).randbytes(1000)
     return Fingerprint(

@@ -1,5 +1,5 @@
 """A fake hash-list provider: a real HTTP server on 127.0.0.1 (http.server in a thread) that speaks the
-hashcheck feed protocol (see ``hashcheck/sources/https.py``). Test data only: generated hashes.
+hashcheck feed protocol (see ``hashcheck/lists/sources/https.py``). Test data only: generated hashes.
 
     with FakeProvider(page_size=2) as provider:
         provider.append('{"algorithm": "md5", ...}', ...)   # the feed's log of row lines

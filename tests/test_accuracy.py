@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hashcheck.cli import references_for
-from hashcheck.fingerprint import fingerprint
-from hashcheck.imaging import uniform_border
-from hashcheck.matcher import match
-from hashcheck.stores.memory import MemoryStore
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.fingerprinting.imaging import uniform_border
+from hashcheck.matching.matcher import match
+from hashcheck.matching.stores.memory import MemoryStore
+from hashcheck.tools.cli import references_for
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "tests" / "data" / "photos"

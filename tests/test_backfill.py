@@ -1,5 +1,5 @@
 """Backfill (issue #6 part 2): objects stored before the stack are scanned through the upload path,
-each exactly once; a rerun scans none. The stack runs in moto (hashcheck.sandbox); the upload events
+each exactly once; a rerun scans none. The stack runs in moto (hashcheck.tools.sandbox); the upload events
 the sandbox's EventBridge queues are dropped, so only the backfill sees these objects."""
 
 import collections
@@ -8,7 +8,9 @@ import json
 import pytest
 from conftest import listed_stack
 
-from hashcheck import backfill, references, samples, sandbox
+from hashcheck.jobs import backfill
+from hashcheck.tables import reference_table as references
+from hashcheck.tools import samples, sandbox
 
 N_TINY = 400  # moto costs ~50 ms per scanned object; 10,000 were run as a script (see the report)
 LISTED = samples.jpeg(samples.picture(1))

@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
 try:
-    from hashcheck.fingerprint import Fingerprint, fingerprint
-    from hashcheck.imaging import SAFE_FORMATS, Limits
+    from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
+    from hashcheck.fingerprinting.imaging import SAFE_FORMATS, Limits
 except ImportError:  # a bare checkout without conftest's path entry
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers" / "hashcheck"))
-    from hashcheck.fingerprint import Fingerprint, fingerprint
-    from hashcheck.imaging import SAFE_FORMATS, Limits
+    from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
+    from hashcheck.fingerprinting.imaging import SAFE_FORMATS, Limits
 
 STATUSES = {"image", "not_image", "unscannable"}
 HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -1,4 +1,4 @@
-"""Case records and alerts (`hashcheck.cases`) on moto's DynamoDB, SNS, EventBridge and SQS.
+"""Case records and alerts (`hashcheck.response.cases`) on moto's DynamoDB, SNS, EventBridge and SQS.
 
 Alerts are read back the way a subscriber would: SNS -> SQS subscription, EventBridge rule -> SQS.
 The fingerprints are of generated benign bytes that the tests pretend are listed.
@@ -16,11 +16,11 @@ import pytest
 from conftest import benign_fingerprint
 from moto import mock_aws
 
-from hashcheck.cases import EVENT_DETAIL_TYPE, CaseNotFound, Cases, case_table_definition
-from hashcheck.fingerprint import Fingerprint
-from hashcheck.matcher import Match, Result
+from hashcheck.fingerprinting.fingerprint import Fingerprint
+from hashcheck.matching.matcher import Match, Result
 from hashcheck.objects import ObjectRef, set_status
-from hashcheck.quarantine import Quarantine, QuarantineResult
+from hashcheck.response.cases import EVENT_DETAIL_TYPE, CaseNotFound, Cases, case_table_definition
+from hashcheck.response.quarantine import Quarantine, QuarantineResult
 
 REGION = "us-east-1"
 DETECTED = "2024-05-01T12:00:00+00:00"

@@ -9,10 +9,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from hashcheck import references, sandbox
-from hashcheck.cli import main
-from hashcheck.fingerprint import fingerprint
-from hashcheck.stores.dynamodb import DynamoStore
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.matching.stores.dynamodb import DynamoStore
+from hashcheck.tables import reference_table as references
+from hashcheck.tools import sandbox
+from hashcheck.tools.cli import main
 
 
 def free_port() -> int:

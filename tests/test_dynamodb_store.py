@@ -1,4 +1,4 @@
-"""The ReferenceTable writer (`hashcheck.references`) and `DynamoStore`, on moto's DynamoDB."""
+"""The ReferenceTable writer (`hashcheck.tables.reference_table`) and `DynamoStore`, on moto's DynamoDB."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from hashcheck import references
-from hashcheck.cli import references_for
-from hashcheck.fingerprint import fingerprint
-from hashcheck.index import HammingIndex
-from hashcheck.matcher import match
-from hashcheck.references import (
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.lists.listformat import Reference
+from hashcheck.matching.index import HammingIndex
+from hashcheck.matching.matcher import match
+from hashcheck.matching.stores.dynamodb import DynamoStore
+from hashcheck.matching.stores.memory import MemoryStore
+from hashcheck.tables import reference_table as references
+from hashcheck.tables.reference_table import (
     ApplyStats,
     RetriesExhausted,
     Retry,
@@ -25,9 +27,7 @@ from hashcheck.references import (
     get_version,
     iter_live,
 )
-from hashcheck.reflist import Reference
-from hashcheck.stores.dynamodb import DynamoStore
-from hashcheck.stores.memory import MemoryStore
+from hashcheck.tools.cli import references_for
 
 TABLE = "ReferenceTable"
 T0, T1 = "2024-01-01T00:00:00+00:00", "2024-02-01T00:00:00+00:00"

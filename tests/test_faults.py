@@ -1,4 +1,4 @@
-"""Fault injection across the scan and sync paths, on template.yaml deployed into moto (hashcheck.sandbox).
+"""Fault injection across the scan and sync paths, on template.yaml deployed into moto (hashcheck.tools.sandbox).
 
 Faults are AWS refusing a call (botocore `before-call` hooks on the handler's own clients raise the
 ClientError AWS would), AWS answering partly (`after-call` hooks edit the parsed answer: unprocessed
@@ -34,10 +34,11 @@ from botocore.exceptions import ClientError
 from conftest import alerts_inbox, drain, drain_bodies
 from moto import mock_aws
 
-from hashcheck import reflist, samples, sandbox
-from hashcheck.cli import references_for
-from hashcheck.fingerprint import fingerprint
-from hashcheck.references import Retry
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.lists import listformat
+from hashcheck.tables.reference_table import Retry
+from hashcheck.tools import samples, sandbox
+from hashcheck.tools.cli import references_for
 
 LIST_ID = "fault-list"
 LIST_KEY = f"lists/{LIST_ID}.jsonl"
@@ -65,7 +66,7 @@ class Died(Exception):
 
 def _list_text(*seeds: int) -> bytes:
     rows = [row for seed in seeds for row in references_for(fingerprint(_listed(seed)), LIST_ID, f"ref-{seed}")]
-    return "".join(reflist.to_json(r) + "\n" for r in rows).encode()
+    return "".join(listformat.to_json(r) + "\n" for r in rows).encode()
 
 
 def _listed(seed: int) -> bytes:
@@ -518,7 +519,7 @@ RACE_POINTS = [
 def test_two_scans_of_the_same_version_racing(scenario, operation, when):
     """A second invocation (a duplicate whose idempotency lock had expired) runs whole while the
     first is paused at `operation`; then the first goes on."""
-    from hashcheck.s3events import uploads_from_body
+    from hashcheck.jobs.s3events import uploads_from_body
 
     stack = scenario.stack
     scenario.put("listed.jpg", MATCH, "match")
@@ -574,7 +575,8 @@ def _sync(stack) -> dict:
 
 
 def _sync_state(stack) -> tuple[set, int, str | None, str | None]:
-    from hashcheck import references, sync
+    from hashcheck.jobs import sync
+    from hashcheck.tables import reference_table as references
 
     table, ddb = stack.outputs["ReferenceTableName"], stack.client("dynamodb")
     live = {(r.algorithm, r.hash, r.id) for r in sync.live_references_of_list(table, LIST_ID, ddb)}
@@ -662,8 +664,8 @@ def test_sync_fault_then_rerun_reaches_the_table_one_clean_run_would(stack, serv
     assert rows != before_rows
     # the scanner (a fresh container) finds the newly listed picture through the new snapshot
     fresh = sandbox.load_handler(stack, "ScanFunction", "scan")
+    from hashcheck.jobs.s3events import Upload
     from hashcheck.objects import ObjectRef
-    from hashcheck.s3events import Upload
 
     key = f"sync-{seed}/listed.jpg"
     put = stack.client("s3").put_object(Bucket=stack.outputs["UploadBucketName"], Key=key, Body=_listed(seed))

@@ -7,8 +7,9 @@ import pytest
 from conftest import DATA, PHOTOS
 from PIL import Image, ImageOps
 
-from hashcheck import algorithms, phash
-from hashcheck.fingerprint import fingerprint
+from hashcheck import algorithms
+from hashcheck.fingerprinting import phash
+from hashcheck.fingerprinting.fingerprint import fingerprint
 
 REFERENCE_PDQ = {row["file"]: row for row in map(json.loads, (DATA / "pdq-reference.jsonl").read_text().splitlines())}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from hashcheck.fingerprint import fingerprint
+from hashcheck.fingerprinting.fingerprint import fingerprint
 
 _spec = importlib.util.spec_from_file_location(
     "hashcheck_bench_fuzz", Path(__file__).parent.parent / "bench" / "fuzz.py"

@@ -5,9 +5,9 @@ import struct
 import numpy as np
 import pytest
 
-from hashcheck import index as index_module
 from hashcheck.algorithms import ALGORITHMS
-from hashcheck.index import HammingIndex, hex_to_array
+from hashcheck.matching import index as index_module
+from hashcheck.matching.index import HammingIndex, hex_to_array
 
 PDQ = ALGORITHMS["pdq"]  # 32 bytes, threshold 31
 PHASH = ALGORITHMS["phash"]  # 8 bytes, threshold 8

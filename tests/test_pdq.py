@@ -1,4 +1,4 @@
-"""hashcheck.pdq against Meta's reference PDQ.
+"""hashcheck.fingerprinting.pdq against Meta's reference PDQ.
 
 The reference hashes in tests/data/pdq-reference.jsonl were made by pdqhash 0.2.8 (the binding of Meta's
 C++) from ``np.asarray(Image.open(f).convert("RGB"))``; those tests run without pdqhash. Tests that call
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from hashcheck import pdq
+from hashcheck.fingerprinting import pdq
 
 DATA = Path(__file__).parent / "data"
 PHOTOS = DATA / "photos"

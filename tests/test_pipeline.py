@@ -1,4 +1,4 @@
-"""The stack end to end: template.yaml deployed into moto (hashcheck.sandbox), real S3 -> EventBridge
+"""The stack end to end: template.yaml deployed into moto (hashcheck.tools.sandbox), real S3 -> EventBridge
 -> scan queue delivery, the real scan handler in process. Faults are injected with botocore's own
 event hooks on the handler's clients (a refused call, as AWS would refuse it), never by replacing
 our code."""
@@ -11,9 +11,10 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import alerts_inbox, drain_bodies, listed_stack
 
-from hashcheck import references, samples, sandbox
-from hashcheck.cli import references_for
-from hashcheck.fingerprint import fingerprint
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.tables import reference_table as references
+from hashcheck.tools import samples, sandbox
+from hashcheck.tools.cli import references_for
 
 LISTED = samples.jpeg(samples.picture(1))
 
@@ -198,15 +199,15 @@ def test_failing_reference_lookups_never_turn_into_clean(stack):
 
 
 def test_the_scanner_ignores_its_own_buckets(stack):
+    from hashcheck.jobs.s3events import Upload
     from hashcheck.objects import ObjectRef
-    from hashcheck.s3events import Upload
 
     outcome = stack.scan.scanner.scan(Upload(ObjectRef(stack.outputs["QuarantineBucketName"], "evidence/x.jpg")))
     assert outcome.status == "ignored"
 
 
 def test_demo_summary_line_reports_every_object_as_expected():
-    from hashcheck import demo
+    from hashcheck.tools import demo
 
     out = io.StringIO()
     assert demo.run(json_summary=True, out=out) == 0

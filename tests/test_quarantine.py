@@ -1,4 +1,4 @@
-"""Status tags (`hashcheck.objects`) and quarantine (`hashcheck.quarantine`) on moto's S3.
+"""Status tags (`hashcheck.objects`) and quarantine (`hashcheck.response.quarantine`) on moto's S3.
 
 The objects are generated benign bytes that the tests pretend are listed.
 """
@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from hashcheck.objects import MAX_TAGS, REASON_TAG, STATUS_TAG, ObjectRef, get_status, get_tags, set_status
-from hashcheck.quarantine import META_SHA256, META_SOURCE_KEY, CopyNotVerified, Quarantine, part_ranges
+from hashcheck.response.quarantine import META_SHA256, META_SOURCE_KEY, CopyNotVerified, Quarantine, part_ranges
 
 
 @pytest.fixture(scope="module")

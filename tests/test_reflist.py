@@ -2,15 +2,15 @@ import io
 
 import pytest
 
-from hashcheck import reflist
-from hashcheck.reflist import ListFormatError, Reference, Rejected
+from hashcheck.lists import listformat
+from hashcheck.lists.listformat import ListFormatError, Reference, Rejected
 
 MD5 = "0" * 31 + "1"
 PDQ = "f" * 64
 
 
 def rows(text: str) -> list:
-    return list(reflist.read_text(text))
+    return list(listformat.read_text(text))
 
 
 def test_jsonl_rows_parse_and_normalise():
@@ -78,5 +78,5 @@ def test_csv_without_v1_header_is_a_format_error():
 def test_write_then_read_round_trips():
     refs = [Reference("md5", MD5, "l", "a"), Reference("pdq", PDQ, "l", "b", "cat", True)]
     out = io.StringIO()
-    assert reflist.write(refs, out) == 2
+    assert listformat.write(refs, out) == 2
     assert rows(out.getvalue()) == refs

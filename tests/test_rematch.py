@@ -1,5 +1,5 @@
 """Re-match (issue #6 part 1): a list update checked against fingerprints already stored, through the
-stack in moto (hashcheck.sandbox). The FingerprintTable's exact-hash GSIs and its stream are created
+stack in moto (hashcheck.tools.sandbox). The FingerprintTable's exact-hash GSIs and its stream are created
 here through the API when template.yaml does not declare them yet; the stream's delivery to
 RematchFunction is played by handing the table's records to the handler in stream shape (moto does
 not serve DynamoDB stream reads)."""
@@ -9,11 +9,13 @@ import json
 import pytest
 from conftest import alerts_inbox, drain, listed_stack
 
-from hashcheck import references, rematch, samples, sandbox
-from hashcheck.cli import references_for
-from hashcheck.fingerprint import fingerprint
-from hashcheck.matcher import MATCH, match
-from hashcheck.stores.memory import MemoryStore
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.jobs import rematch
+from hashcheck.matching.matcher import MATCH, match
+from hashcheck.matching.stores.memory import MemoryStore
+from hashcheck.tables import reference_table as references
+from hashcheck.tools import samples, sandbox
+from hashcheck.tools.cli import references_for
 
 STORED = samples.EDITS["jpeg-q50"](samples.picture(7))  # an upload "from last week"
 OTHER = samples.jpeg(samples.picture(70))

@@ -1,4 +1,4 @@
-"""Hotline reports (`hashcheck.report` and functions/report/app.py) against a fake hotline on 127.0.0.1
+"""Hotline reports (`hashcheck.response.report` and functions/report/app.py) against a fake hotline on 127.0.0.1
 (tests/fake_provider.py's server, taught POST here), with the case table and secret on moto.
 
 The fake hotline honours `Idempotency-Key` the way the report contract asks: a key it has seen gets
@@ -19,13 +19,13 @@ from conftest import benign_fingerprint
 from fake_provider import FakeProvider
 from moto import mock_aws
 
-from hashcheck import sandbox
-from hashcheck.cases import Cases, case_table_definition
-from hashcheck.matcher import Match, Result
+from hashcheck.matching.matcher import Match, Result
+from hashcheck.matching.stores.remote import RemoteRetry
 from hashcheck.objects import ObjectRef
-from hashcheck.quarantine import QuarantineResult
-from hashcheck.report import ALREADY_REPORTED, REPORTED, SKIPPED, ReportConfig, Reporter, ReportFailed
-from hashcheck.stores.remote import RemoteRetry
+from hashcheck.response.cases import Cases, case_table_definition
+from hashcheck.response.quarantine import QuarantineResult
+from hashcheck.response.report import ALREADY_REPORTED, REPORTED, SKIPPED, ReportConfig, Reporter, ReportFailed
+from hashcheck.tools import sandbox
 
 REGION = "us-east-1"
 AUTH = "Bearer hotline-t0ken"

@@ -1,4 +1,4 @@
-"""Review of cases (`hashcheck.review`) on the stack deployed into moto (hashcheck.sandbox): a listed
+"""Review of cases (`hashcheck.response.review`) on the stack deployed into moto (hashcheck.tools.sandbox): a listed
 picture is uploaded and quarantined by the real scan handler, then a reviewer releases or confirms
 it. The pictures are generated and benign; the tests pretend one is listed."""
 
@@ -9,10 +9,12 @@ import json
 import pytest
 from conftest import listed_stack
 
-from hashcheck import references, review, samples, sandbox
-from hashcheck.allowlist import Allowlist, allow_pk
-from hashcheck.fingerprint import fingerprint
-from hashcheck.matcher import Match
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.matching.allowlist import Allowlist, allow_pk
+from hashcheck.matching.matcher import Match
+from hashcheck.response import review
+from hashcheck.tables import reference_table as references
+from hashcheck.tools import samples, sandbox
 
 LISTED = samples.jpeg(samples.picture(1))
 KEY = "customers/3/holiday é.jpg"

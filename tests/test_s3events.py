@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from hashcheck.s3events import uploads_from_body
-from hashcheck.sandbox import ROOT
+from hashcheck.jobs.s3events import uploads_from_body
+from hashcheck.tools.sandbox import ROOT
 
 EVENTS = ROOT / "events"
 KEY = "customers/42/holiday photo été.jpg"

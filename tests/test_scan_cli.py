@@ -6,11 +6,11 @@ import json
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
-from hashcheck.cli import main
-from hashcheck.fingerprint import NearHash, fingerprint
-from hashcheck.matcher import Policy, match
-from hashcheck.reflist import Reference
-from hashcheck.stores.memory import MemoryStore
+from hashcheck.fingerprinting.fingerprint import NearHash, fingerprint
+from hashcheck.lists.listformat import Reference
+from hashcheck.matching.matcher import Policy, match
+from hashcheck.matching.stores.memory import MemoryStore
+from hashcheck.tools.cli import main
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 from test_template import RESOURCES, TEMPLATE, actions, statements
 
-from hashcheck import reflist, samples, sandbox
-from hashcheck.cli import references_for
-from hashcheck.fingerprint import fingerprint
-from hashcheck.sources import ConfigError, SourceError, parse_specs
-from hashcheck.sources.https import HttpsSource
-from hashcheck.stores.remote import RemoteLookupError, RemoteLookupStore
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.lists import listformat
+from hashcheck.lists.sources import ConfigError, SourceError, parse_specs
+from hashcheck.lists.sources.https import HttpsSource
+from hashcheck.matching.stores.remote import RemoteLookupError, RemoteLookupStore
+from hashcheck.tools import samples, sandbox
+from hashcheck.tools.cli import references_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE = sorted((ROOT / "layers" / "hashcheck" / "hashcheck").rglob("*.py")) + sorted((ROOT / "functions").rglob("*.py"))
@@ -228,7 +229,7 @@ def test_remote_lookup_urls_are_https_and_never_metadata_or_loopback(url):
 
 
 def test_a_remote_lookup_name_resolving_to_metadata_is_refused_before_sending(monkeypatch):
-    import hashcheck.stores.remote as remote
+    import hashcheck.matching.stores.remote as remote
 
     sent = []
     monkeypatch.setattr(remote.socket, "getaddrinfo", _resolver("169.254.169.254"))
@@ -276,7 +277,7 @@ def test_logs_of_a_sync_scan_and_quarantine_carry_no_hash_or_secret(caplog, caps
             logging.getLogger(noisy).setLevel(logging.INFO)  # their DEBUG prints request bodies (SECURITY.md)
         stack = sandbox.deploy({"ListSources": json.dumps(sources)})
         stack.client("secretsmanager").create_secret(Name="hashcheck/feed", SecretString=secret_value)
-        body = "".join(reflist.to_json(r) + "\n" for r in rows).encode()
+        body = "".join(listformat.to_json(r) + "\n" for r in rows).encode()
         stack.client("s3").put_object(Bucket=stack.outputs["ArtifactsBucketName"], Key=LIST_KEY, Body=body)
         sync = sandbox.load_handler(stack, "SyncFunction", "sync")
         event = json.loads((sandbox.ROOT / "events" / "schedule.json").read_text())

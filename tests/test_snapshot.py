@@ -9,10 +9,11 @@ import boto3
 import pytest
 from conftest import mocked_aws
 
-from hashcheck import references, snapshot
-from hashcheck.references import Retry, apply_rows, bump_version
-from hashcheck.reflist import Reference
-from hashcheck.snapshot import S3IndexLoader, SnapshotError
+from hashcheck.lists.listformat import Reference
+from hashcheck.matching import snapshot
+from hashcheck.matching.snapshot import S3IndexLoader, SnapshotError
+from hashcheck.tables import reference_table as references
+from hashcheck.tables.reference_table import Retry, apply_rows, bump_version
 
 TABLE, BUCKET = "ReferenceTable", "artifacts"
 FAST = Retry(attempts=4, base_delay=0.001, sleep=lambda _s: None)

@@ -11,11 +11,11 @@ import pytest
 from conftest import mocked_aws
 from fake_provider import FakeProvider
 
-from hashcheck.reflist import Reference, Rejected
-from hashcheck.sources import ChecksumMismatch, ConfigError, SourceError, load_specs, make_source, parse_specs
-from hashcheck.sources.https import HttpsSource
-from hashcheck.sources.s3 import S3Source
-from hashcheck.sync import Clients
+from hashcheck.jobs.sync import Clients
+from hashcheck.lists.listformat import Reference, Rejected
+from hashcheck.lists.sources import ChecksumMismatch, ConfigError, SourceError, load_specs, make_source, parse_specs
+from hashcheck.lists.sources.https import HttpsSource
+from hashcheck.lists.sources.s3 import S3Source
 
 
 def md5_line(seed: str, list_id: str = "L1", deleted: bool = False) -> str:

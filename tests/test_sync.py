@@ -15,15 +15,8 @@ import pytest
 from conftest import mocked_aws
 from fake_provider import FakeProvider
 
-from hashcheck import references, snapshot
-from hashcheck.references import Retry
-from hashcheck.reflist import Reference
-from hashcheck.rematch import read_delta
-from hashcheck.snapshot import S3IndexLoader
-from hashcheck.sources import SourceSpec
-from hashcheck.sources.https import HttpsSource
-from hashcheck.sources.s3 import S3Source
-from hashcheck.sync import (
+from hashcheck.jobs.rematch import read_delta
+from hashcheck.jobs.sync import (
     FINISH_RESERVE_S,
     Clients,
     SyncConfig,
@@ -32,6 +25,14 @@ from hashcheck.sync import (
     run_sync,
     sync_sources,
 )
+from hashcheck.lists.listformat import Reference
+from hashcheck.lists.sources import SourceSpec
+from hashcheck.lists.sources.https import HttpsSource
+from hashcheck.lists.sources.s3 import S3Source
+from hashcheck.matching import snapshot
+from hashcheck.matching.snapshot import S3IndexLoader
+from hashcheck.tables import reference_table as references
+from hashcheck.tables.reference_table import Retry
 
 TABLE, BUCKET = "ReferenceTable", "artifacts"
 FAST = Retry(attempts=4, base_delay=0.001, sleep=lambda _s: None)

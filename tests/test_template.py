@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from hashcheck.sandbox import load_template
+from hashcheck.tools.sandbox import load_template
 
 TEMPLATE = load_template()
 RESOURCES = TEMPLATE["Resources"]

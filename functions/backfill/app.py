@@ -1,4 +1,4 @@
-"""BackfillFunction: one batch of the backfill Distributed Map -> hashcheck.backfill.process_items.
+"""BackfillFunction: one batch of the backfill Distributed Map -> hashcheck.jobs.backfill.process_items.
 
 Event (ItemBatcher): ``{"Items": [{"Key", "ETag", "Size", ...}], "BatchInput": {"bucket": "..."}}``.
 Objects already scanned against the current list version are skipped. If any object of the batch
@@ -10,8 +10,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hashcheck import backfill
-from hashcheck.scanner import from_environment
+from hashcheck.jobs import backfill
+from hashcheck.jobs.scanner import from_environment
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})

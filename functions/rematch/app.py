@@ -1,4 +1,4 @@
-"""RematchFunction: new references against the fingerprints already stored -> hashcheck.rematch.
+"""RematchFunction: new references against the fingerprints already stored -> hashcheck.jobs.rematch.
 
 Two kinds of events:
 - a delta to re-match: S3 "Object Created" of ``deltas/v<version>.jsonl`` in the artifacts bucket (via
@@ -10,8 +10,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
-from hashcheck import rematch
-from hashcheck.scanner import from_environment
+from hashcheck.jobs import rematch
+from hashcheck.jobs.scanner import from_environment
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})

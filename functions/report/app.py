@@ -1,4 +1,4 @@
-"""ReportFunction: case ids from the ReportQueue -> hashcheck.report.Reporter, one report per case.
+"""ReportFunction: case ids from the ReportQueue -> hashcheck.response.report.Reporter, one report per case.
 
 A message body is an EventBridge event (`HashCheck Case Confirmed`, or `HashCheck Match` when
 HOTLINE_REPORT_MODE=all) or a bare `{"case_id": ...}`. A case already reported is skipped without a
@@ -16,7 +16,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from hashcheck.report import REPORTED, ReportConfig, Reporter
+from hashcheck.response.report import REPORTED, ReportConfig, Reporter
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})

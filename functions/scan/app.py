@@ -1,4 +1,4 @@
-"""ScanFunction: S3 object-created notices from the scan queue -> hashcheck.scanner, one per object.
+"""ScanFunction: S3 object-created notices from the scan queue -> hashcheck.jobs.scanner, one per object.
 
 Partial batch failures: a failed object goes back to the queue alone. On its last attempt it is
 tagged `error` (blocked by the bucket policy) before the message moves to the dead-letter queue.
@@ -19,8 +19,8 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from hashcheck.s3events import Upload, uploads_from_body
-from hashcheck.scanner import from_environment
+from hashcheck.jobs.s3events import Upload, uploads_from_body
+from hashcheck.jobs.scanner import from_environment
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 scanner = from_environment()

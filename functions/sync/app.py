@@ -1,4 +1,4 @@
-"""SyncFunction: the scheduled list sync (EventBridge Scheduler) -> hashcheck.sync.run_sync.
+"""SyncFunction: the scheduled list sync (EventBridge Scheduler) -> hashcheck.jobs.sync.run_sync.
 
 Environment: REFERENCE_TABLE, ARTIFACTS_BUCKET, and LIST_SOURCES (JSON) or LIST_SOURCES_PARAMETER (an
 SSM parameter holding it). The schedule's payload is ignored: every run syncs every configured source.
@@ -11,7 +11,7 @@ published, and resumed on the next run (SourcesPartial). Only a run that cannot 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from hashcheck import sync
+from hashcheck.jobs import sync
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})  # the library's logs, as JSON

@@ -1,0 +1,253 @@
+"""One read of an object in, its fingerprint out: exact hashes always, perceptual hashes for images.
+
+The exact hashes (MD5, SHA-1, SHA-256) are what hotlines' lists mostly carry and they never depend
+on decoding, so they are computed for every object, including ones that are not images or that
+fail to decode. The perceptual hashes (PDQ with its quality, pHash) come from one decode of the
+image, and for near matching we also keep their 8 rotated/mirrored variants and further frames of an
+animation (`near`). pHash's variants come from its DCT (microseconds); PDQ's from the pixels' mirrors
+and their transposes, because PDQ derived from one DCT drifts by up to 100 bits (see `_TRANSPOSED`). An
+image with uniform borders (padding, a frame, letterboxing) is also hashed inside them (variants "trimmed",
+"trimmed:rotate90", ...): a border changes every global hash completely, and only the images that have
+one pay for a second set of hashes (docs/accuracy.md). Small tilts (a photo turned by a few degrees on
+its own canvas) are undone by trying a few turns back (variants "tilt-2", "tilt+4", ...; `_TILTS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image
+
+from hashcheck.fingerprinting import pdq, phash
+from hashcheck.fingerprinting.imaging import (
+    DEFAULT_LIMITS,
+    Decoded,
+    ImageRejected,
+    Limits,
+    decode,
+    looks_like_image,
+    uniform_border,
+)
+
+CHUNK = 1 << 20
+
+IMAGE, NOT_IMAGE, UNSCANNABLE = "image", "not_image", "unscannable"
+
+
+@dataclass(frozen=True)
+class NearHash:
+    """A perceptual hash to search for: of which frame, under which rotation/mirror, trimmed or not."""
+
+    algorithm: str
+    hash: str
+    quality: int | None = None  # PDQ's own quality (0-100); None for pHash
+    variant: str = "original"
+    frame: int = 0
+
+
+@dataclass
+class Fingerprint:
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    status: str
+    error: str | None = None
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    frames: int | None = None
+    pdq: str | None = None
+    pdq_quality: int | None = None
+    phash: str | None = None
+    near: list[NearHash] = field(default_factory=list, repr=False)
+
+    def exact(self) -> dict[str, str]:
+        return {"md5": self.md5, "sha1": self.sha1, "sha256": self.sha256}
+
+    def as_dict(self) -> dict:
+        """The contract's fields (DESIGN.md section 3); `error` only when there is one."""
+        out = {
+            "status": self.status,
+            "size": self.size,
+            **self.exact(),
+            "pdq": self.pdq,
+            "pdq_quality": self.pdq_quality,
+            "phash": self.phash,
+        }
+        if self.status == IMAGE:
+            out.update(format=self.format, width=self.width, height=self.height, frames=self.frames)
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+Source = bytes | bytearray | memoryview | BinaryIO
+
+
+def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
+    """Fingerprint bytes or a readable stream (an S3 body), reading it exactly once."""
+    in_memory = isinstance(source, bytes | bytearray | memoryview)
+    digests = [hashlib.md5(), hashlib.sha1(), hashlib.sha256()]
+    size, head, kept, fits = 0, b"", bytearray(), True
+    for chunk in _chunks(source):
+        for digest in digests:
+            digest.update(chunk)
+        if len(head) < 32:  # a stream may hand out a few bytes at a time
+            head += bytes(chunk[: 32 - len(head)])
+        size += len(chunk)
+        fits = fits and size <= limits.max_decode_bytes
+        if fits and not in_memory:  # a stream's bytes are kept for decoding only while they fit
+            kept += chunk
+    md5, sha1, sha256 = (d.hexdigest() for d in digests)
+    result = Fingerprint(size, md5, sha1, sha256, NOT_IMAGE)
+    if size == 0:
+        result.error = "empty object"
+    elif not fits:
+        result.status = UNSCANNABLE if looks_like_image(head) else NOT_IMAGE
+        result.error = f"larger than the {limits.max_decode_bytes} bytes decoded at most"
+    else:
+        _add_perceptual(result, bytes(memoryview(source).cast("B")) if in_memory else bytes(kept), limits)
+    return result
+
+
+def _chunks(source) -> Iterator[bytes | memoryview]:
+    if isinstance(source, bytes | bytearray | memoryview):
+        view = memoryview(source).cast("B")  # count bytes, whatever the item size
+        for start in range(0, len(view), CHUNK):
+            yield view[start : start + CHUNK]
+        return
+    while chunk := source.read(CHUNK):
+        yield chunk
+
+
+def _add_perceptual(result: Fingerprint, data: bytes, limits: Limits) -> None:
+    try:
+        decoded = decode(data, limits)
+        near = [h for frame in decoded.frames for h in _frame_hashes(frame.grey, frame.index)]
+    except ImageRejected as rejected:
+        result.status, result.error = rejected.status, rejected.reason
+        return
+    except Exception as exc:  # a hashing failure must be a recorded outcome, never a crash or "clean"
+        result.status, result.error = UNSCANNABLE, f"hashing failed ({type(exc).__name__})"
+        return
+    _fill_image(result, decoded, near)
+    result.error = decoded.problem
+
+
+def _fill_image(result: Fingerprint, decoded: Decoded, near: list[NearHash]) -> None:
+    first = {h.algorithm: h for h in near if h.frame == 0 and h.variant == "original"}
+    result.status = IMAGE
+    result.format, result.width, result.height = decoded.format, decoded.width, decoded.height
+    result.frames = decoded.frame_count
+    result.pdq, result.pdq_quality = first["pdq"].hash, first["pdq"].quality
+    result.phash = first["phash"].hash
+    result.near = _unique(near)
+
+
+def _frame_hashes(grey, frame: int) -> list[NearHash]:
+    """PDQ and pHash of a frame in its 8 orientations and turned back by each of `_TILTS`; if it has
+    uniform borders (padding, a frame, letterboxing), the orientations again for the picture inside them,
+    as variants "trimmed", "trimmed:rotate90"..."""
+    hashes = _oriented_hashes(grey, frame, "", exact=True) + _tilted_hashes(grey, frame)
+    box = uniform_border(grey)
+    if box is not None:  # rarer, so cheaper: PDQ's orientations derived from one DCT (a few bits off)
+        hashes += _oriented_hashes(grey.crop(box), frame, "trimmed", exact=False)
+    return hashes
+
+
+def _oriented_hashes(grey, frame: int, prefix: str, exact: bool) -> list[NearHash]:
+    pixels = np.asarray(grey)  # uint8: PDQ converts band by band, faster than one float32 copy when mirrored
+    pdq_variants = _pdq_oriented(pixels) if exact else _pdq_derived(pixels)
+    phash_variants = phash.dihedral(phash.grey32(grey))
+    return [
+        *(NearHash("pdq", h, quality, _variant(prefix, name), frame) for name, (h, quality) in pdq_variants),
+        *(NearHash("phash", h, None, _variant(prefix, name), frame) for name, h in phash_variants.items()),
+    ]
+
+
+# PDQ hashes of the orientations, as hashing the turned upload would give them. Deriving all 8 from one
+# DCT (Pdq.dihedral) is exact only for a transpose: PDQ's sampling is not mirror symmetric, and on our
+# corpus a derived mirror differed from the mirrored pixels' hash by a median 6-12 bits and up to 104 on
+# fine textures (docs/accuracy.md), more than the 31-bit threshold. So the pixels' three mirrors are
+# hashed too (pdq.compute_mirrors: two passes over the pixels for all four), and each hash gives two
+# exact orientations: itself and its transpose.
+_TRANSPOSED = {
+    "original": "transpose",
+    "flip_x": "rotate90",  # np.rot90(x) == np.fliplr(x).T
+    "flip_y": "rotate270",  # np.rot90(x, 3) == np.flipud(x).T
+    "rotate180": "transverse",  # np.rot90(x, 2).T
+}
+
+
+def _pdq_oriented(pixels: np.ndarray) -> list[tuple[str, tuple[str, int]]]:
+    out = []
+    for name, computed in pdq.compute_mirrors(pixels).items():
+        transposed = computed.transposed()
+        out += [(name, (computed.hash, computed.quality)), (_TRANSPOSED[name], (transposed, computed.quality))]
+    return out
+
+
+def _pdq_derived(pixels: np.ndarray) -> list[tuple[str, tuple[str, int]]]:
+    computed = pdq.compute(pixels)
+    return [(name, (h, computed.quality)) for name, h in computed.dihedral().items()]
+
+
+# Small tilts. A photo turned by 3 degrees on its own canvas is 40-80 PDQ bits and often more than 8 pHash
+# bits from the original: less from the turn itself than from the four dark corners it leaves and the
+# four corners it cuts off. So the upload is turned back by each angle in _TILTS (degrees, counter-
+# clockwise), and every pixel the turn cannot account for (corners outside the turned canvas) is filled
+# with the picture's mean grey, which moves the low frequencies both hashes keep far less than black.
+# On 80 photos turned by 1-5 degrees either way (docs/accuracy.md), the rule then catches 88/83/79/67%
+# at 2/3/4/5 degrees instead of 60/32/10/4%. Each angle covers about +-1 degree around it; +-2 and +-4
+# together do about as well as adding +-3 too (+1 point). The turns are taken on a copy of at most
+# _TILT_SIDE pixels (about 1.5 ms per angle): the hashes downsample to 64 (PDQ) and 32 (pHash) pixels
+# anyway, and 256 or 512 px gained 1-3 points for 2-4x the time.
+_TILTS = (-4.0, -2.0, 2.0, 4.0)
+_TILT_SIDE = 128
+
+
+def _tilted_hashes(grey: Image.Image, frame: int) -> list[NearHash]:
+    small = grey.reduce(-(-max(grey.size) // _TILT_SIDE))  # box filter, by a whole factor: cheap
+    withcanvas = small.convert("LA")  # the alpha band tracks which pixels the turn brings in from outside
+    out = []
+    for angle in _TILTS:
+        turned = _turned_back(withcanvas, angle)
+        computed = pdq.compute(turned, exact_rounding=False)
+        name = f"tilt{angle:+g}"
+        pixels = Image.fromarray(np.clip(turned + 0.5, 0, 255).astype(np.uint8))
+        out += [
+            NearHash("pdq", computed.hash, computed.quality, name, frame),
+            NearHash("phash", phash.phash(pixels), None, name, frame),
+        ]
+    return out
+
+
+def _turned_back(withcanvas: Image.Image, angle: float) -> np.ndarray:
+    """The luma turned by `angle` about its centre, the corners it leaves filled with its mean (float32)."""
+    band = np.asarray(withcanvas.rotate(angle, Image.Resampling.BILINEAR), dtype=np.float32)
+    luma, inside = band[..., 0], band[..., 1] / 255  # bilinear edges: luma is already weighted by `inside`
+    whole = inside > 0.99
+    mean = float(luma[whole].mean()) if whole.any() else float(luma.mean())
+    return luma + mean * (1 - inside)
+
+
+def _variant(prefix: str, orientation: str) -> str:
+    if not prefix:
+        return orientation
+    return prefix if orientation == "original" else f"{prefix}:{orientation}"
+
+
+def _unique(near: list[NearHash]) -> list[NearHash]:
+    """Drop repeated (algorithm, hash) pairs (symmetric images, still animations), keeping the first."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for h in near:
+        if (h.algorithm, h.hash) not in seen:
+            seen.add((h.algorithm, h.hash))
+            out.append(h)
+    return out

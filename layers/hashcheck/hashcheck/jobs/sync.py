@@ -1,0 +1,576 @@
+"""The scheduled list sync: fetch each source's delta, validate, apply, rebuild the snapshot, bump.
+
+For each configured source, in order:
+
+1. read its checkpoint (item ``meta#checkpoint#<name>`` in the ReferenceTable);
+2. fetch the delta since it, and spool its valid rows to a temporary file while counting rejected
+   rows (logged by line number and reason only, never a hash). Spooling is what lets a delta be
+   rejected whole after its last byte (a checksum over the body, the share of bad rows) while memory
+   stays bounded: rows stream from the network to /tmp and from /tmp to DynamoDB;
+3. reject the whole delta (nothing applied, checkpoint kept) when it is implausible: a checksum
+   mismatch, more than ``max_bad_share`` malformed rows, rows of a list the source does not own, or a
+   full list that would withdraw more than ``max_removed_share`` of its list;
+4. apply the rows with ``references.apply_rows`` (25 per batch, retries); for a full-list source
+   (``full_list = True``, the s3 files) also withdraw its list's live references the file lacks.
+
+Then, if any rows reached the table: rebuild and publish the snapshot,
+bump the version (conditional write), and only then store each applied source's new checkpoint.
+Crash-safety: a checkpoint moves only after its delta is committed and the snapshot published; a
+crash anywhere leaves the old checkpoint, the rerun fetches the same delta again, and since applying
+is idempotent it reaches the table one clean run would. A failing source does not stop the others;
+it is reported (``status = "failed"``) and retried on the next run.
+
+Deltas larger than one invocation (a first import of a list of millions: ~2 ms per row against
+DynamoDB, so ~400k rows fit in 15 minutes). Given the time left (``remaining``), the sync stops applying
+``FINISH_RESERVE_S`` before the end, records how far it got (``meta#progress#<source>``: the
+checkpoint the delta was fetched from, a row count, a SHA-256 of those spooled rows, and the version it
+is about to publish) and publishes what it applied (snapshot, delta, version: those references act at
+once). The checkpoint stays, so the next run fetches the same delta and skips the rows already applied
+*if* they are byte for byte the same and that version came out; otherwise it applies them again, which
+is merely slower and announces them to the re-match. It goes on (``status = "partial"``) until the last
+run, which stores the checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+from botocore.exceptions import ClientError
+
+from hashcheck.jobs.rematch import DeltaWriter
+from hashcheck.lists import listformat
+from hashcheck.lists.listformat import Reference, Rejected
+from hashcheck.lists.sources import ChecksumMismatch, SourceError, SourceSpec, load_specs, make_source
+from hashcheck.lists.sources.base import Checkpoint, Delta, ListSource
+from hashcheck.matching import snapshot
+from hashcheck.tables import reference_table as references
+from hashcheck.tables.reference_table import DEFAULT_RETRY, PK, ApplyStats, Retry
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "meta#checkpoint#"
+PROGRESS_PREFIX = "meta#progress#"
+# Seconds kept for the snapshot build, the publish and the bump once applying stops (a 1.4M-reference
+# table is ~3M items to scan and index).
+FINISH_RESERVE_S = 240.0
+LOGGED_REJECTIONS = 20  # per source: enough to fix a feed, without flooding the logs
+PROGRESS_EVERY = 1000  # rows between on_rows calls
+
+
+# --- configuration and clients ------------------------------------------------------------------------
+
+
+class Clients:
+    """The AWS clients the sync uses, created on first use (tests pass moto-backed ones)."""
+
+    def __init__(self, dynamodb=None, s3=None, secretsmanager=None, ssm=None):
+        self._clients = {"dynamodb": dynamodb, "s3": s3, "secretsmanager": secretsmanager, "ssm": ssm}
+
+    def _client(self, name: str):
+        if self._clients[name] is None:
+            import boto3
+
+            self._clients[name] = boto3.client(name)
+        return self._clients[name]
+
+    dynamodb = property(lambda self: self._client("dynamodb"))
+    s3 = property(lambda self: self._client("s3"))
+    secretsmanager = property(lambda self: self._client("secretsmanager"))
+    ssm = property(lambda self: self._client("ssm"))
+
+
+@dataclass(frozen=True)
+class SyncConfig:
+    table_name: str
+    bucket: str
+    sources: tuple[SourceSpec, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, clients: Clients | None = None) -> SyncConfig:
+        """``REFERENCE_TABLE``, ``ARTIFACTS_BUCKET``, and ``LIST_SOURCES`` or ``LIST_SOURCES_PARAMETER``."""
+        env = os.environ if env is None else env
+        missing = [name for name in ("REFERENCE_TABLE", "ARTIFACTS_BUCKET") if not env.get(name)]
+        if missing:
+            raise ValueError(f"missing environment variables: {', '.join(missing)}")
+        ssm = clients.ssm if clients is not None and env.get("LIST_SOURCES_PARAMETER") else None
+        specs = load_specs(env, ssm)
+        return cls(env["REFERENCE_TABLE"], env["ARTIFACTS_BUCKET"], tuple(specs))
+
+
+# --- reports ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SourceReport:
+    name: str
+    status: str = "pending"  # applied | partial (resumes next run) | unchanged | rejected | failed
+    rows: int = 0  # valid rows received (additions and tombstones)
+    rejected: int = 0  # malformed rows (or rows of a list the source does not own)
+    added: int = 0
+    removed: int = 0  # tombstones that took effect, and full-list withdrawals
+    updated: int = 0
+    resumed_after: int = 0  # rows an earlier, stopped run had applied and this one skipped
+    reason: str | None = None  # why rejected, failed or partial (never row contents)
+
+
+@dataclass
+class SyncReport:
+    sources: list[SourceReport] = field(default_factory=list)
+    version: int = 0
+    snapshot_key: str | None = None
+    delta_key: str | None = None  # the references this run added, for the re-match
+    index_size: dict[str, int] = field(default_factory=dict)  # live hashes per perceptual algorithm
+    duration_seconds: float = 0.0
+
+    def total(self, name: str) -> int:
+        return sum(getattr(s, name) for s in self.sources)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.total("rows") / self.duration_seconds if self.duration_seconds else 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(s.status in ("applied", "partial", "unchanged") for s in self.sources)
+
+    def metrics(self) -> list[tuple[str, float, str]]:
+        """(name, value, CloudWatch unit) for the handler to emit."""
+        counts = [
+            ("RowsAdded", self.total("added")),
+            ("RowsRemoved", self.total("removed")),
+            ("RowsRejected", self.total("rejected")),
+            ("SourcesRejected", sum(s.status == "rejected" for s in self.sources)),
+            ("SourcesFailed", sum(s.status == "failed" for s in self.sources)),
+            ("SourcesPartial", sum(s.status == "partial" for s in self.sources)),
+            ("IndexedHashes", sum(self.index_size.values())),
+        ]
+        return [(name, value, "Count") for name, value in counts] + [
+            ("SyncDuration", round(self.duration_seconds, 3), "Seconds")
+        ]
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "ok": self.ok, "rows_per_second": round(self.rows_per_second, 1)}
+
+
+# --- entry points -------------------------------------------------------------------------------------------
+
+
+def run_sync(
+    config: SyncConfig,
+    clients: Clients,
+    now: Callable[[], datetime] | None = None,
+    on_rows: Callable[[int], None] | None = None,
+    retry: Retry = DEFAULT_RETRY,
+    remaining: Callable[[], float] | None = None,
+) -> SyncReport:
+    """Sync every configured source (see the module docstring). Raises on a configuration error.
+    `remaining()`: seconds left in this invocation (the Lambda context's), None for no limit."""
+    jobs = [(make_source(spec, clients, config.bucket), spec) for spec in config.sources]
+    return sync_sources(
+        jobs, config.table_name, config.bucket, clients, now=now, on_rows=on_rows, retry=retry, remaining=remaining
+    )
+
+
+def import_file(
+    path: str,
+    table_name: str,
+    bucket: str,
+    clients: Clients,
+    list_id: str | None = None,
+    on_rows: Callable[[int], None] | None = None,
+    now: Callable[[], datetime] | None = None,
+    retry: Retry = DEFAULT_RETRY,
+) -> SyncReport:
+    """Apply a local list file once (additions and explicit tombstones; no checkpoint), then rebuild
+    the snapshot and bump the version. With `list_id`, rows of any other list are rejected."""
+    spec = SourceSpec(name="import", type="file", list_id=list_id)
+    jobs = [(_FileSource(path), spec)]
+    return sync_sources(jobs, table_name, bucket, clients, now=now, on_rows=on_rows, retry=retry, checkpoints=False)
+
+
+def sync_sources(
+    jobs: Sequence[tuple[ListSource, SourceSpec]],
+    table_name: str,
+    bucket: str,
+    clients: Clients,
+    now: Callable[[], datetime] | None = None,
+    on_rows: Callable[[int], None] | None = None,
+    retry: Retry = DEFAULT_RETRY,
+    checkpoints: bool = True,
+    remaining: Callable[[], float] | None = None,
+) -> SyncReport:
+    """The sync over ready-made sources, each with the spec whose policy applies to it."""
+    started = time.monotonic()
+    now = now or _utcnow
+    start = references.get_version(table_name, client=clients.dynamodb)
+    # Live rows added after the last published version were never announced (a run died first); before
+    # any version, no row was.
+    since = start.updated if start.version else ""
+    run = _Run(table_name, clients.dynamodb, retry, now, on_rows, added_since=since, remaining=remaining)
+    report, pending = SyncReport(), []
+    for source, spec in jobs:
+        previous = load_checkpoint(table_name, spec.name, clients.dynamodb) if checkpoints else None
+        saved = load_progress(table_name, spec.name, previous, start.version, clients.dynamodb) if checkpoints else None
+        source_report, checkpoint, progress = run.source(source, spec, previous, saved)
+        report.sources.append(source_report)
+        if progress is not None and checkpoints:
+            # Stored before publishing, so that a publish slower than the reserve cannot make every run
+            # start over; it counts only once this run's version is out (load_progress).
+            store_progress(table_name, spec.name, previous, progress, start.version + 1, clients.dynamodb)
+        elif checkpoints and checkpoint is not None and dict(checkpoint) != (previous or {}):
+            pending.append((spec.name, checkpoint))
+    try:
+        _publish(report, run, clients, bucket, rebuild=run.touched_table)
+    finally:
+        run.delta.close()
+    for name, checkpoint in pending:  # only now: the deltas are committed and the snapshot is live
+        store_checkpoint(table_name, name, checkpoint, clients.dynamodb, now)
+        clear_progress(table_name, name, clients.dynamodb)
+    report.duration_seconds = time.monotonic() - started
+    log.info("sync finished", extra={"sync": {k: v for k, v in report.to_dict().items() if k != "sources"}})
+    return report
+
+
+def _publish(report: SyncReport, run: _Run, clients: Clients, bucket: str, rebuild: bool) -> None:
+    current = references.get_version(run.table_name, client=run.ddb)
+    # Also rebuild when the version was bumped without a snapshot (written by other tools).
+    if not rebuild and (current.snapshot_key or current.version == 0):
+        report.version, report.snapshot_key = current.version, current.snapshot_key
+        if current.snapshot_key:
+            manifest = snapshot.read_manifest(clients.s3, bucket, current.snapshot_key)
+            report.index_size = {alg: entry["count"] for alg, entry in manifest["algorithms"].items()}
+        return
+    built = snapshot.build(run.table_name, run.ddb)
+    key = snapshot.publish(clients.s3, bucket, current.version + 1, built, run.now)
+    # The new references go to the re-match (stored objects) before the version announces them.
+    report.delta_key = run.delta.publish(clients.s3, bucket, current.version + 1)
+    bumped = references.bump_version(run.table_name, current.version, snapshot_key=key, client=run.ddb)
+    report.version, report.snapshot_key = bumped.version, key
+    report.index_size = {alg: len(rows) for alg, (_, rows) in built.items()}
+    try:
+        snapshot.prune(clients.s3, bucket, keep_from_version=bumped.version - 1)
+    except Exception as exc:  # old snapshots cost storage, not correctness: never fail the sync on them
+        log.warning("could not prune old snapshots", extra={"error": exc.__class__.__name__})
+
+
+# --- checkpoints ----------------------------------------------------------------------------------------------
+
+
+def load_checkpoint(table_name: str, source_name: str, client) -> dict | None:
+    key = {PK: {"S": CHECKPOINT_PREFIX + source_name}}
+    item = client.get_item(TableName=table_name, Key=key, ConsistentRead=True).get("Item")
+    return dict(references.from_item(item).get("checkpoint", {})) if item else None
+
+
+def store_checkpoint(table_name: str, source_name: str, checkpoint: Checkpoint, client, now=None) -> None:
+    item = {
+        PK: CHECKPOINT_PREFIX + source_name,
+        "checkpoint": {str(k): str(v) for k, v in checkpoint.items()},
+        "updated": (now or _utcnow)().isoformat(timespec="seconds"),
+    }
+    client.put_item(TableName=table_name, Item=references.to_item(item))
+
+
+def load_progress(table_name: str, source_name: str, previous: Checkpoint | None, version: int, client) -> dict | None:
+    """How far a stopped run got into the delta fetched from `previous`, if that run also published
+    (the table's `version` reached the one it was about to publish); else None. Rows applied by a run
+    that died before publishing are applied again: only then are they announced to the re-match."""
+    key = {PK: {"S": PROGRESS_PREFIX + source_name}}
+    item = client.get_item(TableName=table_name, Key=key, ConsistentRead=True).get("Item")
+    if not item:
+        return None
+    saved = references.from_item(item)
+    if saved.get("from") != _canonical(previous) or int(saved.get("publishes", 0)) > version:
+        return None
+    return saved
+
+
+def store_progress(
+    table_name: str, source_name: str, previous: Checkpoint | None, progress: _Prefix, publishes: int, client
+) -> None:
+    item = {PK: PROGRESS_PREFIX + source_name, "from": _canonical(previous), "rows": progress.rows}
+    item.update(sha256=progress.digest.hexdigest(), publishes=publishes)
+    client.put_item(TableName=table_name, Item=references.to_item(item))
+
+
+def clear_progress(table_name: str, source_name: str, client) -> None:
+    client.delete_item(TableName=table_name, Key={PK: {"S": PROGRESS_PREFIX + source_name}})
+
+
+def _canonical(checkpoint: Checkpoint | None) -> str:
+    return json.dumps({str(k): str(v) for k, v in (checkpoint or {}).items()}, sort_keys=True)
+
+
+# --- one source -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    table_name: str
+    ddb: object
+    retry: Retry
+    now: Callable[[], datetime]
+    on_rows: Callable[[int], None] | None
+    touched_table: bool = False  # some rows reached apply_rows (even if a source failed after)
+    added_since: str | None = None  # when the last version was published
+    delta: DeltaWriter = field(default_factory=DeltaWriter)  # references that became live in this run
+    remaining: Callable[[], float] | None = None  # seconds left in the invocation; None: no limit
+
+    def source(self, source: ListSource, spec: SourceSpec, previous: Checkpoint | None, saved: dict | None):
+        """(report, checkpoint to store once committed or None, progress to store if it stopped early)."""
+        report = SourceReport(spec.name)
+        try:
+            delta = source.fetch(previous)
+            if delta.unchanged:
+                report.status = "unchanged"
+                return report, None, None
+            progress = self._validate_and_apply(source, spec, delta, report, saved)
+        except ChecksumMismatch as exc:
+            return self._reject(report, f"checksum mismatch: {exc}"), None, None
+        except _Implausible as exc:
+            return self._reject(report, str(exc)), None, None
+        except Exception as exc:  # one broken source must not stop the others; it is retried next run
+            report.status, report.reason = "failed", _describe(exc)
+            log.error("source failed; nothing more of it applied", extra={"source": spec.name, "reason": report.reason})
+            return report, None, None
+        if progress is not None:
+            report.status = "partial"
+            report.reason = f"stopped after {progress.rows} of {report.rows} rows to finish in time; resumes next run"
+            log.warning("source partly applied", extra={"source": spec.name, "applied_rows": progress.rows})
+            return report, None, progress
+        report.status = "applied"
+        log.info("source applied", extra={"source": spec.name, **_counts(report)})
+        return report, delta.checkpoint, None
+
+    def _validate_and_apply(
+        self, source, spec: SourceSpec, delta: Delta, report: SourceReport, saved: dict | None
+    ) -> _Prefix | None:
+        """Apply the delta; if time runs out first, how far it got (else None)."""
+        full_list = getattr(source, "full_list", False)
+        listed = _KeySet() if full_list else None
+        with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+            _spool_valid_rows(delta.rows, spool, spec, report, listed)
+            _check_bad_share(spec, report)
+            withdrawals = self._withdrawals(source, listed) if full_list else []
+            spool.seek(0)
+            applied = _resume(spool, saved)
+            report.resumed_after = applied.rows
+            if self._apply(_spooled_rows(spool, applied), report):
+                return applied
+        if withdrawals and self._apply(iter(withdrawals), report):
+            return applied  # every row is in; the next run skips them all and withdraws again
+        return None
+
+    def _withdrawals(self, source, listed: _KeySet) -> list[Reference]:
+        """Tombstones for the live references of the source's list that the full list lacks."""
+        live = 0
+        withdrawals = []
+        for ref in live_references_of_list(self.table_name, source.list_id, self.ddb):
+            live += 1
+            if not listed.has(ref):
+                withdrawals.append(Reference(ref.algorithm, ref.hash, ref.list, ref.id, deleted=True))
+        if live and len(withdrawals) / live > source.max_removed_share:
+            raise _Implausible(
+                f"the file would withdraw {len(withdrawals)} of {live} live references "
+                f"(more than max_removed_share {source.max_removed_share:g})"
+            )
+        return withdrawals
+
+    def _apply(self, rows: Iterator[Reference], report: SourceReport) -> bool:
+        """Apply `rows` until they end (False) or the invocation nears its end (True: stopped early)."""
+        clock = _Deadline(self.remaining)
+        rows = _with_progress(self._noting_writes(clock.until_late(rows)), self.on_rows)
+        stats: ApplyStats = references.apply_rows(
+            self.table_name,
+            rows,
+            client=self.ddb,
+            retry=self.retry,
+            now=self._stamp,
+            on_added=self.delta.add,
+            added_since=self.added_since,
+        )
+        report.added += stats.added
+        report.removed += stats.removed
+        report.updated += stats.updated
+        return clock.stopped
+
+    def _noting_writes(self, rows: Iterator[Reference]) -> Iterator[Reference]:
+        for row in rows:
+            self.touched_table = True  # from here on the table may have changed: the snapshot is rebuilt
+            yield row
+
+    def _stamp(self) -> str:
+        return self.now().isoformat(timespec="seconds")
+
+    def _reject(self, report: SourceReport, reason: str) -> SourceReport:
+        report.status, report.reason = "rejected", reason
+        log.error("delta rejected; nothing applied", extra={"source": report.name, "reason": reason, **_counts(report)})
+        return report
+
+
+class _Implausible(Exception):
+    """The delta as a whole is not believable; none of it is applied."""
+
+
+def _spool_valid_rows(rows, spool, spec: SourceSpec, report: SourceReport, listed: _KeySet | None) -> None:
+    for position, row in enumerate(rows, start=1):
+        if isinstance(row, Reference) and spec.list_id and row.list != spec.list_id:
+            row = Rejected(position, "the row's list id is not this source's list_id")
+        if isinstance(row, Rejected):
+            report.rejected += 1
+            if report.rejected <= LOGGED_REJECTIONS:
+                log.warning("row rejected", extra={"source": spec.name, "line": row.line, "reason": row.reason})
+            continue
+        report.rows += 1
+        spool.write(listformat.to_json(row) + "\n")
+        if listed is not None and not row.deleted:
+            listed.add(row)
+
+
+def _check_bad_share(spec: SourceSpec, report: SourceReport) -> None:
+    seen = report.rows + report.rejected
+    if seen and report.rejected / seen > spec.max_bad_share:
+        raise _Implausible(
+            f"{report.rejected} of {seen} rows are malformed (more than max_bad_share {spec.max_bad_share:g})"
+        )
+
+
+@dataclass
+class _Prefix:
+    """The spooled rows handed to apply so far: how many, and a SHA-256 of their lines."""
+
+    rows: int = 0
+    digest: object = field(default_factory=hashlib.sha256)
+
+    def note(self, line: str) -> None:
+        self.rows += 1
+        self.digest.update(line.encode())
+
+
+def _resume(spool, saved: dict | None) -> _Prefix:
+    """Skip the spool's first ``saved["rows"]`` lines if they are exactly those a stopped run applied;
+    otherwise rewind: applying again is idempotent, skipping rows that were not applied is not."""
+    if saved:
+        prefix, wanted = _Prefix(), int(saved.get("rows", 0))
+        while prefix.rows < wanted and (line := spool.readline()):
+            prefix.note(line)
+        if prefix.rows == wanted and prefix.digest.hexdigest() == saved.get("sha256"):
+            return prefix
+        spool.seek(0)
+    return _Prefix()
+
+
+def _spooled_rows(spool, prefix: _Prefix) -> Iterator[Reference]:
+    while line := spool.readline():
+        prefix.note(line)  # before it is handed out: every noted row is applied once apply_rows returns
+        try:
+            yield listformat.parse_row(json.loads(line))
+        except ValueError as exc:  # we wrote these rows ourselves: a failure here is a bug
+            raise RuntimeError(f"spooled row {prefix.rows} does not read back") from exc
+
+
+class _Deadline:
+    """Hands rows on while the invocation has more than FINISH_RESERVE_S seconds left."""
+
+    def __init__(self, remaining: Callable[[], float] | None):
+        self.remaining, self.stopped = remaining, False
+
+    def until_late(self, rows: Iterator[Reference]) -> Iterator[Reference]:
+        rows = iter(rows)
+        while True:
+            if self.remaining is not None and self.remaining() < FINISH_RESERVE_S:
+                self.stopped = True  # checked before the next row is taken, so no row is half handed out
+                return
+            row = next(rows, None)
+            if row is None:
+                return
+            yield row
+
+
+def _with_progress(rows: Iterable[Reference], on_rows: Callable[[int], None] | None) -> Iterator[Reference]:
+    """`rows`, calling on_rows(count of rows since the last call) every PROGRESS_EVERY rows and at the end."""
+    pending = 0
+    for row in rows:
+        yield row
+        pending += 1
+        if on_rows and pending == PROGRESS_EVERY:
+            on_rows(pending)
+            pending = 0
+    if on_rows and pending:
+        on_rows(pending)
+
+
+class _KeySet:
+    """The (algorithm, hash, list, id) keys of a full list as 16-byte digests: ~5x smaller than tuples of
+    strings, so a large full list fits in a Lambda's memory."""
+
+    def __init__(self):
+        self._keys: set[bytes] = set()
+
+    @staticmethod
+    def _digest(ref: Reference) -> bytes:
+        text = "\0".join((ref.algorithm, ref.hash, ref.list, ref.id))
+        return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+    def add(self, ref: Reference) -> None:
+        self._keys.add(self._digest(ref))
+
+    def has(self, ref: Reference) -> bool:
+        return self._digest(ref) in self._keys
+
+
+def live_references_of_list(table_name: str, list_id: str, client) -> Iterator[Reference]:
+    """Every live (algorithm, hash, id) of one list, from its image items (a filtered scan)."""
+    prefix = references.image_pk(list_id, "")  # "image#<list>#": the escaping keeps it exact
+    paginator = client.get_paginator("scan")
+    pages = paginator.paginate(
+        TableName=table_name,
+        FilterExpression="begins_with(#pk, :prefix) AND #live > :zero",
+        ExpressionAttributeNames={"#pk": PK, "#live": "live"},
+        ExpressionAttributeValues={":prefix": {"S": prefix}, ":zero": {"N": "0"}},
+    )
+    for page in pages:
+        for raw in page.get("Items", []):
+            item = references.from_item(raw)
+            for entry in item["hashes"].values():
+                if not entry["deleted"]:
+                    yield Reference(entry["algorithm"], entry["hash"], item["list"], item["id"])
+
+
+class _FileSource:
+    """A local list file, applied once (the CLI's ``hashcheck list import``)."""
+
+    name = "import"
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def fetch(self, checkpoint: Checkpoint | None) -> Delta:
+        if not os.path.isfile(self.path):
+            raise SourceError("the list file does not exist or is not a file")
+        return Delta(listformat.read_path(self.path), {})
+
+
+def _counts(report: SourceReport) -> dict:
+    return {k: getattr(report, k) for k in ("rows", "rejected", "added", "removed", "updated")}
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, for logs and the report. Our own errors carry no row contents; for others only
+    the class and AWS error code are kept, in case a message echoes a request."""
+    if isinstance(exc, SourceError | references.RetriesExhausted | references.VersionConflict):
+        return str(exc)
+    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+    return f"{exc.__class__.__name__}{f' ({code})' if code else ''}"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)

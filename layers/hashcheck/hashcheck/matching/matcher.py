@@ -1,0 +1,154 @@
+"""Fingerprint + reference store -> verdict. The decision rule lives here and only here.
+
+Tiers (README, "Decision rule"):
+- an exact hash (MD5, SHA-1, SHA-256) on a list acts: `match`;
+- PDQ within its threshold (31 of 256 bits), from a query hash of quality >= 50, acts: `match`;
+- pHash within its threshold (8 of 64 bits) acts only when the same listed image's PDQ agrees within
+  a wider bound (64). The second signal is what lets crops act: they move PDQ by 40-70 bits and pHash
+  by less than 8, while unrelated photos sit ~128 PDQ bits apart. A hit whose PDQ is a little farther
+  (up to 70), or whose listed image has no PDQ to compare, becomes `review`: a person looks, nothing
+  moves. A 64-bit hit alone is chance ~10 times per upload against 1.4M references (docs/accuracy.md),
+  so one whose PDQ is farther still is dropped: a review queue flooded with noise protects nobody.
+Rotated, mirrored, tilted (turned back a few degrees), trimmed (inside a uniform border) and
+further-frame variants of the upload are searched like the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from hashcheck import algorithms
+from hashcheck.fingerprinting.fingerprint import IMAGE, NOT_IMAGE, Fingerprint, NearHash
+from hashcheck.lists.listformat import Reference
+from hashcheck.matching.stores.base import NearHit, ReferenceStore
+
+MATCH, REVIEW, CLEAN, UNSCANNABLE = "match", "review", "clean", "unscannable"
+
+
+@dataclass(frozen=True)
+class Policy:
+    pdq_threshold: int = algorithms.ALGORITHMS["pdq"].threshold
+    pdq_min_quality: int = algorithms.ALGORITHMS["pdq"].min_quality
+    phash_threshold: int = algorithms.ALGORITHMS["phash"].threshold
+    # A pHash hit acts when the listed image's PDQ is this close too. Unrelated photos sit near 128
+    # bits apart (sd ~8, tail fit ~10); at 64, bench/accuracy.py's fit gives ~1e-5 false actions per
+    # query against 1.4M references (target < 1e-4) while crops of 5% act 81% of the time (52: 61%).
+    phash_confirm_pdq: int = 64
+    # Up to this far, an unconfirmed pHash hit is still shown to a person (`review`); beyond it, it is
+    # dropped. At 70, ~3e-4 false reviews per upload against 1.4M references (fitted); with no PDQ bound
+    # it would be ~10 (docs/accuracy.md).
+    phash_review_pdq: int = 70
+    # Per-list thresholds, e.g. {"nl-police": {"pdq": 24}}: a list known for near-duplicates of
+    # stock images can be held tighter than the default without touching the others.
+    per_list: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+    def threshold(self, algorithm: str, list_id: str | None = None) -> int:
+        default = self.pdq_threshold if algorithm == "pdq" else self.phash_threshold
+        return self.per_list.get(list_id, {}).get(algorithm, default) if list_id else default
+
+    def search_radius(self, algorithm: str) -> int:
+        """The widest threshold any list has: the index is searched once with it, then each hit is
+        held to its own list's threshold."""
+        return max([self.threshold(algorithm), *(t[algorithm] for t in self.per_list.values() if algorithm in t)])
+
+
+DEFAULT_POLICY = Policy()
+
+
+@dataclass(frozen=True)
+class Match:
+    algorithm: str
+    distance: int
+    list: str
+    ref_id: str
+    acts: bool  # False: a weak hit, for review only
+    variant: str = "original"
+    category: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "algorithm": self.algorithm,
+            "distance": self.distance,
+            "list": self.list,
+            "ref_id": self.ref_id,
+            "variant": self.variant,
+        }
+
+
+@dataclass
+class Result:
+    verdict: str
+    matches: list[Match] = field(default_factory=list)
+
+
+def match(fp: Fingerprint, store: ReferenceStore, policy: Policy = DEFAULT_POLICY) -> Result:
+    found = _exact_matches(fp, store) + _pdq_matches(fp, store, policy) + _phash_matches(fp, store, policy)
+    found = _best_per_reference(found)
+    if any(m.acts for m in found):
+        verdict = MATCH
+    elif found:
+        verdict = REVIEW
+    else:
+        verdict = CLEAN if fp.status in (IMAGE, NOT_IMAGE) else UNSCANNABLE
+    return Result(verdict, found)
+
+
+def _exact_matches(fp: Fingerprint, store: ReferenceStore) -> list[Match]:
+    hits = store.exact(fp.exact().items())
+    return [_as_match(ref, 0, True) for refs in hits.values() for ref in refs]
+
+
+def _pdq_matches(fp: Fingerprint, store: ReferenceStore, policy: Policy) -> list[Match]:
+    queries = [h for h in fp.near if h.algorithm == "pdq" and (h.quality or 0) >= policy.pdq_min_quality]
+    hits = store.near("pdq", [h.hash for h in queries], policy.search_radius("pdq"))
+    return [
+        _as_match(hit.reference, hit.distance, True, queries[hit.query])
+        for hit in hits
+        if hit.distance <= policy.threshold("pdq", hit.reference.list)
+    ]
+
+
+def _phash_matches(fp: Fingerprint, store: ReferenceStore, policy: Policy) -> list[Match]:
+    queries = [h for h in fp.near if h.algorithm == "phash"]
+    hits = store.near("phash", [h.hash for h in queries], policy.search_radius("phash"))
+    our_pdq = [h.hash for h in fp.near if h.algorithm == "pdq"]
+    # Several query variants (orientations, tilts) often hit the same listed image: keep the closest hit
+    # per image, so its PDQ siblings are looked up once (a store round trip each), not once per variant.
+    closest: dict[tuple[str, str], NearHit] = {}
+    for hit in hits:
+        image = (hit.reference.list, hit.reference.id)
+        if hit.distance <= policy.threshold("phash", hit.reference.list) and (
+            image not in closest or hit.distance < closest[image].distance
+        ):
+            closest[image] = hit
+    matches = []
+    for hit in closest.values():
+        pdq_gap = _pdq_distance(our_pdq, store.siblings(hit.reference))
+        if pdq_gap is not None and pdq_gap > policy.phash_review_pdq:
+            continue
+        confirmed = pdq_gap is not None and pdq_gap <= policy.phash_confirm_pdq
+        matches.append(_as_match(hit.reference, hit.distance, confirmed, queries[hit.query]))
+    return matches
+
+
+def _pdq_distance(ours: list[str], siblings: list[Reference]) -> int | None:
+    """Closest PDQ distance between any variant of the upload and the listed image's PDQ hashes; None
+    when there is nothing to compare (a pHash-only listing, or its PDQ withdrawn)."""
+    theirs = [s.hash for s in siblings if s.algorithm == "pdq"]
+    return min((algorithms.hamming(a, b) for a in ours for b in theirs), default=None)
+
+
+def _as_match(ref: Reference, distance: int, acts: bool, query: NearHash | None = None) -> Match:
+    variant = query.variant if query else "original"
+    if query and query.frame:
+        variant = f"frame{query.frame}:{variant}"
+    return Match(ref.algorithm, distance, ref.list, ref.id, acts, variant, ref.category)
+
+
+def _best_per_reference(matches: list[Match]) -> list[Match]:
+    """One line per (list, reference, algorithm): the strongest, closest hit; strongest first."""
+    best: dict[tuple[str, str, str], Match] = {}
+    for m in sorted(matches, key=lambda m: (not m.acts, m.distance)):
+        best.setdefault((m.list, m.ref_id, m.algorithm), m)
+    return list(best.values())

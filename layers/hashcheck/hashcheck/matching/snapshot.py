@@ -1,0 +1,259 @@
+"""The near-match index snapshot: built from the ReferenceTable by the sync, loaded by the scanners.
+
+Layout in the artifacts bucket, one folder per table version (written before the version item points
+at it, so a scanner never sees a half-written snapshot)::
+
+    snapshots/v00000042/pdq.index      HammingIndex.to_bytes()
+    snapshots/v00000042/pdq.rows       the hashes in index row order: n x nbytes raw bytes
+    snapshots/v00000042/manifest.json  written last
+
+The index's row ids map back to hashes through ``<alg>.rows`` (the confirm step looks the hash up in
+the table). Rows are sorted, so the same table gives the same bytes. The manifest::
+
+    {"format": 1, "version": 42, "created": "2024-05-01T03:00:00+00:00",
+     "algorithms": {"pdq": {"count": 1400000, "nbytes": 32,
+                            "index": {"key": "...", "size": 161061184, "sha256": "..."},
+                            "rows": {"key": "...", "size": 44800000, "sha256": "..."}}}}
+
+An algorithm without live hashes is absent. The version item's ``snapshot_key`` names the manifest.
+
+Loading (``S3IndexLoader``, a ``DynamoStore`` index loader) verifies every object's size and SHA-256
+(and the index's own CRC32): a snapshot that fails raises ``SnapshotError``, it never yields an empty
+index. Before the first sync there is no snapshot and the loader scans the table instead.
+``WatchedStore`` lets a warm scanner notice a new version: it calls ``refresh()`` on the store at most
+once every ``check_seconds``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from hashcheck.algorithms import ALGORITHMS, PERCEPTUAL
+from hashcheck.lists.listformat import Reference
+from hashcheck.matching.index import HammingIndex
+from hashcheck.matching.stores.base import NearHit
+from hashcheck.matching.stores.dynamodb import DynamoStore, LoadedIndex, table_index_loader
+from hashcheck.tables import reference_table as references
+
+FORMAT = 1
+PREFIX = "snapshots/"
+DEFAULT_CHECK_SECONDS = 30.0
+
+
+class SnapshotError(RuntimeError):
+    """A snapshot is missing a part or fails its checksums. Scanners fail closed on it."""
+
+
+class HexRows(Sequence[str]):
+    """The hash of each index row, as lowercase hex, backed by one (n, nbytes) uint8 array (~nbytes
+    per row instead of a ~100-byte Python string)."""
+
+    def __init__(self, rows: np.ndarray):
+        self.array = rows
+
+    @classmethod
+    def from_bytes(cls, data: bytes, nbytes: int) -> HexRows:
+        if nbytes <= 0 or len(data) % nbytes:
+            raise SnapshotError("snapshot rows do not divide into whole hashes")
+        return cls(np.frombuffer(data, dtype=np.uint8).reshape(-1, nbytes))
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, row):
+        if isinstance(row, slice):
+            return [self[i] for i in range(*row.indices(len(self)))]
+        return self.array[row].tobytes().hex()
+
+    def to_bytes(self) -> bytes:
+        return np.ascontiguousarray(self.array).tobytes()
+
+
+Built = dict[str, tuple[HammingIndex, HexRows]]
+
+
+# --- build and publish (the sync) ------------------------------------------------------------------
+
+
+def build(table_name: str, client=None, algorithms: Iterable[str] = PERCEPTUAL) -> Built:
+    """An index per perceptual algorithm over the table's live hashes (algorithms without any are left
+    out). The scan streams into a byte buffer, one item at a time: no list of items is ever held."""
+    built: Built = {}
+    for algorithm in algorithms:
+        nbytes = ALGORITHMS[algorithm].hex_length // 2
+        buffer = bytearray()
+        for hash_value, _refs in references.iter_live(table_name, algorithm, client=client):
+            buffer += bytes.fromhex(hash_value)  # validated when it was written
+        if buffer:
+            rows = _sorted_rows(np.frombuffer(bytes(buffer), dtype=np.uint8).reshape(-1, nbytes))
+            built[algorithm] = (HammingIndex(rows), HexRows(rows))
+    return built
+
+
+def _sorted_rows(rows: np.ndarray) -> np.ndarray:
+    """Rows in byte order (a deterministic snapshot), via a sort of one opaque item per row."""
+    nbytes = rows.shape[1]
+    as_items = np.ascontiguousarray(rows).view(np.dtype((np.void, nbytes))).ravel()
+    return np.sort(as_items).view(np.uint8).reshape(-1, nbytes)
+
+
+def publish(s3, bucket: str, version: int, built: Built, now: Callable[[], datetime] | None = None) -> str:
+    """Write the snapshot for `version` (objects first, manifest last); the manifest's key."""
+    folder = f"{PREFIX}v{version:08d}/"
+    entries = {}
+    for algorithm, (index, rows) in sorted(built.items()):
+        entries[algorithm] = {
+            "count": len(rows),
+            "nbytes": rows.array.shape[1],
+            "index": _put(s3, bucket, f"{folder}{algorithm}.index", index.to_bytes()),
+            "rows": _put(s3, bucket, f"{folder}{algorithm}.rows", rows.to_bytes()),
+        }
+    created = (now or _utcnow)().isoformat(timespec="seconds")
+    manifest = {"format": FORMAT, "version": version, "created": created, "algorithms": entries}
+    key = f"{folder}manifest.json"
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(manifest, indent=1).encode(), ContentType="application/json")
+    return key
+
+
+def _put(s3, bucket: str, key: str, data: bytes) -> dict:
+    s3.put_object(Bucket=bucket, Key=key, Body=data, ContentType="application/octet-stream")
+    return {"key": key, "size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def prune(s3, bucket: str, keep_from_version: int) -> int:
+    """Delete snapshot folders older than `keep_from_version`; how many objects were deleted. The
+    sync keeps the previous version too, for scanners still loading it."""
+    doomed = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{PREFIX}v"):
+        for obj in page.get("Contents", []):
+            folder = obj["Key"][len(PREFIX) + 1 :].split("/", 1)[0]
+            if folder.isdigit() and int(folder) < keep_from_version:
+                doomed.append({"Key": obj["Key"]})
+    for start in range(0, len(doomed), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True})
+    return len(doomed)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- load (the scanners) -------------------------------------------------------------------------------
+
+
+class S3IndexLoader:
+    """A ``DynamoStore`` index loader reading the snapshot the table's version item names.
+
+    No snapshot yet (no version item, or one without ``snapshot_key``): the table is scanned
+    (``table_index_loader``). ``check_seconds`` and ``clock`` configure the ``WatchedStore`` that
+    ``store()`` builds."""
+
+    def __init__(
+        self,
+        s3,
+        bucket: str,
+        table_name: str,
+        ddb_client=None,
+        check_seconds: float = DEFAULT_CHECK_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.s3, self.bucket, self.table_name = s3, bucket, table_name
+        self.ddb = references.client_or_default(ddb_client)
+        self.check_seconds, self.clock = check_seconds, clock
+        self._manifest: tuple[str, dict] | None = None  # (key, manifest): both algorithms share one read
+
+    def __call__(self, algorithm: str) -> LoadedIndex | None:
+        version = references.get_version(self.table_name, client=self.ddb)
+        if not version.snapshot_key:
+            return table_index_loader(self.table_name, self.ddb)(algorithm)
+        entry = self.manifest(version.snapshot_key)["algorithms"].get(algorithm)
+        if entry is None:
+            return None  # the list has no live hash of this algorithm
+        try:
+            index = HammingIndex.from_bytes(self._read(entry["index"]))
+        except ValueError as exc:
+            raise SnapshotError(f"{algorithm} index: {exc}") from None
+        rows = HexRows.from_bytes(self._read(entry["rows"]), entry["nbytes"])
+        if not len(index) == len(rows) == entry["count"]:
+            raise SnapshotError(f"{algorithm} snapshot counts disagree with its manifest")
+        return index, rows
+
+    def manifest(self, key: str) -> dict:
+        if self._manifest is None or self._manifest[0] != key:
+            self._manifest = (key, read_manifest(self.s3, self.bucket, key))
+        return self._manifest[1]
+
+    def store(self, **dynamo_kwargs) -> WatchedStore:
+        """A DynamoStore on this loader, refreshed at most every `check_seconds`."""
+        store = DynamoStore(self.table_name, client=self.ddb, index_loader=self, **dynamo_kwargs)
+        return WatchedStore(store, self.check_seconds, self.clock)
+
+    def _read(self, part: dict) -> bytes:
+        data = self._get(part["key"])
+        if len(data) != part["size"] or hashlib.sha256(data).hexdigest() != part["sha256"]:
+            raise SnapshotError(f"snapshot object {part['key']} fails its checksum")
+        return data
+
+    def _get(self, key: str) -> bytes:
+        return _get(self.s3, self.bucket, key)
+
+
+def read_manifest(s3, bucket: str, key: str) -> dict:
+    try:
+        manifest = json.loads(_get(s3, bucket, key))
+    except ValueError:
+        raise SnapshotError("snapshot manifest is not valid JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or "algorithms" not in manifest:
+        raise SnapshotError("snapshot manifest has an unknown format")
+    return manifest
+
+
+def _get(s3, bucket: str, key: str) -> bytes:
+    try:
+        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except s3.exceptions.NoSuchKey:
+        raise SnapshotError(f"snapshot object {key} is missing") from None
+
+
+class WatchedStore:
+    """A reference store that checks the table's version at most once every `check_seconds` (one
+    GetItem), so a warm scanner picks up a new snapshot without a read per lookup. Composes any store
+    with ``refresh()``; `clock` is injectable so tests need not sleep."""
+
+    def __init__(
+        self, store, check_seconds: float = DEFAULT_CHECK_SECONDS, clock: Callable[[], float] = time.monotonic
+    ):
+        self.store = store
+        self.check_seconds = check_seconds
+        self._clock = clock
+        self._next_check: float | None = None
+
+    def check(self) -> bool:
+        """Refresh the store if the interval has passed; True if its indexes will be reloaded."""
+        now = self._clock()
+        if self._next_check is not None and now < self._next_check:
+            return False
+        self._next_check = now + self.check_seconds
+        return self.store.refresh()
+
+    @property
+    def version(self) -> int | None:
+        """The list version a verdict is made against (checked at most every `check_seconds`)."""
+        self.check()
+        return self.store.version
+
+    def exact(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Reference]]:
+        return self.store.exact(keys)  # reads the table directly: always current
+
+    def near(self, algorithm: str, hashes: Sequence[str], max_distance: int) -> list[NearHit]:
+        self.check()
+        return self.store.near(algorithm, hashes, max_distance)
+
+    def siblings(self, reference: Reference) -> list[Reference]:
+        return self.store.siblings(reference)
