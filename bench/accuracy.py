@@ -51,10 +51,10 @@ sys.path.insert(0, str(REPO / "layers" / "hashcheck"))
 
 from hashcheck.fingerprinting import pdq  # noqa: E402
 from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint  # noqa: E402
+from hashcheck.lists.build import references_for  # noqa: E402
 from hashcheck.lists.listformat import Reference  # noqa: E402
 from hashcheck.matching import matcher  # noqa: E402
 from hashcheck.matching.stores.memory import MemoryStore  # noqa: E402
-from hashcheck.tools.cli import references_for  # noqa: E402
 
 Image.MAX_IMAGE_PIXELS = 200_000_000  # our own benign photos; the library applies its own limits
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}

@@ -16,7 +16,9 @@ sys.path.insert(0, str(ROOT / "layers" / "hashcheck"))
 import test_backfill as tb  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
+from hashcheck.aws import Clients  # noqa: E402
 from hashcheck.jobs import backfill  # noqa: E402
+from hashcheck.jobs.scanner import ScanConfig, build_scanner  # noqa: E402
 from hashcheck.tools import sandbox  # noqa: E402
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
@@ -24,17 +26,19 @@ sandbox.fake_credentials()
 with mock_aws():
     stack = sandbox.deploy()
     from hashcheck.fingerprinting.fingerprint import fingerprint
-    from hashcheck.tables import reference_table as references
-    from hashcheck.tools.cli import references_for
+    from hashcheck.lists.build import references_for
+    from hashcheck.tables.reference_table import ReferenceTable
 
     ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
-    references.apply_rows(table, references_for(fingerprint(tb.LISTED), "test-list", "ref-1"), client=ddb)
-    references.bump_version(table, 0, client=ddb)
+    references = ReferenceTable(ddb, table)
+    references.apply_rows(references_for(fingerprint(tb.LISTED), "test-list", "ref-1"))
+    references.bump_version(0)
     t = time.time()
     bodies = tb.store_old_objects(stack, n)
     upload_s = time.time() - t
     bucket = stack.outputs["UploadBucketName"]
-    scanner = backfill._scanner(stack.outputs, {c: stack.client(c) for c in ("s3", "dynamodb", "sns", "events")})
+    clients = Clients(**{c: stack.client(c) for c in ("s3", "dynamodb", "sns", "events")})
+    scanner = build_scanner(ScanConfig.from_outputs(stack.outputs), clients)
     reads = tb.reads_per_key(scanner.s3, bucket)
     first = backfill.run(scanner, bucket)
     once = set(reads) == set(bodies) and set(reads.values()) == {1}

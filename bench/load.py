@@ -80,19 +80,17 @@ def main(argv=None) -> int:
     from moto import mock_aws
 
     from hashcheck.fingerprinting.fingerprint import fingerprint
-    from hashcheck.tables import reference_table as references
+    from hashcheck.lists.build import references_for
+    from hashcheck.tables.reference_table import ReferenceTable
     from hashcheck.tools import samples, sandbox
-    from hashcheck.tools.cli import references_for
 
     bodies = make_bodies(args.objects, args.images, args.listed, args.seed)
     sandbox.fake_credentials()
     with mock_aws():
         stack = sandbox.deploy()
-        ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
-        references.apply_rows(
-            table, references_for(fingerprint(samples.jpeg(samples.picture(1))), "load", "r1"), client=ddb
-        )
-        references.bump_version(table, references.get_version(table, ddb).version, client=ddb)
+        references = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+        references.apply_rows(references_for(fingerprint(samples.jpeg(samples.picture(1))), "load", "r1"))
+        references.bump_version(references.get_version().version)
         scan = sandbox.load_handler(stack, "ScanFunction", "scan")
         s3, sqs = stack.client("s3"), stack.client("sqs")
         bucket, queue = stack.outputs["UploadBucketName"], stack.outputs["ScanQueueUrl"]

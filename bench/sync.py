@@ -23,7 +23,7 @@ no id, not JSON, another list's id, a bad ``deleted`` flag), so rejection is exe
   table starts empty, so it withdraws nothing).
 
 Either way the real code runs: fetch, validate and spool to /tmp, apply in batches of 25
-(``references.apply_rows``), snapshot build and publish, delta publish, version bump, checkpoint.
+(``ReferenceTable.apply_rows``), snapshot build and publish, delta publish, version bump, checkpoint.
 The result is then checked: every count in the report matches what the generator wrote, the snapshot
 indexes exactly the live pdq/phash hashes, the version is 1 and the checkpoint is stored.
 
@@ -46,7 +46,7 @@ it also reads every touched item first, validates, spools, rebuilds the snapshot
 the details also give the apply phase alone against it.
 
 Phases and memory. Without changing the library, the bench wraps the phase functions of the sync
-(``_spool_valid_rows``, ``references.apply_rows``, ``snapshot.build`` / ``publish``,
+(``_spool_valid_rows``, ``ReferenceTable.apply_rows``, ``snapshot.build`` / ``publish``,
 ``DeltaWriter.publish``, ...) to time them and to take, per phase, the peak of the Python heap
 (tracemalloc, reset at each phase boundary) and of the RSS (VmHWM, reset through
 /proc/self/clear_refs) above their level at the phase's start. tracemalloc slows our Python code
@@ -389,9 +389,9 @@ RECORDER: Recorder | None = None
 def instrument() -> None:
     """Wrap the sync's phase functions (looked up at call time by the sync) with the recorder."""
     from hashcheck.jobs import sync
-    from hashcheck.jobs.rematch import DeltaWriter
+    from hashcheck.lists.deltas import DeltaWriter
     from hashcheck.matching import snapshot
-    from hashcheck.tables import reference_table as references
+    from hashcheck.tables.reference_table import ReferenceTable
 
     def timed(name, fn):
         @functools.wraps(fn)
@@ -406,13 +406,13 @@ def instrument() -> None:
     for owner, attribute, name in (
         (sync, "_spool_valid_rows", "fetch+validate+spool"),
         (sync._Run, "_withdrawals", "withdrawal scan"),
-        (references, "apply_rows", "apply"),
+        (ReferenceTable, "apply_rows", "apply"),
         (snapshot, "build", "snapshot build"),
         (snapshot, "publish", "snapshot publish"),
         (DeltaWriter, "publish", "delta publish"),
-        (references, "bump_version", "version bump"),
+        (ReferenceTable, "bump_version", "version bump"),
         (snapshot, "prune", "prune"),
-        (sync, "store_checkpoint", "checkpoint"),
+        (ReferenceTable, "store_checkpoint", "checkpoint"),
     ):
         setattr(owner, attribute, timed(name, getattr(owner, attribute)))
 
@@ -469,17 +469,18 @@ def aws_clients(port: int):
 
 def run_sync_once(n: int, args, workdir: Path, tag: str, record: bool) -> Result:
     global RECORDER
-    from hashcheck.jobs.sync import Clients, SyncConfig, load_checkpoint, run_sync, sync_sources
+    from hashcheck.aws import Clients
+    from hashcheck.jobs.sync import SyncConfig, run_sync, sync_sources
     from hashcheck.lists.sources import SourceSpec
     from hashcheck.lists.sources.https import HttpsSource
-    from hashcheck.tables import reference_table as references
+    from hashcheck.tables.reference_table import ReferenceTable
 
     path, clean = workdir / f"delta-{tag}.jsonl", workdir / f"clean-{tag}.tsv"
     feed = write_feed(path, clean, n, args.seed + n, args.bad_share, args.tombstone_share)
     table, bucket = f"refs-{tag}", f"artifacts-{tag}"
     with child(_moto_main) as (port, moto_pid), contextlib.ExitStack() as stack:
         ddb, s3, _, _ = aws_clients(port)
-        ddb.create_table(**references.table_definition(table))
+        ddb.create_table(**ReferenceTable.definition(table))
         s3.create_bucket(Bucket=bucket)
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         clients = Clients(dynamodb=ddb, s3=s3)
@@ -490,7 +491,7 @@ def run_sync_once(n: int, args, workdir: Path, tag: str, record: bool) -> Result
             spec = SourceSpec("hotline", "https", LIST_ID)
 
             def go():
-                return sync_sources([(source, spec)], table, bucket, clients)
+                return sync_sources([(source, spec)], ReferenceTable(ddb, table), bucket, s3)
         else:
             s3.upload_file(str(path), bucket, "lists/bench.jsonl")
             spec = SourceSpec("compliance", "s3", LIST_ID, options={"key": "lists/bench.jsonl"})
@@ -521,7 +522,7 @@ def run_sync_once(n: int, args, workdir: Path, tag: str, record: bool) -> Result
             "index size": report.index_size == perceptual,
             "version 1": report.version == 1 and bool(report.snapshot_key),
             "delta published": bool(report.delta_key),
-            "checkpoint stored": bool(load_checkpoint(table, spec.name, ddb)),
+            "checkpoint stored": bool(ReferenceTable(ddb, table).checkpoint(spec.name)),
         }
     path.unlink()
     return result
@@ -529,14 +530,15 @@ def run_sync_once(n: int, args, workdir: Path, tag: str, record: bool) -> Result
 
 def run_baseline(n: int, args, workdir: Path, tag: str) -> tuple[float, float, int]:
     """(seconds, cpu seconds, items): the sync's final items for the delta's additions, written blind."""
-    from hashcheck.tables import reference_table as references
+    from hashcheck.tables import reference_table as keys
+    from hashcheck.tables.reference_table import ReferenceTable
 
     clean = workdir / f"clean-{tag}.tsv"
     now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
     items = 0
     with child(_moto_main) as (port, _):
         ddb, _, session, url = aws_clients(port)
-        ddb.create_table(**references.table_definition(f"baseline-{tag}"))
+        ddb.create_table(**ReferenceTable.definition(f"baseline-{tag}"))
         table = session.resource("dynamodb", endpoint_url=url).Table(f"baseline-{tag}")
         cpu0, started = time.process_time(), time.perf_counter()
         with table.batch_writer(overwrite_by_pkeys=["pk"]) as writer, open(clean, encoding="utf-8") as rows:
@@ -548,13 +550,13 @@ def run_baseline(n: int, args, workdir: Path, tag: str) -> tuple[float, float, i
                     items += 1
                     image, hashes = None, {}
                 if image is None:
-                    image = {"pk": references.image_pk(LIST_ID, ref_id), "list": LIST_ID, "id": ref_id}
+                    image = {"pk": keys.image_pk(LIST_ID, ref_id), "list": LIST_ID, "id": ref_id}
                 entry = {"list": LIST_ID, "id": ref_id, "added": now, "deleted": False}
                 if category:
                     entry["category"] = category
-                hash_pk = references.hash_pk(algorithm, hash_value)
+                hash_pk = keys.hash_pk(algorithm, hash_value)
                 item = {"pk": hash_pk, "algorithm": algorithm, "hash": hash_value, "live": 1}
-                writer.put_item(Item={**item, "refs": {references.ref_key(LIST_ID, ref_id): entry}})
+                writer.put_item(Item={**item, "refs": {keys.ref_key(LIST_ID, ref_id): entry}})
                 items += 1
                 hashes[hash_pk] = {"algorithm": algorithm, "hash": hash_value, "deleted": False}
             if image is not None:

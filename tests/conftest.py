@@ -52,16 +52,16 @@ def listed_stack(listed: bytes, ref_id: str = "ref-1"):
     """template.yaml deployed into moto (hashcheck.tools.sandbox), with the picture `listed` on the list
     "test-list" as `ref_id` and a published version, as a sync would leave it."""
     from hashcheck.fingerprinting.fingerprint import fingerprint
-    from hashcheck.tables import reference_table as references
+    from hashcheck.lists.build import references_for
+    from hashcheck.tables.reference_table import ReferenceTable
     from hashcheck.tools import sandbox
-    from hashcheck.tools.cli import references_for
 
     sandbox.fake_credentials()
     with mock_aws():
         stack = sandbox.deploy()
-        ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
-        references.apply_rows(table, references_for(fingerprint(listed), "test-list", ref_id), client=ddb)
-        references.bump_version(table, references.get_version(table, ddb).version, client=ddb)
+        references = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+        references.apply_rows(references_for(fingerprint(listed), "test-list", ref_id))
+        references.bump_version(references.get_version().version)
         yield stack
 
 

@@ -17,9 +17,9 @@ from PIL import Image
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.fingerprinting.imaging import uniform_border
+from hashcheck.lists.build import references_for
 from hashcheck.matching.matcher import match
 from hashcheck.matching.stores.memory import MemoryStore
-from hashcheck.tools.cli import references_for
 
 REPO = Path(__file__).resolve().parents[1]
 PHOTOS = REPO / "tests" / "data" / "photos"

@@ -8,8 +8,10 @@ import json
 import pytest
 from conftest import listed_stack
 
+from hashcheck.aws import Clients
 from hashcheck.jobs import backfill
-from hashcheck.tables import reference_table as references
+from hashcheck.jobs.scanner import ScanConfig, build_scanner
+from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
 
 N_TINY = 400  # moto costs ~50 ms per scanned object; 10,000 were run as a script (see the report)
@@ -48,7 +50,8 @@ def reads_per_key(client, bucket: str) -> collections.Counter:
 def test_backfill_scans_each_object_once_and_a_rerun_scans_none(stack):
     bucket = stack.outputs["UploadBucketName"]
     bodies = store_old_objects(stack, N_TINY)
-    scanner = backfill._scanner(stack.outputs, {n: stack.client(n) for n in ("s3", "dynamodb", "sns", "events")})
+    clients = Clients(**{n: stack.client(n) for n in ("s3", "dynamodb", "sns", "events")})
+    scanner = build_scanner(ScanConfig.from_outputs(stack.outputs), clients)
     reads = reads_per_key(scanner.s3, bucket)
     progress = []
 
@@ -74,13 +77,13 @@ def test_backfill_scans_each_object_once_and_a_rerun_scans_none(stack):
 def test_prefix_and_a_new_list_version_rescan_only_what_is_stale(stack):
     bucket = stack.outputs["UploadBucketName"]
     store_old_objects(stack, 20)
-    clients = {n: stack.client(n) for n in ("s3", "dynamodb", "sns", "events")}
+    clients = Clients(**{n: stack.client(n) for n in ("s3", "dynamodb", "sns", "events")})
     photos = backfill.run(stack.outputs, bucket, prefix="old/photos/", clients=clients)
     assert photos.listed == photos.scanned == 3
     rest = backfill.run(stack.outputs, bucket, prefix="old/", clients=clients)
     assert (rest.scanned, rest.skipped) == (20, 2)
-    ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
-    references.bump_version(table, references.get_version(table, ddb).version, client=ddb)
+    references = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+    references.bump_version(references.get_version().version)
     again = backfill.run(stack.outputs, bucket, prefix="old/", clients=clients)
     assert (again.scanned, again.skipped) == (22, 0)  # judged against an older list version
 

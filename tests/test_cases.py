@@ -19,8 +19,10 @@ from moto import mock_aws
 from hashcheck.fingerprinting.fingerprint import Fingerprint
 from hashcheck.matching.matcher import Match, Result
 from hashcheck.objects import ObjectRef, set_status
-from hashcheck.response.cases import EVENT_DETAIL_TYPE, CaseNotFound, Cases, case_table_definition
+from hashcheck.response.cases import EVENT_DETAIL_TYPE, CaseNotFound, Cases
+from hashcheck.response.events import EventPublisher
 from hashcheck.response.quarantine import Quarantine, QuarantineResult
+from hashcheck.tables.case_table import CaseTable
 
 REGION = "us-east-1"
 DETECTED = "2024-05-01T12:00:00+00:00"
@@ -45,7 +47,7 @@ def env(aws):
     """A fresh case table, topic and event rule, each delivering into an SQS queue we can read."""
     suffix = uuid.uuid4().hex[:12]
     table = f"cases-{suffix}"
-    aws["dynamodb"].create_table(**case_table_definition(table))
+    aws["dynamodb"].create_table(**CaseTable.definition(table))
     alerts, events = _queue(aws["sqs"], f"alerts-{suffix}"), _queue(aws["sqs"], f"events-{suffix}")
     topic = aws["sns"].create_topic(Name=f"hashcheck-{suffix}")["TopicArn"]
     aws["sns"].subscribe(TopicArn=topic, Protocol="sqs", Endpoint=alerts["arn"])
@@ -54,7 +56,8 @@ def env(aws):
     pattern = {"source": ["hashcheck"], "detail-type": [EVENT_DETAIL_TYPE]}
     aws["events"].put_rule(Name="matches", EventBusName=bus, EventPattern=json.dumps(pattern))
     aws["events"].put_targets(Rule="matches", EventBusName=bus, Targets=[{"Id": "q", "Arn": events["arn"]}])
-    cases = Cases(aws["dynamodb"], table, sns=aws["sns"], topic_arn=topic, events=aws["events"], bus_name=bus)
+    publisher = EventPublisher(aws["events"], bus)
+    cases = Cases(CaseTable(aws["dynamodb"], table), sns=aws["sns"], topic_arn=topic, events=publisher)
     return {"cases": cases, "table": table, "alerts_url": alerts["url"], "events_url": events["url"], "bus": bus, **aws}
 
 
@@ -220,7 +223,7 @@ def test_a_crash_between_channels_resends_only_the_missing_one(env):
 
     cases = env["cases"]
     real_events = cases.events
-    cases.events = type("Down", (), {"put_events": staticmethod(failing_put_events)})()
+    cases.events = EventPublisher(type("Down", (), {"put_events": staticmethod(failing_put_events)})())
     with pytest.raises(RuntimeError):
         cases.notify(case)
     assert cases.get(case["case_id"])["notified"] is False
@@ -239,7 +242,7 @@ def test_a_refused_event_raises(env):
         (),
         {"put_events": staticmethod(lambda **_: {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "X"}]})},
     )()
-    cases = Cases(env["dynamodb"], env["table"], events=refusing)
+    cases = Cases(CaseTable(env["dynamodb"], env["table"]), events=EventPublisher(refusing))
     with pytest.raises(RuntimeError, match="refused"):
         cases.notify(case)
     assert cases.get(case["case_id"])["notified"] is False

@@ -11,7 +11,7 @@ from moto.server import ThreadedMotoServer
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.matching.stores.dynamodb import DynamoStore
-from hashcheck.tables import reference_table as references
+from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import sandbox
 from hashcheck.tools.cli import main
 
@@ -55,9 +55,9 @@ def test_list_import_fills_the_table_and_publishes_the_index(stack, photos, tmp_
     assert code == 0 and report["ok"] and report["sources"][0]["added"] == rows
     table = stack.outputs["ReferenceTableName"]
     ddb = stack.client("dynamodb")
-    assert references.get_version(table, ddb).snapshot_key  # the index snapshot is live
+    assert ReferenceTable(ddb, table).get_version().snapshot_key  # the index snapshot is live
     fp = fingerprint(photos[0].read_bytes())
-    hits = DynamoStore(table, ddb).exact([("sha256", fp.sha256)])
+    hits = DynamoStore(ReferenceTable(ddb, table)).exact([("sha256", fp.sha256)])
     assert [r.id for r in hits[("sha256", fp.sha256)]] == [photos[0].stem]
 
 

@@ -11,23 +11,14 @@ from moto import mock_aws
 from PIL import Image
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.lists.build import references_for
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.matcher import match
 from hashcheck.matching.stores.dynamodb import DynamoStore
 from hashcheck.matching.stores.memory import MemoryStore
-from hashcheck.tables import reference_table as references
-from hashcheck.tables.reference_table import (
-    ApplyStats,
-    RetriesExhausted,
-    Retry,
-    VersionConflict,
-    apply_rows,
-    bump_version,
-    get_version,
-    iter_live,
-)
-from hashcheck.tools.cli import references_for
+from hashcheck.tables.dynamo import from_item, to_item
+from hashcheck.tables.reference_table import ApplyStats, ReferenceTable, RetriesExhausted, Retry, VersionConflict
 
 TABLE = "ReferenceTable"
 T0, T1 = "2024-01-01T00:00:00+00:00", "2024-02-01T00:00:00+00:00"
@@ -73,17 +64,21 @@ def aws():
 @pytest.fixture
 def ddb(aws):
     """A fresh, empty ReferenceTable for each test."""
-    aws.create_table(**references.table_definition(TABLE))
+    aws.create_table(**ReferenceTable.definition(TABLE))
     yield aws
     aws.delete_table(TableName=TABLE)
 
 
+def table(client, retry=FAST) -> ReferenceTable:
+    return ReferenceTable(client, TABLE, retry)
+
+
 def apply(client, rows, now=T0, retry=FAST) -> ApplyStats:
-    return apply_rows(TABLE, rows, client=client, retry=retry, now=lambda: now)
+    return table(client, retry).apply_rows(rows, now=lambda: now)
 
 
 def store(client, **kwargs) -> DynamoStore:
-    return DynamoStore(TABLE, client=client, retry=FAST, **kwargs)
+    return DynamoStore(table(client), **kwargs)
 
 
 def table_contents(client) -> dict:
@@ -154,7 +149,7 @@ def test_items_follow_the_schema(ddb):
     assert apply(ddb, [md5, pdq]) == ApplyStats(added=2)
     items = table_contents(ddb)
     assert set(items) == {f"md5#{md5.hash}", f"pdq#{pdq.hash}", "image#L1#img1"}
-    plain = references.from_item(items[f"md5#{md5.hash}"])
+    plain = from_item(items[f"md5#{md5.hash}"])
     assert plain == {
         "pk": f"md5#{md5.hash}",
         "algorithm": "md5",
@@ -162,7 +157,7 @@ def test_items_follow_the_schema(ddb):
         "live": 1,
         "refs": {"L1#img1": {"list": "L1", "id": "img1", "category": "A1", "added": T0, "deleted": False}},
     }
-    image = references.from_item(items["image#L1#img1"])
+    image = from_item(items["image#L1#img1"])
     assert image["live"] == 2 and image["list"] == "L1" and image["id"] == "img1"
     assert image["hashes"][f"pdq#{pdq.hash}"] == {"algorithm": "pdq", "hash": pdq.hash, "deleted": False}
 
@@ -209,12 +204,12 @@ def test_a_tombstone_is_kept_for_audit_and_a_relisting_keeps_the_first_added(ddb
     md5 = row("md5", "a")
     apply(ddb, [md5], now=T0)
     assert apply(ddb, [row("md5", "a", deleted=True)], now=T1) == ApplyStats(removed=1)
-    item = references.from_item(table_contents(ddb)[f"md5#{md5.hash}"])
+    item = from_item(table_contents(ddb)[f"md5#{md5.hash}"])
     assert item["live"] == 0
     assert item["refs"]["L1#img1"] == {"list": "L1", "id": "img1", "added": T0, "deleted": True, "deleted_at": T1}
     assert store(ddb).exact([md5.key]) == {}
     apply(ddb, [md5], now="2024-03-01T00:00:00+00:00")
-    item = references.from_item(table_contents(ddb)[f"md5#{md5.hash}"])
+    item = from_item(table_contents(ddb)[f"md5#{md5.hash}"])
     assert item["live"] == 1
     assert item["refs"]["L1#img1"] == {"list": "L1", "id": "img1", "added": T0, "deleted": False, "deleted_at": T1}
     assert store(ddb).exact([md5.key]) == {md5.key: [md5]}
@@ -238,7 +233,7 @@ def test_two_lists_carrying_the_same_hash_merge_into_one_item(ddb):
     assert store(ddb).exact([in_a.key]) == {in_a.key: [in_a, in_b]}
     apply(ddb, [Reference(**{**in_a.__dict__, "deleted": True})])
     assert store(ddb).exact([in_a.key]) == {in_a.key: [in_b]}
-    item = references.from_item(table_contents(ddb)[f"md5#{in_a.hash}"])
+    item = from_item(table_contents(ddb)[f"md5#{in_a.hash}"])
     assert item["live"] == 1 and item["refs"]["ListA#a-17"]["deleted"] is True
 
 
@@ -252,22 +247,22 @@ def test_ids_containing_the_separator_do_not_collide(ddb):
 def test_iter_live_yields_live_hashes_of_one_algorithm(ddb):
     rows = [row("pdq", f"p{i}", ref_id=f"i{i}") for i in range(30)] + [row("md5", "m", ref_id="i0")]
     apply(ddb, rows + [row("pdq", "p3", ref_id="i3", deleted=True)])
-    live = dict(iter_live(TABLE, "pdq", client=ddb, page_size=7))  # several pages
+    live = dict(table(ddb).iter_live("pdq", page_size=7))  # several pages
     assert set(live) == {r.hash for r in rows if r.algorithm == "pdq"} - {row("pdq", "p3").hash}
     assert live[row("pdq", "p5").hash] == [row("pdq", "p5", ref_id="i5")]
-    assert list(iter_live(TABLE, "phash", client=ddb)) == []
+    assert list(table(ddb).iter_live("phash")) == []
 
 
 def test_version_bumps_are_conditional(ddb):
-    assert get_version(TABLE, client=ddb).version == 0
-    assert bump_version(TABLE, 0, client=ddb).version == 1
+    assert table(ddb).get_version().version == 0
+    assert table(ddb).bump_version(0).version == 1
     with pytest.raises(VersionConflict):
-        bump_version(TABLE, 0, client=ddb)
-    bumped = bump_version(TABLE, 1, snapshot_key="snapshots/2.npz", client=ddb)
-    assert get_version(TABLE, client=ddb) == bumped
+        table(ddb).bump_version(0)
+    bumped = table(ddb).bump_version(1, snapshot_key="snapshots/2.npz")
+    assert table(ddb).get_version() == bumped
     assert bumped.version == 2 and bumped.snapshot_key == "snapshots/2.npz" and bumped.updated
     with pytest.raises(VersionConflict):
-        bump_version(TABLE, 1, client=ddb)
+        table(ddb).bump_version(1)
 
 
 # --- near and siblings ----------------------------------------------------------------------------------
@@ -317,7 +312,7 @@ def test_a_plugged_in_index_loader_is_used_and_confirmed(ddb):
     assert not scanner.refresh()
     scanner.near("phash", [listed.hash], 8)
     assert loads == ["phash"] * 3
-    bump_version(TABLE, 0, client=ddb)
+    table(ddb).bump_version(0)
     assert scanner.refresh()
     scanner.near("phash", [listed.hash], 8)
     assert loads == ["phash"] * 4
@@ -338,9 +333,9 @@ def test_siblings_are_the_other_live_hashes_of_the_same_listed_image(ddb):
     apply(ddb, [row("pdq", "a", deleted=True)])
     assert dynamo.siblings(phash) == [md5]
     # the image item only names candidates: a hash it lists that the table does not carry is not a sibling
-    image = references.from_item(table_contents(ddb)["image#L1#img1"])
+    image = from_item(table_contents(ddb)["image#L1#img1"])
     image["hashes"]["sha1#" + "0" * 40] = {"algorithm": "sha1", "hash": "0" * 40, "deleted": False}
-    ddb.put_item(TableName=TABLE, Item=references.to_item(image))
+    ddb.put_item(TableName=TABLE, Item=to_item(image))
     assert dynamo.siblings(phash) == [md5]
     assert dynamo.siblings(row("md5", "zz", ref_id="unknown")) == []
 
@@ -353,7 +348,7 @@ def test_unprocessed_keys_are_retried(ddb):
     apply(ddb, rows)
     sleeps = []
     partial = Partial(ddb, get_failures=2)
-    scanner = DynamoStore(TABLE, client=partial, retry=Retry(attempts=4, base_delay=0.01, sleep=sleeps.append))
+    scanner = DynamoStore(table(partial, Retry(attempts=4, base_delay=0.01, sleep=sleeps.append)))
     found = scanner.exact([r.key for r in rows])
     assert found == {r.key: [r] for r in rows}
     assert partial.get_calls == [6, 3, 2]  # half held back twice, then the rest at once
@@ -374,12 +369,12 @@ def test_exhausted_retries_raise_instead_of_answering_no_match(ddb):
     apply(ddb, [md5, pdq])
     scanner = store(ddb)
     scanner.near("pdq", [pdq.hash], 31)  # load the index while the table answers
-    scanner.client = Partial(ddb, get_failures=None)
+    scanner.table.client = Partial(ddb, get_failures=None)
     with pytest.raises(RetriesExhausted):
         scanner.exact([md5.key])
     with pytest.raises(RetriesExhausted):
         scanner.near("pdq", [pdq.hash], 31)
-    assert scanner.client.get_calls == [1] * FAST.attempts * 2
+    assert scanner.table.client.get_calls == [1] * FAST.attempts * 2
     with pytest.raises(RetriesExhausted):
         apply(Partial(ddb, write_failures=None), [row("sha1", "new")])
 

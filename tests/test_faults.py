@@ -36,9 +36,9 @@ from moto import mock_aws
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists import listformat
+from hashcheck.lists.build import references_for
 from hashcheck.tables.reference_table import Retry
 from hashcheck.tools import samples, sandbox
-from hashcheck.tools.cli import references_for
 
 LIST_ID = "fault-list"
 LIST_KEY = f"lists/{LIST_ID}.jsonl"
@@ -97,7 +97,7 @@ def _load_scan_handler(stack) -> None:
     """The scan handler, warmed up by one scan (index loaded), with its version check parked so that
     every scan makes the same AWS calls in the same order (the death matrix counts on it)."""
     stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
-    stack.scan.store.store.retry = NO_SLEEP  # unprocessed keys are retried without the backoff's sleeps
+    stack.scan.store.store.table.retry = NO_SLEEP  # unprocessed keys are retried without the backoff's sleeps
     s3, bucket = stack.client("s3"), stack.outputs["UploadBucketName"]
     s3.put_object(Bucket=bucket, Key="warm-up/clean.jpg", Body=CLEAN)
     sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], stack.scan.handler, "ScanFunction")
@@ -106,7 +106,12 @@ def _load_scan_handler(stack) -> None:
 
 def handler_clients(stack) -> dict:
     scanner = stack.scan.scanner
-    return {"s3": stack.scan.s3, "dynamodb": stack.scan.ddb, "sns": scanner.cases.sns, "events": scanner.cases.events}
+    return {
+        "s3": stack.scan.s3,
+        "dynamodb": stack.scan.ddb,
+        "sns": scanner.cases.sns,
+        "events": scanner.cases.events.client,
+    }
 
 
 @dataclass
@@ -575,13 +580,12 @@ def _sync(stack) -> dict:
 
 
 def _sync_state(stack) -> tuple[set, int, str | None, str | None]:
-    from hashcheck.jobs import sync
-    from hashcheck.tables import reference_table as references
+    from hashcheck.tables.reference_table import ReferenceTable
 
-    table, ddb = stack.outputs["ReferenceTableName"], stack.client("dynamodb")
-    live = {(r.algorithm, r.hash, r.id) for r in sync.live_references_of_list(table, LIST_ID, ddb)}
-    version = references.get_version(table, ddb)
-    checkpoint = sync.load_checkpoint(table, LIST_ID, ddb)
+    references = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+    live = {(r.algorithm, r.hash, r.id) for r in references.live_references_of_list(LIST_ID)}
+    version = references.get_version()
+    checkpoint = references.checkpoint(LIST_ID)
     return live, version.version, (checkpoint or {}).get("etag"), version.snapshot_key
 
 

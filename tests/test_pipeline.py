@@ -12,9 +12,9 @@ from botocore.exceptions import ClientError
 from conftest import alerts_inbox, drain_bodies, listed_stack
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
-from hashcheck.tables import reference_table as references
+from hashcheck.lists.build import references_for
+from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
-from hashcheck.tools.cli import references_for
 
 LISTED = samples.jpeg(samples.picture(1))
 
@@ -123,8 +123,8 @@ def test_non_image_and_corrupt_image(stack):
 def test_exact_copy_of_a_listed_non_decodable_file_is_still_quarantined(stack):
     """A corrupt file is unscannable for PDQ, but its exact hash still acts."""
     blob = LISTED[: len(LISTED) // 2]
-    ddb, table = stack.client("dynamodb"), stack.outputs["ReferenceTableName"]
-    references.apply_rows(table, references_for(fingerprint(blob), "test-list", "ref-blob"), client=ddb)
+    references = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+    references.apply_rows(references_for(fingerprint(blob), "test-list", "ref-blob"))
     upload(stack, "img/half.jpg", blob)
     deliver(stack)
     (case,) = cases(stack)

@@ -15,7 +15,8 @@ import pytest
 from moto import mock_aws
 
 from hashcheck.objects import MAX_TAGS, REASON_TAG, STATUS_TAG, ObjectRef, get_status, get_tags, set_status
-from hashcheck.response.quarantine import META_SHA256, META_SOURCE_KEY, CopyNotVerified, Quarantine, part_ranges
+from hashcheck.response.copy import part_ranges
+from hashcheck.response.quarantine import META_SHA256, META_SOURCE_KEY, CopyNotVerified, Quarantine
 
 
 @pytest.fixture(scope="module")

@@ -10,12 +10,16 @@ import pytest
 from conftest import alerts_inbox, drain, listed_stack
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
-from hashcheck.jobs import rematch
-from hashcheck.matching.matcher import MATCH, match
+from hashcheck.lists import deltas
+from hashcheck.lists.build import references_for
+from hashcheck.matching.matcher import match
+from hashcheck.matching.stored import StoredIndex
 from hashcheck.matching.stores.memory import MemoryStore
-from hashcheck.tables import reference_table as references
+from hashcheck.status import Verdict
+from hashcheck.tables.dynamo import from_item
+from hashcheck.tables.fingerprint_table import EXACT_INDEXES, encode_near, fingerprint_of, near_of
+from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
-from hashcheck.tools.cli import references_for
 
 STORED = samples.EDITS["jpeg-q50"](samples.picture(7))  # an upload "from last week"
 OTHER = samples.jpeg(samples.picture(70))
@@ -24,7 +28,7 @@ OTHER = samples.jpeg(samples.picture(70))
 def ensure_exact_indexes(stack) -> None:
     ddb, table = stack.client("dynamodb"), stack.outputs["FingerprintTableName"]
     have = {i["IndexName"] for i in ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])}
-    for alg, name in rematch.EXACT_INDEXES.items():
+    for alg, name in EXACT_INDEXES.items():
         if name not in have:
             ddb.update_table(
                 TableName=table,
@@ -71,10 +75,11 @@ def list_update(stack, rows) -> int:
     """The sync's part: apply the rows, publish the delta of what became live, bump the version."""
     ddb, s3 = stack.client("dynamodb"), stack.client("s3")
     table, bucket = stack.outputs["ReferenceTableName"], stack.outputs["ArtifactsBucketName"]
-    references.apply_rows(table, rows, client=ddb)
-    current = references.get_version(table, ddb).version
-    rematch.write_delta(s3, bucket, current + 1, rows)
-    references.bump_version(table, current, client=ddb)
+    references = ReferenceTable(ddb, table)
+    references.apply_rows(rows)
+    current = references.get_version().version
+    deltas.write_delta(s3, bucket, current + 1, rows)
+    references.bump_version(current)
     return current + 1
 
 
@@ -84,7 +89,7 @@ def run_rematch(stack, version: int) -> dict:
         "source": "aws.s3",
         "detail": {
             "bucket": {"name": stack.outputs["ArtifactsBucketName"]},
-            "object": {"key": rematch.delta_key(version)},
+            "object": {"key": deltas.delta_key(version)},
         },
     }
     return stack.rematch.handler(event, sandbox.LambdaContext("rematch"))
@@ -103,15 +108,12 @@ def count_reads(client, bucket: str) -> list[str]:
 
 def record(stack, key: str) -> dict:
     items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
-    (item,) = [rematch.plain_record(i) for i in items if i["key"]["S"] == key]
+    (item,) = [from_item(i) for i in items if i["key"]["S"] == key]
     return item
 
 
 def cases(stack) -> list[dict]:
-    return [
-        rematch.plain_record(i)
-        for i in stack.client("dynamodb").scan(TableName=stack.outputs["CaseTableName"])["Items"]
-    ]
+    return [from_item(i) for i in stack.client("dynamodb").scan(TableName=stack.outputs["CaseTableName"])["Items"]]
 
 
 def alerts(stack) -> int:
@@ -146,7 +148,7 @@ def test_list_update_quarantines_a_stored_clean_object_without_reading_it_again(
     )
     assert hold["LegalHold"]["Status"] == "ON"
     (case,) = cases(stack)
-    assert case["version_id"] == version_id and case["verdict"] == MATCH and case["status"] == "quarantined"
+    assert case["version_id"] == version_id and case["verdict"] == Verdict.MATCH and case["status"] == "quarantined"
     assert {m["ref_id"] for m in case["matches"]} == {"ref-7"}
     assert record(stack, "customers/3/last week.jpg")["status"] == "quarantined"
     assert record(stack, "customers/3/other.jpg")["status"] == "clean"
@@ -213,25 +215,25 @@ def test_stored_index_finds_a_mirrored_upload_through_its_stored_variants(stack)
         "pdq": mirrored.pdq,
         "pdq_quality": mirrored.pdq_quality,
         "phash": mirrored.phash,
-        "near": rematch.encode_near(mirrored.near),
+        "near": encode_near(mirrored.near),
     }
-    stored = rematch.StoredIndex(stack.client("s3"), stack.outputs["ArtifactsBucketName"])
+    stored = StoredIndex(stack.client("s3"), stack.outputs["ArtifactsBucketName"])
     assert stored.add([rec, {**rec, "object_id": "b" * 64, "status": "quarantined"}])
     assert stored.candidates("pdq", [listed.pdq], 31) == {"a" * 64}
     without_variants = {k: v for k, v in rec.items() if k != "near"}
-    assert len(rematch.near_of(without_variants)) == 2
-    fp = rematch.fingerprint_of(rec)
+    assert len(near_of(without_variants)) == 2
+    fp = fingerprint_of(rec)
     assert fp.near == mirrored.near
     result = match(fp, MemoryStore(references_for(listed, "hotline", "ref-8")))
-    assert result.verdict == MATCH
+    assert result.verdict == Verdict.MATCH
 
 
 def test_stored_index_compacts_and_still_finds_everything(stack):
-    stored = rematch.StoredIndex(stack.client("s3"), stack.outputs["ArtifactsBucketName"])
+    stored = StoredIndex(stack.client("s3"), stack.outputs["ArtifactsBucketName"])
     fps = [fingerprint(samples.jpeg(samples.picture(200 + i), quality=80)) for i in range(4)]
     for i, fp in enumerate(fps):
         for j in range(3):  # 12 small segments
-            rec = {"object_id": f"{i:x}{j:x}" * 32, "status": "clean", "near": rematch.encode_near(fp.near)}
+            rec = {"object_id": f"{i:x}{j:x}" * 32, "status": "clean", "near": encode_near(fp.near)}
             stored.add([rec])
     assert len(stored.keys()) == 12
     assert stored.compact(max_segments=4)
@@ -242,8 +244,8 @@ def test_stored_index_compacts_and_still_finds_everything(stack):
 def test_delta_round_trip_and_names(stack):
     s3, bucket = stack.client("s3"), stack.outputs["ArtifactsBucketName"]
     rows = references_for(fingerprint(STORED), "hotline", "ref-7")
-    key = rematch.write_delta(s3, bucket, 42, rows)
-    assert key == "deltas/v00000042.jsonl" and rematch.version_of(key) == 42
-    assert rematch.read_delta(s3, bucket, key) == rows
-    assert rematch.write_delta(s3, bucket, 43, []) is None
+    key = deltas.write_delta(s3, bucket, 42, rows)
+    assert key == "deltas/v00000042.jsonl" and deltas.version_of(key) == 42
+    assert deltas.read_delta(s3, bucket, key) == rows
+    assert deltas.write_delta(s3, bucket, 43, []) is None
     assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()[0])["list"] == "hotline"

@@ -22,9 +22,10 @@ from moto import mock_aws
 from hashcheck.matching.matcher import Match, Result
 from hashcheck.matching.stores.remote import RemoteRetry
 from hashcheck.objects import ObjectRef
-from hashcheck.response.cases import Cases, case_table_definition
+from hashcheck.response.cases import Cases
 from hashcheck.response.quarantine import QuarantineResult
 from hashcheck.response.report import ALREADY_REPORTED, REPORTED, SKIPPED, ReportConfig, Reporter, ReportFailed
+from hashcheck.tables.case_table import CaseTable
 from hashcheck.tools import sandbox
 
 REGION = "us-east-1"
@@ -90,9 +91,9 @@ def aws():
                 boto3.client("secretsmanager", region_name=REGION),
             )
             table = f"cases-{uuid.uuid4().hex[:8]}"
-            ddb.create_table(**case_table_definition(table))
+            ddb.create_table(**CaseTable.definition(table))
             secrets.create_secret(Name="hashcheck/hotline", SecretString=AUTH)
-            yield {"ddb": ddb, "secrets": secrets, "table": table, "cases": Cases(ddb, table)}
+            yield {"ddb": ddb, "secrets": secrets, "table": table, "cases": Cases(CaseTable(ddb, table))}
 
 
 def filed_case(aws, decision: str | None = "confirmed", key: str = "users/7/photo 1.jpg") -> str:
@@ -104,7 +105,7 @@ def filed_case(aws, decision: str | None = "confirmed", key: str = "users/7/phot
     )
     cases.record_quarantine(case["case_id"], MOVED)
     if decision:
-        cases.decide(case["case_id"], decision, "bob", "reviewed")
+        cases.table.decide(case["case_id"], decision, "bob", "reviewed")
     return case["case_id"]
 
 
@@ -118,7 +119,7 @@ def reporter(aws, hotline, mode: str = "confirmed", clock=None) -> Reporter:
         allow_insecure_loopback=True,
     )
     extra = {"now": clock} if clock else {}
-    return Reporter(config, aws["ddb"], aws["secrets"], retry=NO_WAIT, **extra)
+    return Reporter(config, aws["cases"].table, aws["secrets"], retry=NO_WAIT, **extra)
 
 
 def test_endpoint_failing_twice_then_succeeding_gives_exactly_one_report(aws, hotline, caplog):

@@ -10,10 +10,10 @@ import pytest
 from conftest import listed_stack
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
-from hashcheck.matching.allowlist import Allowlist, allow_pk
+from hashcheck.matching.allowlist import Allowlist
 from hashcheck.matching.matcher import Match
 from hashcheck.response import review
-from hashcheck.tables import reference_table as references
+from hashcheck.tables.reference_table import allow_pk
 from hashcheck.tools import samples, sandbox
 
 LISTED = samples.jpeg(samples.picture(1))
@@ -106,7 +106,7 @@ def test_release_restores_the_object_bit_for_bit_keeps_the_evidence_and_the_audi
     assert started["who"] == "alice@hoster.example" and started["why"] == "a stock photo"
     assert all(e["who"] == "alice@hoster.example" for e in released["history"][3:])
 
-    entry = Allowlist(stack.target.ddb, stack.target.reference_table).entry(fingerprint(LISTED).sha256)
+    entry = Allowlist(stack.target.references).entry(fingerprint(LISTED).sha256)
     assert entry["case_ids"] == (case["case_id"],) and len(entry["refs"]) == 1
 
     logs = "\n".join(str(r.__dict__) for r in caplog.records if r.name.split(".")[0] == "hashcheck")
@@ -126,7 +126,7 @@ def test_release_twice_changes_nothing_more(stack):
 
 def test_a_crash_after_the_copy_back_reuses_the_restored_version(stack):
     case = quarantined_case(stack)
-    ddb, calls = stack.target.ddb, {"n": 0}
+    ddb, calls = stack.target.cases.client, {"n": 0}
 
     def refuse_restored_note(**kwargs):
         if "restored_at" in kwargs["params"].get("ExpressionAttributeNames", {}).values():
@@ -238,7 +238,7 @@ def test_audit_export_is_json_lines_of_every_change_without_hashes(stack):
 
 
 def test_allowlist_is_exact_bytes_and_the_references_seen(stack):
-    allow = Allowlist(stack.target.ddb, stack.target.reference_table)
+    allow = Allowlist(stack.target.references)
     sha = "ab" * 32
     allow.add(sha, 10, [("list-a", "r1")], "case-1", "alice", "2024-05-01T00:00:00+00:00")
     allow.add(sha, 10, [("list-a", "r1")], "case-1", "alice", "2024-05-02T00:00:00+00:00")  # a retry
@@ -249,9 +249,8 @@ def test_allowlist_is_exact_bytes_and_the_references_seen(stack):
     assert allow.check(sha, seen, size=11) is None
     assert allow.check(sha, [*seen, Match("pdq", 3, "list-b", "r9", True)]) is None  # a reference not reviewed
     # the sync's readers never see an allow item
-    item = stack.target.ddb.get_item(TableName=stack.target.reference_table, Key={"pk": {"S": allow_pk(sha)}})
+    references = stack.target.references
+    item = references.client.get_item(TableName=references.name, Key={"pk": {"S": allow_pk(sha)}})
     assert "algorithm" not in item["Item"] and "live" not in item["Item"]
-    assert list(references.iter_live(stack.target.reference_table, "sha256", client=stack.target.ddb)) != []
-    assert all(
-        h != sha for h, _ in references.iter_live(stack.target.reference_table, "sha256", client=stack.target.ddb)
-    )
+    assert list(references.iter_live("sha256")) != []
+    assert all(h != sha for h, _ in references.iter_live("sha256"))

@@ -20,11 +20,11 @@ from test_template import RESOURCES, TEMPLATE, actions, statements
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists import listformat
+from hashcheck.lists.build import references_for
 from hashcheck.lists.sources import ConfigError, SourceError, parse_specs
 from hashcheck.lists.sources.https import HttpsSource
 from hashcheck.matching.stores.remote import RemoteLookupError, RemoteLookupStore
 from hashcheck.tools import samples, sandbox
-from hashcheck.tools.cli import references_for
 
 ROOT = Path(__file__).resolve().parent.parent
 CODE = sorted((ROOT / "layers" / "hashcheck" / "hashcheck").rglob("*.py")) + sorted((ROOT / "functions").rglob("*.py"))

@@ -12,11 +12,14 @@ from conftest import mocked_aws
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching import snapshot
 from hashcheck.matching.snapshot import S3IndexLoader, SnapshotError
-from hashcheck.tables import reference_table as references
-from hashcheck.tables.reference_table import Retry, apply_rows, bump_version
+from hashcheck.tables.reference_table import ReferenceTable, Retry
 
 TABLE, BUCKET = "ReferenceTable", "artifacts"
 FAST = Retry(attempts=4, base_delay=0.001, sleep=lambda _s: None)
+
+
+def table(ddb) -> ReferenceTable:
+    return ReferenceTable(ddb, TABLE, FAST)
 
 
 def ref(algorithm: str, seed: str, deleted: bool = False) -> Reference:
@@ -37,7 +40,7 @@ def aws():
 @pytest.fixture
 def clients(aws):
     ddb, s3 = aws
-    ddb.create_table(**references.table_definition(TABLE))
+    ddb.create_table(**ReferenceTable.definition(TABLE))
     s3.create_bucket(Bucket=BUCKET)
     yield ddb, s3
     ddb.delete_table(TableName=TABLE)
@@ -47,17 +50,17 @@ def clients(aws):
 
 
 def publish_version(ddb, s3) -> str:
-    current = references.get_version(TABLE, client=ddb)
-    key = snapshot.publish(s3, BUCKET, current.version + 1, snapshot.build(TABLE, ddb))
-    bump_version(TABLE, current.version, snapshot_key=key, client=ddb)
+    current = table(ddb).get_version()
+    key = snapshot.publish(s3, BUCKET, current.version + 1, snapshot.build(table(ddb)))
+    table(ddb).bump_version(current.version, snapshot_key=key)
     return key
 
 
 def test_build_gives_sorted_rows_per_perceptual_algorithm(clients):
     ddb, _ = clients
     rows = [ref("pdq", f"p{i}") for i in range(40)] + [ref("phash", "h"), ref("md5", "m")]
-    apply_rows(TABLE, rows + [ref("pdq", "p7", deleted=True)], client=ddb, retry=FAST)
-    built = snapshot.build(TABLE, ddb)
+    table(ddb).apply_rows(rows + [ref("pdq", "p7", deleted=True)])
+    built = snapshot.build(table(ddb))
     assert set(built) == {"pdq", "phash"}
     index, hexes = built["pdq"]
     assert list(hexes) == sorted(r.hash for r in rows[:40] if r.id != "p7")
@@ -66,7 +69,7 @@ def test_build_gives_sorted_rows_per_perceptual_algorithm(clients):
 
 def test_publish_writes_objects_and_a_manifest_with_checksums(clients):
     ddb, s3 = clients
-    apply_rows(TABLE, [ref("pdq", "a"), ref("pdq", "b")], client=ddb, retry=FAST)
+    table(ddb).apply_rows([ref("pdq", "a"), ref("pdq", "b")])
     key = publish_version(ddb, s3)
     assert key == "snapshots/v00000001/manifest.json"
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
@@ -81,9 +84,9 @@ def test_publish_writes_objects_and_a_manifest_with_checksums(clients):
 def test_the_loader_finds_near_hits_through_the_store(clients):
     ddb, s3 = clients
     listed = ref("pdq", "listed")
-    apply_rows(TABLE, [listed, ref("pdq", "other"), ref("phash", "x")], client=ddb, retry=FAST)
+    table(ddb).apply_rows([listed, ref("pdq", "other"), ref("phash", "x")])
     publish_version(ddb, s3)
-    store = S3IndexLoader(s3, BUCKET, TABLE, ddb).store(retry=FAST)
+    store = S3IndexLoader(s3, BUCKET, table(ddb)).store()
     hits = store.near("pdq", [flip(listed.hash, 6)], 31)
     assert [(h.reference, h.distance) for h in hits] == [(listed, 6)]
     assert store.exact([listed.key]) == {listed.key: [listed]}
@@ -92,38 +95,38 @@ def test_the_loader_finds_near_hits_through_the_store(clients):
 def test_without_a_snapshot_the_loader_scans_the_table(clients):
     ddb, s3 = clients
     listed = ref("phash", "a")
-    apply_rows(TABLE, [listed], client=ddb, retry=FAST)
-    loaded = S3IndexLoader(s3, BUCKET, TABLE, ddb)("phash")
+    table(ddb).apply_rows([listed])
+    loaded = S3IndexLoader(s3, BUCKET, table(ddb))("phash")
     assert list(loaded[1]) == [listed.hash]
-    assert S3IndexLoader(s3, BUCKET, TABLE, ddb)("pdq") is None
+    assert S3IndexLoader(s3, BUCKET, table(ddb))("pdq") is None
 
 
 @pytest.mark.parametrize("part", ["index", "rows"])
 def test_a_corrupt_snapshot_raises_instead_of_giving_an_empty_index(clients, part):
     ddb, s3 = clients
-    apply_rows(TABLE, [ref("pdq", "a")], client=ddb, retry=FAST)
+    table(ddb).apply_rows([ref("pdq", "a")])
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=publish_version(ddb, s3))["Body"].read())
     key = manifest["algorithms"]["pdq"][part]["key"]
     data = bytearray(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     data[-1] ^= 1
     s3.put_object(Bucket=BUCKET, Key=key, Body=bytes(data))
     with pytest.raises(SnapshotError, match="checksum"):
-        S3IndexLoader(s3, BUCKET, TABLE, ddb)("pdq")
+        S3IndexLoader(s3, BUCKET, table(ddb))("pdq")
     s3.delete_object(Bucket=BUCKET, Key=key)
     with pytest.raises(SnapshotError, match="missing"):
-        S3IndexLoader(s3, BUCKET, TABLE, ddb)("pdq")
+        S3IndexLoader(s3, BUCKET, table(ddb))("pdq")
 
 
 def test_a_warm_scanner_reloads_within_the_check_interval(clients):
     ddb, s3 = clients
     first, second = ref("pdq", "first"), ref("pdq", "second")
-    apply_rows(TABLE, [first], client=ddb, retry=FAST)
+    table(ddb).apply_rows([first])
     publish_version(ddb, s3)
     clock = [1000.0]
-    loader = S3IndexLoader(s3, BUCKET, TABLE, ddb, check_seconds=30, clock=lambda: clock[0])
-    store = loader.store(retry=FAST)
+    loader = S3IndexLoader(s3, BUCKET, table(ddb), check_seconds=30, clock=lambda: clock[0])
+    store = loader.store()
     assert [h.reference for h in store.near("pdq", [second.hash], 0)] == []
-    apply_rows(TABLE, [second], client=ddb, retry=FAST)
+    table(ddb).apply_rows([second])
     publish_version(ddb, s3)  # version 2 names a snapshot holding `second`
     clock[0] += 29
     assert store.near("pdq", [second.hash], 0) == []  # not checked yet: the old index answers
@@ -134,7 +137,7 @@ def test_a_warm_scanner_reloads_within_the_check_interval(clients):
 
 def test_prune_keeps_the_current_and_previous_versions(clients):
     ddb, s3 = clients
-    apply_rows(TABLE, [ref("pdq", "a")], client=ddb, retry=FAST)
+    table(ddb).apply_rows([ref("pdq", "a")])
     for _ in range(3):
         publish_version(ddb, s3)
     assert snapshot.prune(s3, BUCKET, keep_from_version=2) == 3  # v1's index, rows and manifest

@@ -15,24 +15,22 @@ import pytest
 from conftest import mocked_aws
 from fake_provider import FakeProvider
 
-from hashcheck.jobs.rematch import read_delta
+from hashcheck.aws import Clients
 from hashcheck.jobs.sync import (
     FINISH_RESERVE_S,
-    Clients,
     SyncConfig,
     import_file,
-    load_checkpoint,
     run_sync,
     sync_sources,
 )
+from hashcheck.lists.deltas import read_delta
 from hashcheck.lists.listformat import Reference
 from hashcheck.lists.sources import SourceSpec
 from hashcheck.lists.sources.https import HttpsSource
 from hashcheck.lists.sources.s3 import S3Source
 from hashcheck.matching import snapshot
 from hashcheck.matching.snapshot import S3IndexLoader
-from hashcheck.tables import reference_table as references
-from hashcheck.tables.reference_table import Retry
+from hashcheck.tables.reference_table import ReferenceTable, Retry
 
 TABLE, BUCKET = "ReferenceTable", "artifacts"
 FAST = Retry(attempts=4, base_delay=0.001, sleep=lambda _s: None)
@@ -82,7 +80,7 @@ def aws():
 @pytest.fixture
 def clients(aws):
     ddb, s3 = aws
-    ddb.create_table(**references.table_definition(TABLE))
+    ddb.create_table(**ReferenceTable.definition(TABLE))
     s3.create_bucket(Bucket=BUCKET)
     yield Clients(dynamodb=ddb, s3=s3)
     ddb.delete_table(TableName=TABLE)
@@ -102,10 +100,18 @@ def feed(provider: FakeProvider, list_id: str | None = "L1", max_bad_share: floa
     return source, SourceSpec("hotline", "https", list_id, max_bad_share)
 
 
+def references(clients) -> ReferenceTable:
+    return ReferenceTable(clients.dynamodb, TABLE, FAST)
+
+
+def load_checkpoint(clients, source: str) -> dict | None:
+    return references(clients).checkpoint(source)
+
+
 def sync(clients, *jobs, ddb=None):
     if ddb is not None:
         clients = Clients(dynamodb=ddb, s3=clients.s3)
-    return sync_sources(list(jobs), TABLE, BUCKET, clients, now=lambda: NOW, retry=FAST)
+    return sync_sources(list(jobs), references(clients), BUCKET, clients.s3, now=lambda: NOW)
 
 
 def table(clients) -> dict:
@@ -123,7 +129,7 @@ def snapshot_objects(clients) -> dict:
 
 
 def scanner(clients, check_seconds: float = 30):
-    return S3IndexLoader(clients.s3, BUCKET, TABLE, clients.dynamodb, check_seconds).store(retry=FAST)
+    return S3IndexLoader(clients.s3, BUCKET, references(clients), check_seconds).store()
 
 
 LISTED = [ref("md5", "a"), ref("pdq", "a"), ref("phash", "a"), ref("md5", "b"), ref("pdq", "b")]
@@ -137,8 +143,8 @@ def test_a_sync_makes_exact_and_near_lookups_work(clients, provider):
     report = sync(clients, feed(provider))
     assert [(s.name, s.status, s.rows, s.added) for s in report.sources] == [("hotline", "applied", 5, 5)]
     assert report.version == 1 and report.index_size == {"pdq": 2, "phash": 1}
-    assert report.snapshot_key == references.get_version(TABLE, client=clients.dynamodb).snapshot_key
-    assert load_checkpoint(TABLE, "hotline", clients.dynamodb)["cursor"] == "5"
+    assert report.snapshot_key == references(clients).get_version().snapshot_key
+    assert load_checkpoint(clients, "hotline")["cursor"] == "5"
     store = scanner(clients)
     assert store.exact([LISTED[0].key]) == {LISTED[0].key: [LISTED[0]]}
     hits = store.near("pdq", [flip(LISTED[1].hash, 9)], 31)
@@ -164,8 +170,8 @@ def test_tombstones_take_effect_and_an_unchanged_run_publishes_nothing(clients, 
 
 
 def state(clients) -> tuple:
-    version = references.get_version(TABLE, client=clients.dynamodb)
-    return table(clients), snapshot_objects(clients), version, load_checkpoint(TABLE, "hotline", clients.dynamodb)
+    version = references(clients).get_version()
+    return table(clients), snapshot_objects(clients), version, load_checkpoint(clients, "hotline")
 
 
 def test_a_checksum_mismatch_rejects_the_whole_delta(clients, provider):
@@ -216,16 +222,16 @@ def test_a_crash_mid_apply_then_a_rerun_reaches_the_table_of_one_clean_run(aws, 
     clean_report = sync(clients, feed(provider))
     clean = references_only(table(clients))
     clients.dynamodb.delete_table(TableName=TABLE)
-    clients.dynamodb.create_table(**references.table_definition(TABLE))
+    clients.dynamodb.create_table(**ReferenceTable.definition(TABLE))
 
     crashed = sync(clients, feed(provider), ddb=CrashingDynamo(clients.dynamodb, after=3))
     assert crashed.sources[0].status == "failed" and "Crash" in crashed.sources[0].reason
-    assert load_checkpoint(TABLE, "hotline", clients.dynamodb) is None  # the checkpoint did not move
+    assert load_checkpoint(clients, "hotline") is None  # the checkpoint did not move
     assert 0 < len(references_only(table(clients))) < len(clean)
     rerun = sync(clients, feed(provider))
     assert references_only(table(clients)) == clean
     assert rerun.index_size == clean_report.index_size
-    assert load_checkpoint(TABLE, "hotline", clients.dynamodb)["cursor"] == str(len(rows))
+    assert load_checkpoint(clients, "hotline")["cursor"] == str(len(rows))
 
 
 def test_a_crash_before_the_checkpoint_is_stored_repeats_the_delta_harmlessly(clients, provider):
@@ -246,7 +252,7 @@ def test_a_crash_before_the_checkpoint_is_stored_repeats_the_delta_harmlessly(cl
     with pytest.raises(Crash):
         sync(clients, feed(provider), ddb=FailingCheckpoint(clients.dynamodb))
     after_crash = references_only(table(clients))
-    assert references.get_version(TABLE, client=clients.dynamodb).version == 1
+    assert references(clients).get_version().version == 1
     report = sync(clients, feed(provider))
     assert report.sources[0].rows == 5 and report.sources[0].added == 0  # the same delta, already applied
     assert references_only(table(clients)) == after_crash and report.version == 2
@@ -270,7 +276,7 @@ class Invocation:
 
 def sync_within(clients, provider, rows: int | None):
     return sync_sources(
-        [feed(provider)], TABLE, BUCKET, clients, now=lambda: NOW, retry=FAST, remaining=Invocation(rows)
+        [feed(provider)], references(clients), BUCKET, clients.s3, now=lambda: NOW, remaining=Invocation(rows)
     )
 
 
@@ -282,19 +288,19 @@ def test_a_delta_too_big_for_one_run_is_applied_in_parts_and_resumed(clients, pr
     first = sync_within(clients, provider, rows=25)
     assert [(s.status, s.rows, s.added) for s in first.sources] == [("partial", 61, 25)]
     assert first.ok and first.version == 1 and first.index_size == {"pdq": 12}  # the applied part is live
-    assert load_checkpoint(TABLE, "hotline", clients.dynamodb) is None  # the delta is not done
+    assert load_checkpoint(clients, "hotline") is None  # the delta is not done
     assert scanner(clients).exact([BIG[0].key]) == {BIG[0].key: [BIG[0]]}
 
     second = sync_within(clients, provider, rows=25)
     assert [(s.status, s.resumed_after, s.added) for s in second.sources] == [("partial", 25, 25)]
     last = sync_within(clients, provider, rows=None)
     assert [(s.status, s.resumed_after, s.added, s.removed) for s in last.sources] == [("applied", 50, 10, 1)]
-    assert load_checkpoint(TABLE, "hotline", clients.dynamodb)["cursor"] == str(len(BIG))
+    assert load_checkpoint(clients, "hotline")["cursor"] == str(len(BIG))
     assert "meta#progress#hotline" not in table(clients)
     in_parts = references_only(table(clients))
 
     clients.dynamodb.delete_table(TableName=TABLE)
-    clients.dynamodb.create_table(**references.table_definition(TABLE))
+    clients.dynamodb.create_table(**ReferenceTable.definition(TABLE))
     sync(clients, feed(provider))
     assert references_only(table(clients)) == in_parts  # the same table as one run without a time limit
 
@@ -316,7 +322,7 @@ def test_rows_of_a_stopped_run_that_died_publishing_are_applied_and_announced_ag
 
     dying = Clients(dynamodb=clients.dynamodb, s3=DyingPublish(clients.s3))
     with pytest.raises(Crash):
-        sync_sources([feed(provider)], TABLE, BUCKET, dying, now=lambda: NOW, retry=FAST, remaining=Invocation(25))
+        sync_sources([feed(provider)], references(clients), BUCKET, dying.s3, now=lambda: NOW, remaining=Invocation(25))
     assert "meta#progress#hotline" in table(clients)  # progress was stored, but its version never came out
 
     report = sync_within(clients, provider, rows=None)
@@ -382,11 +388,11 @@ def test_import_file_applies_a_local_list_and_publishes(clients, tmp_path):
     path = tmp_path / "list.jsonl"
     path.write_text("\n".join(map(line, LISTED + [ref("md5", "x", list_id="L2")])))
     progress = []
-    report = import_file(str(path), TABLE, BUCKET, clients, list_id="L1", on_rows=progress.append, retry=FAST)
+    report = import_file(str(path), references(clients), BUCKET, clients.s3, list_id="L1", on_rows=progress.append)
     assert report.sources[0].status == "rejected"  # 1 of 6 rows belongs to another list
-    report = import_file(str(path), TABLE, BUCKET, clients, on_rows=progress.append, retry=FAST)
+    report = import_file(str(path), references(clients), BUCKET, clients.s3, on_rows=progress.append)
     assert (report.sources[0].added, report.version) == (6, 1) and sum(progress) == 6
-    assert load_checkpoint(TABLE, "import", clients.dynamodb) is None
+    assert load_checkpoint(clients, "import") is None
 
 
 def test_sync_rate_on_moto(clients, provider, capsys):

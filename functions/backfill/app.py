@@ -16,7 +16,7 @@ from hashcheck.jobs.scanner import from_environment
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})
 scanner = from_environment()
-s3, ddb, store = scanner.s3, scanner.ddb, scanner.store  # for the handler below, and for tests
+s3, ddb, store = scanner.s3, scanner.tables.references.client, scanner.store  # for the handler and tests
 
 
 class BatchIncomplete(Exception):

@@ -12,11 +12,13 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from hashcheck.jobs import rematch
 from hashcheck.jobs.scanner import from_environment
+from hashcheck.lists.deltas import delta_key, version_of
+from hashcheck.tables.fingerprint_table import records_from_stream
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})
 scanner = from_environment()
-s3, ddb, store = scanner.s3, scanner.ddb, scanner.store  # for the handler below, and for tests
+s3, ddb, store = scanner.s3, scanner.tables.references.client, scanner.store  # for the handler and tests
 rematcher = rematch.Rematcher(scanner)
 
 
@@ -25,12 +27,12 @@ rematcher = rematch.Rematcher(scanner)
 @tracer.capture_lambda_handler
 def handler(event, context):
     if any(r.get("eventSource") == "aws:dynamodb" for r in event.get("Records", [])):
-        key = rematcher.stored.add(rematch.records_from_stream(event), scanner.config.policy)
+        key = rematcher.stored.add(records_from_stream(event), scanner.config.policy)
         return {"segment": key}
     key = event.get("delta_key") or event.get("detail", {}).get("object", {}).get("key")
     if not key and event.get("version") is not None:
-        key = rematch.delta_key(int(event["version"]))
-    if not key or rematch.version_of(key) is None:
+        key = delta_key(int(event["version"]))
+    if not key or version_of(key) is None:
         logger.warning("nothing to re-match in this event")
         return {"ignored": True}
     report = rematcher.run(key)

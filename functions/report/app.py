@@ -17,11 +17,13 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from hashcheck.response.report import REPORTED, ReportConfig, Reporter
+from hashcheck.tables.case_table import CaseTable
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})
 config = ReportConfig.from_env()
-reporter = Reporter(config, boto3.client("dynamodb"), boto3.client("secretsmanager") if config.secret_id else None)
+cases = CaseTable(boto3.client("dynamodb"), config.case_table)
+reporter = Reporter(config, cases, boto3.client("secretsmanager") if config.secret_id else None)
 processor = BatchProcessor(event_type=EventType.SQS)
 
 

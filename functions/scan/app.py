@@ -24,7 +24,7 @@ from hashcheck.jobs.scanner import from_environment
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 scanner = from_environment()
-s3, ddb, store = scanner.s3, scanner.ddb, scanner.store  # for the handler below, and for tests
+s3, ddb, store = scanner.s3, scanner.tables.references.client, scanner.store  # for the handler and tests
 MAX_RECEIVES = int(os.environ.get("MAX_RECEIVES", "5"))  # the queue's maxReceiveCount
 idempotency = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"], boto3_client=ddb)

@@ -11,11 +11,12 @@ published, and resumed on the next run (SourcesPartial). Only a run that cannot 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
+from hashcheck.aws import Clients
 from hashcheck.jobs import sync
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 copy_config_to_registered_loggers(source_logger=logger, include={"hashcheck"})  # the library's logs, as JSON
-clients = sync.Clients()
+clients = Clients()
 
 
 @logger.inject_lambda_context

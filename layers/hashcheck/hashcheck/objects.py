@@ -1,7 +1,7 @@
 """One stored object version, and its hashcheck status tag.
 
-The status lives in the object's own tag `hashcheck-status` (DESIGN.md section 3) so that the bucket
-policy can act on it at once (deny reads of anything not `clean`), with no lookup elsewhere.
+The status (`hashcheck.status.ObjectStatus`) lives in the object's own tag `hashcheck-status` so that the
+bucket policy can act on it at once (deny reads of anything not `clean`), with no lookup elsewhere.
 
 S3 allows 10 tags per object, and the customer's tags are theirs. `set_status` merges ours into
 theirs with one rule: our status tag is always set. When there is no room:
@@ -21,16 +21,21 @@ import json
 import logging
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+from hashcheck.aws import is_gone
+from hashcheck.status import ObjectStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
 STATUS_TAG = "hashcheck-status"
 REASON_TAG = "hashcheck-reason"
 OUR_TAGS = (STATUS_TAG, REASON_TAG)
-# DESIGN.md section 3, plus `review`: the scanner's hold for a weak near hit that a person looks at.
-STATUSES = ("pending", "clean", "quarantined", "unscannable", "error", "released", "review")
 
 MAX_TAGS = 10
 MAX_TAG_VALUE = 256
@@ -62,7 +67,7 @@ class ObjectRef:
         )
         return hashlib.sha256(canonical.encode()).hexdigest()
 
-    def version_args(self) -> dict:
+    def version_args(self) -> dict[str, Any]:
         """Bucket/Key(/VersionId) for an S3 call on exactly this version."""
         args = {"Bucket": self.bucket, "Key": self.key}
         if self.version_id:
@@ -75,15 +80,15 @@ def tag_value(text: str) -> str:
     return _NOT_ALLOWED_IN_TAG.sub("_", text)[:MAX_TAG_VALUE]
 
 
-def set_status(s3, obj: ObjectRef, status: str, reason: str | None = None) -> dict[str, str]:
+def set_status(s3: S3Client, obj: ObjectRef, status: ObjectStatus, reason: str | None = None) -> dict[str, str]:
     """Tag this object version with `status` (and `reason`), keeping the customer's tags.
 
     Returns the customer tags that had to be displaced to fit the status (normally none). A version
     that no longer exists has nothing left to block: that is logged, not raised, so a redelivery
     after the quarantine deleted the source can go on to finish the case.
     """
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}; expected one of {STATUSES}")
+    if status not in set(ObjectStatus):
+        raise ValueError(f"unknown status {status!r}; expected one of {[str(s) for s in ObjectStatus]}")
     try:
         return _merge_status(s3, obj, status, reason)
     except ClientError as error:
@@ -93,9 +98,9 @@ def set_status(s3, obj: ObjectRef, status: str, reason: str | None = None) -> di
         return {}
 
 
-def _merge_status(s3, obj: ObjectRef, status: str, reason: str | None) -> dict[str, str]:
+def _merge_status(s3: S3Client, obj: ObjectRef, status: ObjectStatus, reason: str | None) -> dict[str, str]:
     existing = get_tags(s3, obj)
-    ours = {STATUS_TAG: status}
+    ours = {STATUS_TAG: str(status)}
     if reason:
         ours[REASON_TAG] = tag_value(reason)
     tags, displaced = merge_tags(existing, ours)
@@ -119,16 +124,11 @@ def merge_tags(existing: dict[str, str], ours: dict[str, str]) -> tuple[dict[str
     return {**kept, **ours}, displaced
 
 
-def get_tags(s3, obj: ObjectRef) -> dict[str, str]:
+def get_tags(s3: S3Client, obj: ObjectRef) -> dict[str, str]:
     response = s3.get_object_tagging(**obj.version_args())
     return {t["Key"]: t["Value"] for t in response.get("TagSet", [])}
 
 
-def is_gone(error: ClientError) -> bool:
-    """S3 said no such key/version (404), or that the version is a delete marker (405)."""
-    return error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (404, 405)
-
-
-def get_status(s3, obj: ObjectRef) -> str | None:
+def get_status(s3: S3Client, obj: ObjectRef) -> str | None:
     """The object's hashcheck status, or None when it has none (not scanned yet)."""
     return get_tags(s3, obj).get(STATUS_TAG)

@@ -32,10 +32,9 @@ from hashcheck.fingerprinting.imaging import (
     looks_like_image,
     uniform_border,
 )
+from hashcheck.status import FingerprintStatus
 
 CHUNK = 1 << 20
-
-IMAGE, NOT_IMAGE, UNSCANNABLE = "image", "not_image", "unscannable"
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ class Fingerprint:
     md5: str
     sha1: str
     sha256: str
-    status: str
+    status: FingerprintStatus
     error: str | None = None
     format: str | None = None
     width: int | None = None
@@ -70,7 +69,7 @@ class Fingerprint:
         return {"md5": self.md5, "sha1": self.sha1, "sha256": self.sha256}
 
     def as_dict(self) -> dict:
-        """The contract's fields (DESIGN.md section 3); `error` only when there is one."""
+        """What `hashcheck fingerprint --json` prints (README, "The command line"); `error` only if there is one."""
         out = {
             "status": self.status,
             "size": self.size,
@@ -79,7 +78,7 @@ class Fingerprint:
             "pdq_quality": self.pdq_quality,
             "phash": self.phash,
         }
-        if self.status == IMAGE:
+        if self.status == FingerprintStatus.IMAGE:
             out.update(format=self.format, width=self.width, height=self.height, frames=self.frames)
         if self.error:
             out["error"] = self.error
@@ -104,11 +103,11 @@ def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
         if fits and not in_memory:  # a stream's bytes are kept for decoding only while they fit
             kept += chunk
     md5, sha1, sha256 = (d.hexdigest() for d in digests)
-    result = Fingerprint(size, md5, sha1, sha256, NOT_IMAGE)
+    result = Fingerprint(size, md5, sha1, sha256, FingerprintStatus.NOT_IMAGE)
     if size == 0:
         result.error = "empty object"
     elif not fits:
-        result.status = UNSCANNABLE if looks_like_image(head) else NOT_IMAGE
+        result.status = FingerprintStatus.UNSCANNABLE if looks_like_image(head) else FingerprintStatus.NOT_IMAGE
         result.error = f"larger than the {limits.max_decode_bytes} bytes decoded at most"
     else:
         _add_perceptual(result, bytes(memoryview(source).cast("B")) if in_memory else bytes(kept), limits)
@@ -133,7 +132,7 @@ def _add_perceptual(result: Fingerprint, data: bytes, limits: Limits) -> None:
         result.status, result.error = rejected.status, rejected.reason
         return
     except Exception as exc:  # a hashing failure must be a recorded outcome, never a crash or "clean"
-        result.status, result.error = UNSCANNABLE, f"hashing failed ({type(exc).__name__})"
+        result.status, result.error = FingerprintStatus.UNSCANNABLE, f"hashing failed ({type(exc).__name__})"
         return
     _fill_image(result, decoded, near)
     result.error = decoded.problem
@@ -141,7 +140,7 @@ def _add_perceptual(result: Fingerprint, data: bytes, limits: Limits) -> None:
 
 def _fill_image(result: Fingerprint, decoded: Decoded, near: list[NearHash]) -> None:
     first = {h.algorithm: h for h in near if h.frame == 0 and h.variant == "original"}
-    result.status = IMAGE
+    result.status = FingerprintStatus.IMAGE
     result.format, result.width, result.height = decoded.format, decoded.width, decoded.height
     result.frames = decoded.frame_count
     result.pdq, result.pdq_quality = first["pdq"].hash, first["pdq"].quality

@@ -3,7 +3,7 @@
 Everything here assumes hostile input: only a fixed set of Pillow decoders is allowed, pixel counts
 are checked before decoding, and every failure becomes an `ImageRejected` with a reason that the
 caller records. JPEGs are decoded at reduced size in the DCT domain (`Image.draft`), straight to
-luma: 5-20x faster than a full RGB decode, and close enough to it for PDQ (see README, "Speed").
+luma: 5-20x faster than a full RGB decode, and close enough to it for PDQ (docs/accuracy.md).
 """
 
 from __future__ import annotations
@@ -15,6 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageOps
+
+from hashcheck.status import FingerprintStatus
+
+UNSCANNABLE, NOT_IMAGE = FingerprintStatus.UNSCANNABLE, FingerprintStatus.NOT_IMAGE
 
 # Decoders we trust with hostile bytes. Deliberately absent: EPS/PS (runs Ghostscript), PDF, and
 # formats with no signature (TGA) that would make any random blob "an image".
@@ -68,7 +72,7 @@ DEFAULT_LIMITS = Limits()
 class ImageRejected(Exception):
     """The bytes could not be turned into pixels; `status` is `not_image` or `unscannable`."""
 
-    def __init__(self, status: str, reason: str):
+    def __init__(self, status: FingerprintStatus, reason: str):
         super().__init__(reason)
         self.status = status
         self.reason = reason
@@ -100,9 +104,11 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
         except ImageRejected:
             raise
         except MemoryError as exc:
-            raise ImageRejected("unscannable", "image needs more memory than allowed") from exc
+            raise ImageRejected(UNSCANNABLE, "image needs more memory than allowed") from exc
         except Exception as exc:  # any decoder failure on hostile input is a recorded outcome, not a crash
-            raise ImageRejected("unscannable", f"image is corrupt or truncated ({type(exc).__name__})") from exc
+            raise ImageRejected(
+                FingerprintStatus.UNSCANNABLE, f"image is corrupt or truncated ({type(exc).__name__})"
+            ) from exc
 
 
 def _open(data: bytes) -> Image.Image:
@@ -110,24 +116,26 @@ def _open(data: bytes) -> Image.Image:
     try:
         return Image.open(io.BytesIO(data), formats=SAFE_FORMATS)
     except Image.DecompressionBombError as exc:
-        raise ImageRejected("unscannable", "declared pixel count is a decompression bomb") from exc
+        raise ImageRejected(UNSCANNABLE, "declared pixel count is a decompression bomb") from exc
     except Exception as exc:
         if looks_like_image(data[:32]):
-            raise ImageRejected("unscannable", "image format not recognised or header corrupt") from exc
-        raise ImageRejected("not_image", "not an image format hashcheck decodes") from exc
+            raise ImageRejected(UNSCANNABLE, "image format not recognised or header corrupt") from exc
+        raise ImageRejected(NOT_IMAGE, "not an image format hashcheck decodes") from exc
 
 
 def _decode_opened(image: Image.Image, limits: Limits) -> Decoded:
     width, height = image.size
     if width < 1 or height < 1:
-        raise ImageRejected("unscannable", "image has no pixels")
+        raise ImageRejected(UNSCANNABLE, "image has no pixels")
     declared = width * height
     reducible = image.format in ("JPEG", "MPO")
     if declared > (limits.max_declared_pixels if reducible else limits.max_pixels):
-        raise ImageRejected("unscannable", f"image declares {width}x{height} pixels, over the limit")
+        raise ImageRejected(UNSCANNABLE, f"image declares {width}x{height} pixels, over the limit")
     if image.format == "JPEG" and image.info.get("progressive") and declared > limits.max_pixels:
         # libjpeg buffers a progressive file's coefficients at full size, reduced decoding or not.
-        raise ImageRejected("unscannable", f"progressive JPEG declares {width}x{height} pixels, over the limit")
+        raise ImageRejected(
+            FingerprintStatus.UNSCANNABLE, f"progressive JPEG declares {width}x{height} pixels, over the limit"
+        )
     frame_count = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
     frames: list[Frame] = []
     try:
@@ -163,9 +171,9 @@ def _grey(image: Image.Image, limits: Limits) -> Image.Image:
     if image.format in ("JPEG", "MPO") and image.tell() == 0:
         image.draft("L", _draft_size(image.size, limits.decode_long_side))
     if image.size[0] * image.size[1] > limits.max_pixels:
-        raise ImageRejected("unscannable", "image is too large to decode even at reduced size")
+        raise ImageRejected(UNSCANNABLE, "image is too large to decode even at reduced size")
     if max(image.size) > limits.max_side:
-        raise ImageRejected("unscannable", f"image side of {max(image.size)} pixels is over the limit")
+        raise ImageRejected(UNSCANNABLE, f"image side of {max(image.size)} pixels is over the limit")
     image.load()
     grey = _to_luma(image)
     return ImageOps.exif_transpose(grey) if image.tell() == 0 else grey

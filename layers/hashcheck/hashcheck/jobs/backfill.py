@@ -18,18 +18,23 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from hashcheck.jobs.rematch import plain_record
+from hashcheck.aws import Clients, is_gone
 from hashcheck.jobs.s3events import Upload
-from hashcheck.objects import ObjectRef, is_gone
-from hashcheck.tables import reference_table as references
+from hashcheck.jobs.scanner import ScanConfig, Scanner, build_scanner
+from hashcheck.objects import ObjectRef
+from hashcheck.status import FINAL, Absence, ObjectStatus
+from hashcheck.tables.fingerprint_table import FingerprintTable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
 BATCH = 100  # keys per skip check (BatchGetItem's limit) and per progress report
-DONE = ("clean", "quarantined", "unscannable", "review", "released")
 
 
 @dataclass
@@ -55,14 +60,13 @@ class BackfillSummary:
 
 
 def process_items(
-    scanner, bucket: str, items: Iterable[Mapping], current_version: int | None = None
+    scanner: Scanner, bucket: str, items: Iterable[Mapping[str, Any]], current_version: int | None = None
 ) -> BackfillSummary:
     """Scan a batch of listed objects (``{"Key", "ETag"?, "VersionId"?, "Size"?}``, as S3 listings and
     the Map's ItemReader give them) unless already scanned against the current list version."""
     started = time.monotonic()
-    config = scanner.config
     if current_version is None:
-        current_version = references.get_version(config.reference_table, client=scanner.ddb).version
+        current_version = scanner.tables.references.get_version().version
     summary = BackfillSummary()
     objects = []
     for item in items:
@@ -70,7 +74,7 @@ def process_items(
         obj = _object(scanner.s3, bucket, item, summary)
         if obj is not None:
             objects.append(obj)
-    done = _already_scanned(scanner.ddb, config.fingerprint_table, objects, current_version)
+    done = _already_scanned(scanner.tables.fingerprints, objects, current_version)
     for obj in objects:
         if obj.identity() in done:
             summary.skipped += 1
@@ -85,17 +89,17 @@ def process_items(
             continue
         summary.scanned += 1
         status = outcome.status
-        if status == "quarantined":
+        if status == ObjectStatus.QUARANTINED:
             summary.matched += 1
-        elif status in ("review", "unscannable"):
+        elif status in (ObjectStatus.REVIEW, ObjectStatus.UNSCANNABLE):
             setattr(summary, status, getattr(summary, status) + 1)
-        elif status in ("deleted", "superseded"):
+        elif status in (Absence.DELETED, Absence.SUPERSEDED):
             summary.gone += 1
     summary.seconds = time.monotonic() - started
     return summary
 
 
-def _object(s3, bucket: str, item: Mapping, summary: BackfillSummary) -> ObjectRef | None:
+def _object(s3: S3Client, bucket: str, item: Mapping[str, Any], summary: BackfillSummary) -> ObjectRef | None:
     """The exact version to scan: from a version listing as is; from a plain listing (no version id)
     the current version, by HeadObject."""
     key = item["Key"]
@@ -114,34 +118,24 @@ def _object(s3, bucket: str, item: Mapping, summary: BackfillSummary) -> ObjectR
     return ObjectRef(bucket, key, version, head.get("ETag"), head.get("ContentLength"))
 
 
-def _already_scanned(ddb, table: str, objects: list[ObjectRef], current_version: int) -> set[str]:
+def _already_scanned(table: FingerprintTable, objects: list[ObjectRef], current_version: int) -> set[str]:
     """Identities whose record is final, has the object's ETag and a list version >= the current one."""
     wanted = {obj.identity(): obj for obj in objects}
-    ids = list(wanted)
     done = set()
-    for start in range(0, len(ids), references.KEYS_PER_GET):
-        request = {
-            table: {"Keys": [{"object_id": {"S": i}} for i in ids[start : start + references.KEYS_PER_GET]]},
-        }
-        request[table]["ConsistentRead"] = True
-        while request:
-            response = ddb.batch_get_item(RequestItems=request)
-            for item in response.get("Responses", {}).get(table, []):
-                record = plain_record(item)
-                obj = wanted[record["object_id"]]
-                version = record.get("list_version")
-                if (
-                    record.get("status") in DONE
-                    and (obj.etag is None or record.get("etag") == obj.etag)
-                    and version not in (None, "")
-                    and int(version) >= current_version
-                ):
-                    done.add(record["object_id"])
-            request = response.get("UnprocessedKeys") or {}
+    for record in table.records(list(wanted)):
+        obj = wanted[record["object_id"]]
+        version = record.get("list_version")
+        if (
+            record.get("status") in FINAL
+            and (obj.etag is None or record.get("etag") == obj.etag)
+            and version not in (None, "")
+            and int(version) >= current_version
+        ):
+            done.add(record["object_id"])
     return done
 
 
-def list_latest(s3, bucket: str, prefix: str = "", page_size: int = 1000) -> Iterator[list[dict]]:
+def list_latest(s3: S3Client, bucket: str, prefix: str = "", page_size: int = 1000) -> Iterator[list[dict]]:
     """Pages of the current object versions under `prefix` (delete markers and older versions left
     out), one page at a time: the listing is never held whole."""
     paginator = s3.get_paginator("list_object_versions")
@@ -156,19 +150,23 @@ def list_latest(s3, bucket: str, prefix: str = "", page_size: int = 1000) -> Ite
 
 
 def run(
-    target,
+    target: Scanner | ScanConfig | Mapping[str, str],
     bucket: str,
     prefix: str = "",
     on_progress: Callable[[BackfillSummary], None] | None = None,
-    clients: Mapping | None = None,
+    clients: Clients | None = None,
     batch: int = BATCH,
 ) -> BackfillSummary:
-    """Backfill `bucket` (under `prefix`) from this machine: `target` is the stack's outputs (a dict of
-    OutputKey -> value), a ``ScanConfig``, or a ready ``Scanner``. `on_progress` gets the running
-    summary after every batch. `clients` may supply boto3 clients by service name (tests)."""
+    """Backfill `bucket` (under `prefix`) from this machine: `target` is a ready ``Scanner``, a
+    ``ScanConfig``, or the stack's outputs (a dict of OutputKey -> value). `on_progress` gets the running
+    summary after every batch. `clients` may supply ready boto3 clients (tests)."""
     started = time.monotonic()
-    scanner = _scanner(target, clients or {})
-    version = references.get_version(scanner.config.reference_table, client=scanner.ddb).version
+    if isinstance(target, Scanner):
+        scanner = target
+    else:
+        config = target if isinstance(target, ScanConfig) else ScanConfig.from_outputs(target)
+        scanner = build_scanner(config, clients or Clients())
+    version = scanner.tables.references.get_version().version
     summary = BackfillSummary()
     for page in list_latest(scanner.s3, bucket, prefix):
         for start in range(0, len(page), batch):
@@ -181,41 +179,3 @@ def run(
         "backfill finished", extra={"backfill": {k: v for k, v in summary.to_dict().items() if k != "failed_keys"}}
     )
     return summary
-
-
-def config_from_outputs(outputs: Mapping[str, str]):
-    """A ScanConfig from the stack's outputs (the scan function's defaults for the rest)."""
-    from hashcheck.jobs.scanner import ScanConfig
-
-    return ScanConfig(
-        reference_table=outputs["ReferenceTableName"],
-        fingerprint_table=outputs["FingerprintTableName"],
-        case_table=outputs["CaseTableName"],
-        quarantine_bucket=outputs["QuarantineBucketName"],
-        artifacts_bucket=outputs["ArtifactsBucketName"],
-        alert_topic_arn=outputs.get("AlertTopicArn"),
-        evidence_kms_key=outputs.get("EvidenceKeyArn"),
-        quarantine_mode=outputs.get("QuarantineMode", "move"),
-        ignored_buckets=frozenset({outputs["QuarantineBucketName"], outputs["ArtifactsBucketName"]}),
-    )
-
-
-def _scanner(target, clients: Mapping):
-    from hashcheck.jobs.scanner import ScanConfig, Scanner, build_store
-
-    if hasattr(target, "scan") and hasattr(target, "config"):
-        return target
-    config = target if isinstance(target, ScanConfig) else config_from_outputs(target)
-
-    def client(name: str):
-        if name not in clients:
-            import boto3
-
-            return boto3.client(name)
-        return clients[name]
-
-    s3, ddb = client("s3"), client("dynamodb")
-    store, list_version = build_store(
-        config, s3, ddb, client("secretsmanager") if config.remote_lookup_secret else None
-    )
-    return Scanner(config, store, s3, ddb, client("sns"), client("events"), list_version)

@@ -11,33 +11,42 @@ Every step is idempotent, so a retry after a crash anywhere finishes the same wo
 second case. A failure raises: the queue retries, and after the last attempt the handler tags the
 object `error`, which the bucket policy blocks like `quarantined`. Nothing is ever called clean
 because a step failed.
+
+The scanner receives what it works on (the reference store, the tables, the clients): `build_scanner`
+makes them from a `ScanConfig`, `from_environment` from the environment template.yaml gives the three
+functions that scan (ScanFunction, RematchFunction, BackfillFunction).
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from hashcheck.aws import Clients, is_gone, precondition_failed
 from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
-from hashcheck.jobs.s3events import Upload
-from hashcheck.matching import allowlist
-from hashcheck.matching.matcher import MATCH, REVIEW, Policy, Result, match
+from hashcheck.matching.allowlist import Allowlist, status_for
+from hashcheck.matching.matcher import Policy, Result, match
 from hashcheck.matching.snapshot import S3IndexLoader
 from hashcheck.matching.stores.base import ReferenceStore
 from hashcheck.matching.stores.composite import CompositeStore
 from hashcheck.matching.stores.remote import RemoteLookupStore
 from hashcheck.objects import ObjectRef, set_status
-from hashcheck.response.cases import OPEN, Cases
+from hashcheck.response.cases import Cases
+from hashcheck.response.events import EventPublisher
 from hashcheck.response.quarantine import Quarantine
-from hashcheck.tables import fingerprint_table as fingerprints
+from hashcheck.status import Absence, CaseStatus, FingerprintStatus, ObjectStatus, Verdict
+from hashcheck.tables import Tables
 
-CLEAN, QUARANTINED, UNSCANNABLE, REVIEW_STATUS, ERROR = "clean", "quarantined", "unscannable", "review", "error"
-GONE = ("NoSuchKey", "NoSuchVersion", "404")
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+    from hashcheck.jobs.s3events import Upload
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,7 @@ class ScanConfig:
     remote_lookup_secret: str | None = None  # Secrets Manager id of its auth header value
 
     @classmethod
-    def from_env(cls, env=os.environ) -> ScanConfig:
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> ScanConfig:
         return cls(
             reference_table=env["REFERENCE_TABLE"],
             fingerprint_table=env["FINGERPRINT_TABLE"],
@@ -78,29 +87,47 @@ class ScanConfig:
             remote_lookup_secret=env.get("REMOTE_LOOKUP_SECRET") or None,
         )
 
+    @classmethod
+    def from_outputs(cls, outputs: Mapping[str, str]) -> ScanConfig:
+        """From the stack's outputs (the scan function's defaults for the rest): the CLI's backfill."""
+        return cls(
+            reference_table=outputs["ReferenceTableName"],
+            fingerprint_table=outputs["FingerprintTableName"],
+            case_table=outputs["CaseTableName"],
+            quarantine_bucket=outputs["QuarantineBucketName"],
+            artifacts_bucket=outputs["ArtifactsBucketName"],
+            alert_topic_arn=outputs.get("AlertTopicArn"),
+            evidence_kms_key=outputs.get("EvidenceKeyArn"),
+            quarantine_mode=outputs.get("QuarantineMode", "move"),
+            ignored_buckets=frozenset({outputs["QuarantineBucketName"], outputs["ArtifactsBucketName"]}),
+        )
 
-def from_environment(env=os.environ) -> Scanner:
-    """The scanner a Lambda handler builds at cold start, from the environment template.yaml gives
-    the scan path (ScanFunction, RematchFunction, BackfillFunction)."""
-    import boto3
 
-    config = ScanConfig.from_env(env)
-    s3, ddb = boto3.client("s3"), boto3.client("dynamodb")
-    secrets = boto3.client("secretsmanager") if config.remote_lookup_secret else None
-    store, list_version = build_store(config, s3, ddb, secrets)
-    return Scanner(config, store, s3, ddb, boto3.client("sns"), boto3.client("events"), list_version)
+def from_environment(env: Mapping[str, str] = os.environ) -> Scanner:
+    """The scanner a Lambda handler builds at cold start."""
+    return build_scanner(ScanConfig.from_env(env), Clients())
 
 
-def build_store(config: ScanConfig, s3, ddb, secrets=None) -> tuple[ReferenceStore, Callable[[], int | None]]:
+def build_scanner(config: ScanConfig, clients: Clients) -> Scanner:
+    tables = Tables.named(clients.dynamodb, config.reference_table, config.fingerprint_table, config.case_table)
+    store, list_version = build_store(config, clients, tables)
+    cases = Cases(tables.cases, clients.sns, config.alert_topic_arn, EventPublisher(clients.events, config.event_bus))
+    return Scanner(config, store, clients.s3, tables, cases, list_version)
+
+
+def build_store(
+    config: ScanConfig, clients: Clients, tables: Tables
+) -> tuple[ReferenceStore, Callable[[], int | None]]:
     """The references a scan consults, and the list version they stand at.
 
     The ReferenceTable with its near-match index loaded from the sync's S3 snapshot and reloaded
     when the table's version changes (checked at most every 30 s), plus a remote lookup service if
     configured. Any store failing fails the lookup: never "clean" because one source did not answer.
     """
-    table = S3IndexLoader(s3, config.artifacts_bucket, config.reference_table, ddb).store()
+    table = S3IndexLoader(clients.s3, config.artifacts_bucket, tables.references).store()
     store: ReferenceStore = table
     if config.remote_lookup_url:
+        secrets = clients.secretsmanager if config.remote_lookup_secret else None
         remote = RemoteLookupStore(
             config.remote_lookup_url, secret_id=config.remote_lookup_secret, secrets_client=secrets
         )
@@ -115,7 +142,7 @@ class Outcome:
     bucket: str
     key: str
     version_id: str | None
-    status: str  # the object's hashcheck-status, or "deleted"/"superseded"/"ignored"
+    status: str  # the object's hashcheck-status (ObjectStatus), or an Absence
     verdict: str | None = None
     case_id: str | None = None
     reason: str | None = None
@@ -127,70 +154,82 @@ class Outcome:
 
 
 class Scanner:
-    def __init__(self, config: ScanConfig, store: ReferenceStore, s3, ddb, sns=None, events=None, list_version=None):
+    def __init__(
+        self,
+        config: ScanConfig,
+        store: ReferenceStore,
+        s3: S3Client,
+        tables: Tables,
+        cases: Cases,
+        list_version: Callable[[], int | None] | None = None,
+    ):
         self.config = config
         self.store = store
         self.s3 = s3
-        self.ddb = ddb
+        self.tables = tables
+        self.cases = cases
         self.list_version = list_version or (lambda: None)
-        self.cases = Cases(ddb, config.case_table, sns, config.alert_topic_arn, events, config.event_bus)
         self.quarantine = Quarantine(
             s3, config.quarantine_bucket, mode=config.quarantine_mode, kms_key_id=config.evidence_kms_key
         )
-        self.allowlist = allowlist.Allowlist(ddb, config.reference_table)
+        self.allowlist = Allowlist(tables.references)
 
     def scan(self, upload: Upload) -> Outcome:
         obj = upload.obj
         if obj.bucket in self.config.ignored_buckets:
-            return Outcome(obj.bucket, obj.key, obj.version_id, "ignored", reason="hashcheck's own bucket")
+            return Outcome(obj.bucket, obj.key, obj.version_id, Absence.IGNORED, reason="hashcheck's own bucket")
         fp = self._fingerprint(obj)
         if isinstance(fp, Outcome):
             return fp
         result = match(fp, self.store, self.config.policy)
-        if result.verdict in (MATCH, REVIEW):
+        if result.verdict in (Verdict.MATCH, Verdict.REVIEW):
             allowed = self.allowlist.check(fp.sha256, result.matches, size=fp.size)
             if allowed:  # these exact bytes were reviewed and released: a false positive stays released
-                status = allowlist.status_for(self.s3, obj)
-                return self._finish(obj, fp, Result(CLEAN, result.matches), status, allowed.reason)
-        if result.verdict == MATCH:
+                status = status_for(self.s3, obj)
+                return self._finish(obj, fp, Result(Verdict.CLEAN, result.matches), status, allowed.reason)
+        if result.verdict == Verdict.MATCH:
             return self._quarantine(upload, fp, result)
-        if result.verdict == REVIEW:
+        if result.verdict == Verdict.REVIEW:
             return self._hold_for_review(upload, fp, result)
-        status = CLEAN if result.verdict == CLEAN else UNSCANNABLE
-        reason = fp.error if status == UNSCANNABLE else (None if fp.status == "image" else fp.status)
+        clean = result.verdict == Verdict.CLEAN
+        status = ObjectStatus.CLEAN if clean else ObjectStatus.UNSCANNABLE
+        reason = fp.error if not clean else (None if fp.status == FingerprintStatus.IMAGE else fp.status)
         return self._finish(obj, fp, result, status, reason)
 
     def act(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
         """Act on a verdict reached without reading the object (re-match): the same steps as a scan."""
-        if result.verdict == MATCH:
+        if result.verdict == Verdict.MATCH:
             return self._quarantine(upload, fp, result)
-        if result.verdict == REVIEW:
+        if result.verdict == Verdict.REVIEW:
             return self._hold_for_review(upload, fp, result)
         raise ValueError(f"nothing to act on for verdict {result.verdict!r}")
 
     def fail(self, upload: Upload, reason: str) -> Outcome:
         """The last attempt failed: block the object (`error`) and record it; never leave it unknown."""
         obj = upload.obj
-        set_status(self.s3, obj, ERROR, reason)
-        fingerprints.record(self.ddb, self.config.fingerprint_table, obj, ERROR, None, reason=reason)
-        return Outcome(obj.bucket, obj.key, obj.version_id, ERROR, reason=reason, location=_url(obj))
+        set_status(self.s3, obj, ObjectStatus.ERROR, reason)
+        self.tables.fingerprints.record(obj, ObjectStatus.ERROR, None, reason=reason)
+        return Outcome(obj.bucket, obj.key, obj.version_id, ObjectStatus.ERROR, reason=reason, location=_url(obj))
+
+    def record_gone(self, obj: ObjectRef, fp: Fingerprint, result: Result, reason: str) -> None:
+        """A verdict reached after the object version was deleted (re-match): recorded, nothing to tag."""
+        self.tables.fingerprints.record(obj, Absence.DELETED, result.verdict, fp, self.list_version(), reason)
 
     def _fingerprint(self, obj: ObjectRef) -> Fingerprint | Outcome:
         """Stream that exact version through the fingerprint; a vanished object is recorded, not retried."""
-        request = {"Bucket": obj.bucket, "Key": obj.key}
+        request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
         if obj.version_id:
             request["VersionId"] = obj.version_id
         elif obj.etag:
             request["IfMatch"] = obj.etag  # unversioned bucket: make sure we read the object the event named
         try:
             body = self.s3.get_object(**request)["Body"]
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
-            if code in GONE:
-                return self._resume_case(obj) or self._record_gone(obj, "deleted", "deleted before the scan")
-            if code in ("PreconditionFailed", "412"):
+        except ClientError as error:
+            if is_gone(error):
+                return self._resume_case(obj) or self._record_gone(obj, Absence.DELETED, "deleted before the scan")
+            if precondition_failed(error):
                 return self._record_gone(
-                    obj, "superseded", "overwritten before the scan; the new object has its own event"
+                    obj, Absence.SUPERSEDED, "overwritten before the scan; the new object has its own event"
                 )
             raise
         with body:
@@ -200,29 +239,31 @@ class Scanner:
         """A crash after the original was moved leaves its case unfinished; the retry finishes it
         (the evidence copy carries the checksum it is verified against)."""
         case = self.cases.get(obj.identity())
-        if case is None or case.get("verdict") != MATCH:
+        if case is None or case.get("verdict") != Verdict.MATCH:
             return None
-        if case.get("status") == OPEN:
+        if case.get("status") == CaseStatus.OPEN:
             case = self.cases.record_quarantine(case["case_id"], self.quarantine.quarantine(obj, case["case_id"]))
         if not case.get("notified"):
             self.cases.notify(case)
-        return Outcome(obj.bucket, obj.key, obj.version_id, QUARANTINED, MATCH, case["case_id"], reason="resumed")
+        return Outcome(
+            obj.bucket, obj.key, obj.version_id, ObjectStatus.QUARANTINED, Verdict.MATCH, case["case_id"], "resumed"
+        )
 
-    def _record_gone(self, obj: ObjectRef, status: str, reason: str) -> Outcome:
-        fingerprints.record(self.ddb, self.config.fingerprint_table, obj, status, None, reason=reason)
+    def _record_gone(self, obj: ObjectRef, status: Absence, reason: str) -> Outcome:
+        self.tables.fingerprints.record(obj, status, None, reason=reason)
         return Outcome(obj.bucket, obj.key, obj.version_id, status, reason=reason)
 
-    def _finish(self, obj: ObjectRef, fp: Fingerprint, result: Result, status: str, reason: str | None) -> Outcome:
+    def _finish(
+        self, obj: ObjectRef, fp: Fingerprint, result: Result, status: ObjectStatus, reason: str | None
+    ) -> Outcome:
         set_status(self.s3, obj, status, reason)
-        fingerprints.record(
-            self.ddb, self.config.fingerprint_table, obj, status, result.verdict, fp, self.list_version(), reason
-        )
+        self.tables.fingerprints.record(obj, status, result.verdict, fp, self.list_version(), reason)
         return Outcome(
             obj.bucket, obj.key, obj.version_id, status, result.verdict, reason=reason, location=_url(obj), size=fp.size
         )
 
     def _hold_for_review(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
-        outcome = self._finish(upload.obj, fp, result, REVIEW_STATUS, "weak near match: held for review")
+        outcome = self._finish(upload.obj, fp, result, ObjectStatus.REVIEW, "weak near match: held for review")
         case = self._open_case(upload, fp, result)
         self.cases.notify(case)
         outcome.case_id = case["case_id"]
@@ -230,17 +271,22 @@ class Scanner:
 
     def _quarantine(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
         obj = upload.obj
-        set_status(self.s3, obj, QUARANTINED)  # blocked from here on, whatever happens next
+        set_status(self.s3, obj, ObjectStatus.QUARANTINED)  # blocked from here on, whatever happens next
         case = self._open_case(upload, fp, result)
         moved = self.quarantine.quarantine(obj, case["case_id"], expected_sha256=fp.sha256)
         case = self.cases.record_quarantine(case["case_id"], moved)
-        fingerprints.record(self.ddb, self.config.fingerprint_table, obj, QUARANTINED, MATCH, fp, self.list_version())
+        self.tables.fingerprints.record(obj, ObjectStatus.QUARANTINED, Verdict.MATCH, fp, self.list_version())
         self.cases.notify(case)
         location = f"s3://{moved.evidence_bucket}/{moved.evidence_key}" if moved.evidence_key else _url(obj)
-        if moved.source_missing:
-            location = None
         return Outcome(
-            obj.bucket, obj.key, obj.version_id, QUARANTINED, MATCH, case["case_id"], location=location, size=fp.size
+            obj.bucket,
+            obj.key,
+            obj.version_id,
+            ObjectStatus.QUARANTINED,
+            Verdict.MATCH,
+            case["case_id"],
+            location=None if moved.source_missing else location,
+            size=fp.size,
         )
 
     def _open_case(self, upload: Upload, fp: Fingerprint, result: Result) -> dict:

@@ -2,7 +2,7 @@
 
 For each configured source, in order:
 
-1. read its checkpoint (item ``meta#checkpoint#<name>`` in the ReferenceTable);
+1. read its checkpoint (``ReferenceTable.checkpoint``: item ``meta#checkpoint#<name>``);
 2. fetch the delta since it, and spool its valid rows to a temporary file while counting rejected
    rows (logged by line number and reason only, never a hash). Spooling is what lets a delta be
    rejected whole after its last byte (a checksum over the body, the share of bad rows) while memory
@@ -10,7 +10,7 @@ For each configured source, in order:
 3. reject the whole delta (nothing applied, checkpoint kept) when it is implausible: a checksum
    mismatch, more than ``max_bad_share`` malformed rows, rows of a list the source does not own, or a
    full list that would withdraw more than ``max_removed_share`` of its list;
-4. apply the rows with ``references.apply_rows`` (25 per batch, retries); for a full-list source
+4. apply the rows with ``ReferenceTable.apply_rows`` (25 per batch, retries); for a full-list source
    (``full_list = True``, the s3 files) also withdraw its list's live references the file lacks.
 
 Then, if any rows reached the table: rebuild and publish the snapshot,
@@ -20,15 +20,15 @@ crash anywhere leaves the old checkpoint, the rerun fetches the same delta again
 is idempotent it reaches the table one clean run would. A failing source does not stop the others;
 it is reported (``status = "failed"``) and retried on the next run.
 
-Deltas larger than one invocation (a first import of a list of millions: ~2 ms per row against
-DynamoDB, so ~400k rows fit in 15 minutes). Given the time left (``remaining``), the sync stops applying
-``FINISH_RESERVE_S`` before the end, records how far it got (``meta#progress#<source>``: the
-checkpoint the delta was fetched from, a row count, a SHA-256 of those spooled rows, and the version it
-is about to publish) and publishes what it applied (snapshot, delta, version: those references act at
-once). The checkpoint stays, so the next run fetches the same delta and skips the rows already applied
-*if* they are byte for byte the same and that version came out; otherwise it applies them again, which
-is merely slower and announces them to the re-match. It goes on (``status = "partial"``) until the last
-run, which stores the checkpoint.
+Deltas larger than one invocation (a first import of a list of millions: ~2 ms per row against DynamoDB,
+so ~400k rows fit in 15 minutes). Given the time left (``remaining``), the sync stops applying
+``FINISH_RESERVE_S`` before the end, records how far it got (``meta#progress#<source>``: the checkpoint
+the delta was fetched from, a row count, a SHA-256 of those spooled rows, and the version it is about to
+publish; ``ReferenceTable.store_progress``) and publishes what it applied (snapshot, delta, version:
+those references act at once). The checkpoint stays, so the next run fetches the same delta and skips
+the rows already applied *if* they are byte for byte the same and that version came out; otherwise it
+applies them again, which is merely slower and announces them to the re-match. It goes on (``status =
+"partial"``) until the last run, which stores the checkpoint.
 """
 
 from __future__ import annotations
@@ -42,22 +42,23 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from hashcheck.jobs.rematch import DeltaWriter
+from hashcheck.aws import Clients, error_code
 from hashcheck.lists import listformat
+from hashcheck.lists.deltas import DeltaWriter
 from hashcheck.lists.listformat import Reference, Rejected
 from hashcheck.lists.sources import ChecksumMismatch, SourceError, SourceSpec, load_specs, make_source
 from hashcheck.lists.sources.base import Checkpoint, Delta, ListSource
 from hashcheck.matching import snapshot
-from hashcheck.tables import reference_table as references
-from hashcheck.tables.reference_table import DEFAULT_RETRY, PK, ApplyStats, Retry
+from hashcheck.tables.dynamo import DEFAULT_RETRY, RetriesExhausted, Retry
+from hashcheck.tables.reference_table import ApplyStats, ReferenceTable, VersionConflict
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_PREFIX = "meta#checkpoint#"
-PROGRESS_PREFIX = "meta#progress#"
 # Seconds kept for the snapshot build, the publish and the bump once applying stops (a 1.4M-reference
 # table is ~3M items to scan and index).
 FINISH_RESERVE_S = 240.0
@@ -65,26 +66,7 @@ LOGGED_REJECTIONS = 20  # per source: enough to fix a feed, without flooding the
 PROGRESS_EVERY = 1000  # rows between on_rows calls
 
 
-# --- configuration and clients ------------------------------------------------------------------------
-
-
-class Clients:
-    """The AWS clients the sync uses, created on first use (tests pass moto-backed ones)."""
-
-    def __init__(self, dynamodb=None, s3=None, secretsmanager=None, ssm=None):
-        self._clients = {"dynamodb": dynamodb, "s3": s3, "secretsmanager": secretsmanager, "ssm": ssm}
-
-    def _client(self, name: str):
-        if self._clients[name] is None:
-            import boto3
-
-            self._clients[name] = boto3.client(name)
-        return self._clients[name]
-
-    dynamodb = property(lambda self: self._client("dynamodb"))
-    s3 = property(lambda self: self._client("s3"))
-    secretsmanager = property(lambda self: self._client("secretsmanager"))
-    ssm = property(lambda self: self._client("ssm"))
+# --- configuration ------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -174,135 +156,108 @@ def run_sync(
     """Sync every configured source (see the module docstring). Raises on a configuration error.
     `remaining()`: seconds left in this invocation (the Lambda context's), None for no limit."""
     jobs = [(make_source(spec, clients, config.bucket), spec) for spec in config.sources]
-    return sync_sources(
-        jobs, config.table_name, config.bucket, clients, now=now, on_rows=on_rows, retry=retry, remaining=remaining
-    )
+    table = ReferenceTable(clients.dynamodb, config.table_name, retry)
+    return sync_sources(jobs, table, config.bucket, clients.s3, now=now, on_rows=on_rows, remaining=remaining)
 
 
 def import_file(
     path: str,
-    table_name: str,
+    table: ReferenceTable,
     bucket: str,
-    clients: Clients,
+    s3: S3Client,
     list_id: str | None = None,
     on_rows: Callable[[int], None] | None = None,
     now: Callable[[], datetime] | None = None,
-    retry: Retry = DEFAULT_RETRY,
 ) -> SyncReport:
     """Apply a local list file once (additions and explicit tombstones; no checkpoint), then rebuild
     the snapshot and bump the version. With `list_id`, rows of any other list are rejected."""
     spec = SourceSpec(name="import", type="file", list_id=list_id)
     jobs = [(_FileSource(path), spec)]
-    return sync_sources(jobs, table_name, bucket, clients, now=now, on_rows=on_rows, retry=retry, checkpoints=False)
+    return sync_sources(jobs, table, bucket, s3, now=now, on_rows=on_rows, checkpoints=False)
 
 
 def sync_sources(
     jobs: Sequence[tuple[ListSource, SourceSpec]],
-    table_name: str,
+    table: ReferenceTable,
     bucket: str,
-    clients: Clients,
+    s3: S3Client,
     now: Callable[[], datetime] | None = None,
     on_rows: Callable[[int], None] | None = None,
-    retry: Retry = DEFAULT_RETRY,
     checkpoints: bool = True,
     remaining: Callable[[], float] | None = None,
 ) -> SyncReport:
     """The sync over ready-made sources, each with the spec whose policy applies to it."""
     started = time.monotonic()
     now = now or _utcnow
-    start = references.get_version(table_name, client=clients.dynamodb)
+    start = table.get_version()
     # Live rows added after the last published version were never announced (a run died first); before
     # any version, no row was.
     since = start.updated if start.version else ""
-    run = _Run(table_name, clients.dynamodb, retry, now, on_rows, added_since=since, remaining=remaining)
+    run = _Run(table, now, on_rows, added_since=since, remaining=remaining)
     report, pending = SyncReport(), []
     for source, spec in jobs:
-        previous = load_checkpoint(table_name, spec.name, clients.dynamodb) if checkpoints else None
-        saved = load_progress(table_name, spec.name, previous, start.version, clients.dynamodb) if checkpoints else None
+        previous = table.checkpoint(spec.name) if checkpoints else None
+        saved = _load_progress(table, spec.name, previous, start.version) if checkpoints else None
         source_report, checkpoint, progress = run.source(source, spec, previous, saved)
         report.sources.append(source_report)
         if progress is not None and checkpoints:
             # Stored before publishing, so that a publish slower than the reserve cannot make every run
-            # start over; it counts only once this run's version is out (load_progress).
-            store_progress(table_name, spec.name, previous, progress, start.version + 1, clients.dynamodb)
+            # start over; it counts only once this run's version is out (_load_progress).
+            _store_progress(table, spec.name, previous, progress, start.version + 1)
         elif checkpoints and checkpoint is not None and dict(checkpoint) != (previous or {}):
             pending.append((spec.name, checkpoint))
     try:
-        _publish(report, run, clients, bucket, rebuild=run.touched_table)
+        _publish(report, run, s3, bucket, rebuild=run.touched_table)
     finally:
         run.delta.close()
     for name, checkpoint in pending:  # only now: the deltas are committed and the snapshot is live
-        store_checkpoint(table_name, name, checkpoint, clients.dynamodb, now)
-        clear_progress(table_name, name, clients.dynamodb)
+        table.store_checkpoint(name, checkpoint, now().isoformat(timespec="seconds"))
+        table.clear_progress(name)
     report.duration_seconds = time.monotonic() - started
     log.info("sync finished", extra={"sync": {k: v for k, v in report.to_dict().items() if k != "sources"}})
     return report
 
 
-def _publish(report: SyncReport, run: _Run, clients: Clients, bucket: str, rebuild: bool) -> None:
-    current = references.get_version(run.table_name, client=run.ddb)
+def _publish(report: SyncReport, run: _Run, s3: S3Client, bucket: str, rebuild: bool) -> None:
+    current = run.table.get_version()
     # Also rebuild when the version was bumped without a snapshot (written by other tools).
     if not rebuild and (current.snapshot_key or current.version == 0):
         report.version, report.snapshot_key = current.version, current.snapshot_key
         if current.snapshot_key:
-            manifest = snapshot.read_manifest(clients.s3, bucket, current.snapshot_key)
+            manifest = snapshot.read_manifest(s3, bucket, current.snapshot_key)
             report.index_size = {alg: entry["count"] for alg, entry in manifest["algorithms"].items()}
         return
-    built = snapshot.build(run.table_name, run.ddb)
-    key = snapshot.publish(clients.s3, bucket, current.version + 1, built, run.now)
+    built = snapshot.build(run.table)
+    key = snapshot.publish(s3, bucket, current.version + 1, built, run.now)
     # The new references go to the re-match (stored objects) before the version announces them.
-    report.delta_key = run.delta.publish(clients.s3, bucket, current.version + 1)
-    bumped = references.bump_version(run.table_name, current.version, snapshot_key=key, client=run.ddb)
+    report.delta_key = run.delta.publish(s3, bucket, current.version + 1)
+    bumped = run.table.bump_version(current.version, snapshot_key=key)
     report.version, report.snapshot_key = bumped.version, key
     report.index_size = {alg: len(rows) for alg, (_, rows) in built.items()}
     try:
-        snapshot.prune(clients.s3, bucket, keep_from_version=bumped.version - 1)
+        snapshot.prune(s3, bucket, keep_from_version=bumped.version - 1)
     except Exception as exc:  # old snapshots cost storage, not correctness: never fail the sync on them
         log.warning("could not prune old snapshots", extra={"error": exc.__class__.__name__})
 
 
-# --- checkpoints ----------------------------------------------------------------------------------------------
+# --- progress of a delta applied in parts ----------------------------------------------------------------------
 
 
-def load_checkpoint(table_name: str, source_name: str, client) -> dict | None:
-    key = {PK: {"S": CHECKPOINT_PREFIX + source_name}}
-    item = client.get_item(TableName=table_name, Key=key, ConsistentRead=True).get("Item")
-    return dict(references.from_item(item).get("checkpoint", {})) if item else None
-
-
-def store_checkpoint(table_name: str, source_name: str, checkpoint: Checkpoint, client, now=None) -> None:
-    item = {
-        PK: CHECKPOINT_PREFIX + source_name,
-        "checkpoint": {str(k): str(v) for k, v in checkpoint.items()},
-        "updated": (now or _utcnow)().isoformat(timespec="seconds"),
-    }
-    client.put_item(TableName=table_name, Item=references.to_item(item))
-
-
-def load_progress(table_name: str, source_name: str, previous: Checkpoint | None, version: int, client) -> dict | None:
+def _load_progress(table: ReferenceTable, source: str, previous: Checkpoint | None, version: int) -> dict | None:
     """How far a stopped run got into the delta fetched from `previous`, if that run also published
     (the table's `version` reached the one it was about to publish); else None. Rows applied by a run
     that died before publishing are applied again: only then are they announced to the re-match."""
-    key = {PK: {"S": PROGRESS_PREFIX + source_name}}
-    item = client.get_item(TableName=table_name, Key=key, ConsistentRead=True).get("Item")
-    if not item:
-        return None
-    saved = references.from_item(item)
-    if saved.get("from") != _canonical(previous) or int(saved.get("publishes", 0)) > version:
+    saved = table.progress(source)
+    if not saved or saved.get("from") != _canonical(previous) or int(saved.get("publishes", 0)) > version:
         return None
     return saved
 
 
-def store_progress(
-    table_name: str, source_name: str, previous: Checkpoint | None, progress: _Prefix, publishes: int, client
+def _store_progress(
+    table: ReferenceTable, source: str, previous: Checkpoint | None, progress: _Prefix, publishes: int
 ) -> None:
-    item = {PK: PROGRESS_PREFIX + source_name, "from": _canonical(previous), "rows": progress.rows}
-    item.update(sha256=progress.digest.hexdigest(), publishes=publishes)
-    client.put_item(TableName=table_name, Item=references.to_item(item))
-
-
-def clear_progress(table_name: str, source_name: str, client) -> None:
-    client.delete_item(TableName=table_name, Key={PK: {"S": PROGRESS_PREFIX + source_name}})
+    item = {"from": _canonical(previous), "rows": progress.rows}
+    table.store_progress(source, {**item, "sha256": progress.digest.hexdigest(), "publishes": publishes})
 
 
 def _canonical(checkpoint: Checkpoint | None) -> str:
@@ -314,9 +269,7 @@ def _canonical(checkpoint: Checkpoint | None) -> str:
 
 @dataclass
 class _Run:
-    table_name: str
-    ddb: object
-    retry: Retry
+    table: ReferenceTable
     now: Callable[[], datetime]
     on_rows: Callable[[int], None] | None
     touched_table: bool = False  # some rows reached apply_rows (even if a source failed after)
@@ -373,7 +326,7 @@ class _Run:
         """Tombstones for the live references of the source's list that the full list lacks."""
         live = 0
         withdrawals = []
-        for ref in live_references_of_list(self.table_name, source.list_id, self.ddb):
+        for ref in self.table.live_references_of_list(source.list_id):
             live += 1
             if not listed.has(ref):
                 withdrawals.append(Reference(ref.algorithm, ref.hash, ref.list, ref.id, deleted=True))
@@ -388,11 +341,8 @@ class _Run:
         """Apply `rows` until they end (False) or the invocation nears its end (True: stopped early)."""
         clock = _Deadline(self.remaining)
         rows = _with_progress(self._noting_writes(clock.until_late(rows)), self.on_rows)
-        stats: ApplyStats = references.apply_rows(
-            self.table_name,
+        stats: ApplyStats = self.table.apply_rows(
             rows,
-            client=self.ddb,
-            retry=self.retry,
             now=self._stamp,
             on_added=self.delta.add,
             added_since=self.added_since,
@@ -527,24 +477,6 @@ class _KeySet:
         return self._digest(ref) in self._keys
 
 
-def live_references_of_list(table_name: str, list_id: str, client) -> Iterator[Reference]:
-    """Every live (algorithm, hash, id) of one list, from its image items (a filtered scan)."""
-    prefix = references.image_pk(list_id, "")  # "image#<list>#": the escaping keeps it exact
-    paginator = client.get_paginator("scan")
-    pages = paginator.paginate(
-        TableName=table_name,
-        FilterExpression="begins_with(#pk, :prefix) AND #live > :zero",
-        ExpressionAttributeNames={"#pk": PK, "#live": "live"},
-        ExpressionAttributeValues={":prefix": {"S": prefix}, ":zero": {"N": "0"}},
-    )
-    for page in pages:
-        for raw in page.get("Items", []):
-            item = references.from_item(raw)
-            for entry in item["hashes"].values():
-                if not entry["deleted"]:
-                    yield Reference(entry["algorithm"], entry["hash"], item["list"], item["id"])
-
-
 class _FileSource:
     """A local list file, applied once (the CLI's ``hashcheck list import``)."""
 
@@ -566,9 +498,9 @@ def _counts(report: SourceReport) -> dict:
 def _describe(exc: BaseException) -> str:
     """What went wrong, for logs and the report. Our own errors carry no row contents; for others only
     the class and AWS error code are kept, in case a message echoes a request."""
-    if isinstance(exc, SourceError | references.RetriesExhausted | references.VersionConflict):
+    if isinstance(exc, SourceError | RetriesExhausted | VersionConflict):
         return str(exc)
-    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+    code = error_code(exc)
     return f"{exc.__class__.__name__}{f' ({code})' if code else ''}"
 
 

@@ -1,11 +1,9 @@
 """The per-stack allowlist: exact bytes a reviewer released as a false positive, never quarantined again.
 
-Where: items in the ReferenceTable, ``pk = "allow#sha256#<lowercase hex>"``. The table is where the
-scanner already looks things up (it holds GetItem there), the key namespace cannot collide with a
-hash item (one ``#``), an image item (``image#``) or the version item, and the sync never reads or
-writes it: `references.iter_live` selects items by their ``algorithm``/``live`` attributes, which an
-allow item does not have. Reviewers get write access to ``allow#*`` keys only (IAM
-``dynamodb:LeadingKeys``), never to the lists.
+Where: allow items in the ReferenceTable (``pk = "allow#sha256#<lowercase hex>"``, written and read by
+`ReferenceTable.add_allowance` / `allowance`). The table is where the scanner already looks things up,
+and the sync never reads or writes those items. Reviewers get write access to ``allow#*`` keys only
+(IAM ``dynamodb:LeadingKeys``), never to the lists.
 
 What is allowed: the exact bytes, by SHA-256 (and size). Not MD5 or SHA-1: colliding MD5 pairs are
 cheap to make, so an MD5 allowlist would let someone craft a file that collides with a released
@@ -28,18 +26,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
 from hashcheck.objects import ObjectRef, get_status
-from hashcheck.tables.reference_table import ref_key
+from hashcheck.status import ObjectStatus
+from hashcheck.tables.reference_table import ReferenceTable, ref_key
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "allow#sha256#"
-RELEASED, CLEAN = "released", "clean"
 
+class Fired(Protocol):
+    """What fired: a reference, by list and id (e.g. `matcher.Match`)."""
 
-def allow_pk(sha256: str) -> str:
-    return PREFIX + sha256.strip().lower()
+    list: str
+    ref_id: str
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,8 @@ class Allowance:
 
 
 class Allowlist:
-    def __init__(self, ddb, table_name: str):
-        self.ddb = ddb
-        self.table_name = table_name
+    def __init__(self, references: ReferenceTable):
+        self.references = references
 
     def add(
         self, sha256: str, size: int | None, refs: Iterable[tuple[str, str]], case_id: str, who: str, at: str
@@ -67,48 +69,15 @@ class Allowlist:
         """Allow these bytes for these references (list, id); idempotent."""
         if not sha256:
             raise ValueError("an allowlist entry needs the object's SHA-256")
-        names = {"#refs": "allowed_refs", "#cases": "case_ids"}
-        values = {
-            ":refs": {"SS": sorted({ref_key(list_id, ref_id) for list_id, ref_id in refs} or {"*none*"})},
-            ":cases": {"SS": [case_id]},
-            ":at": {"S": at},
-            ":who": {"S": who},
-            ":kind": {"S": "allow"},
-        }
-        expression = (
-            "ADD #refs :refs, #cases :cases SET kind = :kind, added_at = if_not_exists(added_at, :at), "
-            "added_by = if_not_exists(added_by, :who), updated_at = :at"
-        )
-        if size is not None:
-            expression += ", size_bytes = :size"
-            values[":size"] = {"N": str(int(size))}
-        self.ddb.update_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": allow_pk(sha256)}},
-            UpdateExpression=expression,
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-        )
+        self.references.add_allowance(sha256, size, refs, case_id, who, at)
         logger.info("allowlisted the exact bytes of case %s", case_id)
 
     def entry(self, sha256: str | None) -> dict | None:
-        if not sha256:
-            return None
-        response = self.ddb.get_item(
-            TableName=self.table_name, Key={"pk": {"S": allow_pk(sha256)}}, ConsistentRead=True
-        )
-        item = response.get("Item")
-        if not item:
-            return None
-        return {
-            "refs": set(item.get("allowed_refs", {}).get("SS", [])),
-            "case_ids": tuple(sorted(item.get("case_ids", {}).get("SS", []))),
-            "size": int(item["size_bytes"]["N"]) if "size_bytes" in item else None,
-        }
+        """``{refs, case_ids, size}`` for these bytes, or None when they were never released."""
+        return self.references.allowance(sha256) if sha256 else None
 
-    def check(self, sha256: str | None, matches: Iterable, size: int | None = None) -> Allowance | None:
-        """An Allowance when these exact bytes were released for every reference in `matches`
-        (objects with ``list`` and ``ref_id``, e.g. `matcher.Match`); None otherwise.
+    def check(self, sha256: str | None, matches: Iterable[Fired], size: int | None = None) -> Allowance | None:
+        """An Allowance when these exact bytes were released for every reference in `matches`; None otherwise.
 
         Called by the scanner only when something matched, so a clean upload costs nothing."""
         entry = self.entry(sha256)
@@ -125,7 +94,7 @@ class Allowlist:
         return Allowance(entry["case_ids"])
 
 
-def status_for(s3, obj: ObjectRef) -> str:
+def status_for(s3: S3Client, obj: ObjectRef) -> ObjectStatus:
     """The status an allowed object gets: `released` for the restored object itself (release tags it
     so at birth), `clean` for any other upload of the same bytes."""
-    return RELEASED if get_status(s3, obj) == RELEASED else CLEAN
+    return ObjectStatus.RELEASED if get_status(s3, obj) == ObjectStatus.RELEASED else ObjectStatus.CLEAN

@@ -19,11 +19,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from hashcheck import algorithms
-from hashcheck.fingerprinting.fingerprint import IMAGE, NOT_IMAGE, Fingerprint, NearHash
+from hashcheck.fingerprinting.fingerprint import Fingerprint, NearHash
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.stores.base import NearHit, ReferenceStore
-
-MATCH, REVIEW, CLEAN, UNSCANNABLE = "match", "review", "clean", "unscannable"
+from hashcheck.status import FingerprintStatus, Verdict
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class Match:
 
 @dataclass
 class Result:
-    verdict: str
+    verdict: Verdict
     matches: list[Match] = field(default_factory=list)
 
 
@@ -86,11 +85,13 @@ def match(fp: Fingerprint, store: ReferenceStore, policy: Policy = DEFAULT_POLIC
     found = _exact_matches(fp, store) + _pdq_matches(fp, store, policy) + _phash_matches(fp, store, policy)
     found = _best_per_reference(found)
     if any(m.acts for m in found):
-        verdict = MATCH
+        verdict = Verdict.MATCH
     elif found:
-        verdict = REVIEW
+        verdict = Verdict.REVIEW
+    elif fp.status in (FingerprintStatus.IMAGE, FingerprintStatus.NOT_IMAGE):
+        verdict = Verdict.CLEAN
     else:
-        verdict = CLEAN if fp.status in (IMAGE, NOT_IMAGE) else UNSCANNABLE
+        verdict = Verdict.UNSCANNABLE
     return Result(verdict, found)
 
 

@@ -31,15 +31,21 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
+from botocore.exceptions import ClientError
 
 from hashcheck.algorithms import ALGORITHMS, PERCEPTUAL
+from hashcheck.aws import is_gone
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
 from hashcheck.matching.stores.dynamodb import DynamoStore, LoadedIndex, table_index_loader
-from hashcheck.tables import reference_table as references
+from hashcheck.tables.reference_table import ReferenceTable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 FORMAT = 1
 PREFIX = "snapshots/"
@@ -81,14 +87,14 @@ Built = dict[str, tuple[HammingIndex, HexRows]]
 # --- build and publish (the sync) ------------------------------------------------------------------
 
 
-def build(table_name: str, client=None, algorithms: Iterable[str] = PERCEPTUAL) -> Built:
+def build(table: ReferenceTable, algorithms: Iterable[str] = PERCEPTUAL) -> Built:
     """An index per perceptual algorithm over the table's live hashes (algorithms without any are left
     out). The scan streams into a byte buffer, one item at a time: no list of items is ever held."""
     built: Built = {}
     for algorithm in algorithms:
         nbytes = ALGORITHMS[algorithm].hex_length // 2
         buffer = bytearray()
-        for hash_value, _refs in references.iter_live(table_name, algorithm, client=client):
+        for hash_value, _refs in table.iter_live(algorithm):
             buffer += bytes.fromhex(hash_value)  # validated when it was written
         if buffer:
             rows = _sorted_rows(np.frombuffer(bytes(buffer), dtype=np.uint8).reshape(-1, nbytes))
@@ -156,22 +162,20 @@ class S3IndexLoader:
 
     def __init__(
         self,
-        s3,
+        s3: S3Client,
         bucket: str,
-        table_name: str,
-        ddb_client=None,
+        table: ReferenceTable,
         check_seconds: float = DEFAULT_CHECK_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self.s3, self.bucket, self.table_name = s3, bucket, table_name
-        self.ddb = references.client_or_default(ddb_client)
+        self.s3, self.bucket, self.table = s3, bucket, table
         self.check_seconds, self.clock = check_seconds, clock
         self._manifest: tuple[str, dict] | None = None  # (key, manifest): both algorithms share one read
 
     def __call__(self, algorithm: str) -> LoadedIndex | None:
-        version = references.get_version(self.table_name, client=self.ddb)
+        version = self.table.get_version()
         if not version.snapshot_key:
-            return table_index_loader(self.table_name, self.ddb)(algorithm)
+            return table_index_loader(self.table)(algorithm)
         entry = self.manifest(version.snapshot_key)["algorithms"].get(algorithm)
         if entry is None:
             return None  # the list has no live hash of this algorithm
@@ -189,9 +193,9 @@ class S3IndexLoader:
             self._manifest = (key, read_manifest(self.s3, self.bucket, key))
         return self._manifest[1]
 
-    def store(self, **dynamo_kwargs) -> WatchedStore:
+    def store(self, consistent_read: bool = False) -> WatchedStore:
         """A DynamoStore on this loader, refreshed at most every `check_seconds`."""
-        store = DynamoStore(self.table_name, client=self.ddb, index_loader=self, **dynamo_kwargs)
+        store = DynamoStore(self.table, index_loader=self, consistent_read=consistent_read)
         return WatchedStore(store, self.check_seconds, self.clock)
 
     def _read(self, part: dict) -> bytes:
@@ -214,10 +218,12 @@ def read_manifest(s3, bucket: str, key: str) -> dict:
     return manifest
 
 
-def _get(s3, bucket: str, key: str) -> bytes:
+def _get(s3: S3Client, bucket: str, key: str) -> bytes:
     try:
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    except s3.exceptions.NoSuchKey:
+    except ClientError as error:
+        if not is_gone(error):
+            raise
         raise SnapshotError(f"snapshot object {key} is missing") from None
 
 

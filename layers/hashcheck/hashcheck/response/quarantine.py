@@ -10,42 +10,35 @@ Order (each step safe to repeat, so a retry after a crash at any point finishes 
 5. (move mode) delete the source *version* by VersionId: never a bare delete, which on a versioned
    bucket only adds a delete marker and leaves the data behind it.
 
-Verification: the evidence version's SHA-256 must equal the SHA-256 of the source content the
-scanner fingerprinted (`expected_sha256`; when the caller has none, the source is streamed once
-to get it). The copy asks S3 for a SHA-256 checksum (`ChecksumAlgorithm`), so for a single-part
-copy S3 reports the full-object SHA-256 it computed from the bytes it stored, and verifying costs a
-HeadObject. Comparing ETags would not do: with SSE-KMS an ETag is not the MD5 of the content.
-When S3 has no full-object SHA-256 (multipart copies get a composite checksum of their parts) the
-evidence is streamed and hashed. The expected SHA-256 is also written into the evidence metadata,
-so a retry can verify the evidence after the source is gone.
-
-Objects over 5 GB (CopyObject's limit) are copied with UploadPartCopy and verified by streaming,
-which reads the whole object once more: the function's timeout bounds the size this can finish.
-An incomplete multipart upload left by a crash is aborted by the evidence bucket's lifecycle rule.
+Verification (`hashcheck.response.copy`): the evidence version's SHA-256 must equal the SHA-256 of the
+source content the scanner fingerprinted (`expected_sha256`; when the caller has none, the source is
+streamed once to get it). The expected SHA-256 is also written into the evidence metadata, so a retry
+can verify the evidence after the source is gone. Objects over 5 GB are copied in parts and verified by
+streaming, which reads the whole object once more: the function's timeout bounds the size this can finish.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
-import math
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlencode
 
 from botocore.exceptions import ClientError
 
-from hashcheck.objects import ObjectRef, get_status, get_tags, is_gone, set_status
+from hashcheck.aws import is_gone
+from hashcheck.objects import ObjectRef, get_status, get_tags, set_status
+from hashcheck.response.copy import CONTENT_HEADERS, MAX_SINGLE_COPY, PART_SIZE, copy_version, sha256_of, stream_sha256
+from hashcheck.status import ObjectStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
 
 MODES = ("move", "tag-only", "copy-only")
 EVIDENCE_PREFIX = "evidence"
-MAX_SINGLE_COPY = 5 * 1024**3  # CopyObject's limit
-PART_SIZE = 512 * 1024**2
-MAX_PARTS = 10_000
 MAX_METADATA_BYTES = 2048  # S3's limit on user metadata, keys + values in UTF-8
-CHUNK = 1 << 20
 
 # Our provenance metadata on the evidence, most important first (see `evidence_metadata`).
 META_CASE_ID = "hashcheck-case-id"
@@ -54,9 +47,7 @@ META_SOURCE_VERSION = "hashcheck-source-version-id"
 META_SOURCE_ETAG = "hashcheck-source-etag"
 META_SOURCE_BUCKET = "hashcheck-source-bucket"
 META_SOURCE_KEY = "hashcheck-source-key"  # percent-encoded: metadata travels in HTTP headers
-
-# Headers that MetadataDirective=REPLACE would otherwise drop from the copy.
-CONTENT_HEADERS = ("ContentType", "ContentEncoding", "ContentDisposition", "ContentLanguage", "CacheControl")
+PROVENANCE = (META_CASE_ID, META_SHA256, META_SOURCE_VERSION, META_SOURCE_ETAG, META_SOURCE_BUCKET, META_SOURCE_KEY)
 
 
 class CopyNotVerified(Exception):
@@ -80,7 +71,7 @@ class QuarantineResult:
 class Quarantine:
     def __init__(
         self,
-        s3,
+        s3: S3Client,
         evidence_bucket: str,
         mode: str = "move",
         legal_hold: bool = True,
@@ -135,8 +126,8 @@ class Quarantine:
             logger.warning("source version gone before quarantine and no verified evidence: case %s", case_id)
             return None
         evidence = self._copy(obj, source, key, case_id, expected)
-        if not self._verifies(key, evidence, expected):
-            raise CopyNotVerified(f"evidence {key} version {evidence['VersionId']} does not match the source")
+        if evidence is None or not self._verifies(key, evidence, expected):
+            raise CopyNotVerified(f"evidence {key} does not match the source")
         return evidence
 
     # -- source --------------------------------------------------------------------------------
@@ -156,7 +147,7 @@ class Quarantine:
         return head
 
     def _source_sha256(self, obj: ObjectRef, source: dict) -> str:
-        return self._stream_sha256(obj.bucket, obj.key, source.get("VersionId"))
+        return stream_sha256(self.s3, obj.bucket, obj.key, source.get("VersionId"))
 
     def _delete_source(self, obj: ObjectRef, source: dict) -> None:
         version = source.get("VersionId")
@@ -169,8 +160,8 @@ class Quarantine:
         if source is None:
             return QuarantineResult("tag-only", None, None, None, False, False, source_missing=True)
         pinned = _pinned(obj, source)
-        if get_status(self.s3, pinned) != "quarantined":
-            set_status(self.s3, pinned, "quarantined")
+        if get_status(self.s3, pinned) != ObjectStatus.QUARANTINED:
+            set_status(self.s3, pinned, ObjectStatus.QUARANTINED)
         return QuarantineResult("tag-only", None, None, None, False, False)
 
     # -- evidence --------------------------------------------------------------------------------
@@ -186,7 +177,7 @@ class Quarantine:
                 return None
             raise
 
-    def _copy(self, obj: ObjectRef, source: dict, key: str, case_id: str, expected: str) -> dict:
+    def _copy(self, obj: ObjectRef, source: dict, key: str, case_id: str, expected: str) -> dict | None:
         """Copy the source version with its metadata, content headers and tags; the new evidence's head."""
         provenance = {
             META_CASE_ID: case_id,
@@ -196,61 +187,25 @@ class Quarantine:
             META_SOURCE_BUCKET: obj.bucket,
             META_SOURCE_KEY: quote(obj.key, safe="/"),
         }
+        pinned = _pinned(obj, source)
         target = {
             "Bucket": self.evidence_bucket,
             "Key": key,
             "Metadata": evidence_metadata(source.get("Metadata", {}), provenance),
-            "Tagging": urlencode(get_tags(self.s3, _pinned(obj, source))),
+            "Tagging": urlencode(get_tags(self.s3, pinned)),
             **{name: source[name] for name in CONTENT_HEADERS if source.get(name)},
             **self._encryption(),
         }
-        copy_source = {"Bucket": obj.bucket, "Key": obj.key}
-        if source.get("VersionId"):
-            copy_source["VersionId"] = source["VersionId"]
-        if source["ContentLength"] > self.multipart_threshold:
-            version = self._multipart_copy(copy_source, source, target)
-        else:
-            version = self._single_copy(copy_source, source, target)
+        version = copy_version(
+            self.s3,
+            pinned,
+            source["ContentLength"],
+            target,
+            if_match=source["ETag"],
+            multipart_threshold=self.multipart_threshold,
+            part_size=self.part_size,
+        )
         return self._head_evidence(key, version)
-
-    def _single_copy(self, copy_source: dict, source: dict, target: dict) -> str:
-        response = self.s3.copy_object(
-            CopySource=copy_source,
-            CopySourceIfMatch=source["ETag"],
-            MetadataDirective="REPLACE",
-            TaggingDirective="REPLACE",
-            ChecksumAlgorithm="SHA256",
-            **target,
-        )
-        return response["VersionId"]
-
-    def _multipart_copy(self, copy_source: dict, source: dict, target: dict) -> str:
-        upload = self.s3.create_multipart_upload(ChecksumAlgorithm="SHA256", **target)
-        where = {"Bucket": target["Bucket"], "Key": target["Key"], "UploadId": upload["UploadId"]}
-        try:
-            parts = [
-                self._copy_part(where, copy_source, source["ETag"], number, first, last)
-                for number, (first, last) in enumerate(part_ranges(source["ContentLength"], self.part_size), 1)
-            ]
-            done = self.s3.complete_multipart_upload(**where, MultipartUpload={"Parts": parts})
-        except Exception:
-            self.s3.abort_multipart_upload(**where)
-            raise
-        return done["VersionId"]
-
-    def _copy_part(self, where: dict, copy_source: dict, etag: str, number: int, first: int, last: int) -> dict:
-        response = self.s3.upload_part_copy(
-            **where,
-            PartNumber=number,
-            CopySource=copy_source,
-            CopySourceIfMatch=etag,
-            CopySourceRange=f"bytes={first}-{last}",
-        )
-        result = response["CopyPartResult"]
-        part = {"PartNumber": number, "ETag": result["ETag"]}
-        if result.get("ChecksumSHA256"):
-            part["ChecksumSHA256"] = result["ChecksumSHA256"]
-        return part
 
     def _encryption(self) -> dict:
         if not self.kms_key_id:
@@ -260,9 +215,7 @@ class Quarantine:
     def _verifies(self, key: str, evidence: dict, expected_sha256: str | None) -> bool:
         if not expected_sha256:
             return False  # nothing to compare with: never call unverified evidence verified
-        stored = _full_object_sha256(evidence)
-        actual = stored or self._stream_sha256(self.evidence_bucket, key, evidence["VersionId"])
-        return actual == expected_sha256
+        return sha256_of(self.s3, self.evidence_bucket, key, evidence["VersionId"], head=evidence) == expected_sha256
 
     def _hold(self, key: str, version_id: str) -> None:
         # PutObjectLegalHold is idempotent: setting it again on every attempt covers a crash right after the copy.
@@ -277,15 +230,6 @@ class Quarantine:
             return QuarantineResult(self.mode, None, None, None, False, False, source_missing=True)
         version = existing["VersionId"]
         return QuarantineResult(self.mode, self.evidence_bucket, key, version, False, False, source_missing=True)
-
-    def _stream_sha256(self, bucket: str, key: str, version_id: str | None) -> str:
-        args = {"Bucket": bucket, "Key": key}
-        if version_id:
-            args["VersionId"] = version_id
-        digest = hashlib.sha256()
-        for chunk in self.s3.get_object(**args)["Body"].iter_chunks(CHUNK):
-            digest.update(chunk)
-        return digest.hexdigest()
 
 
 def evidence_metadata(original: dict[str, str], provenance: dict[str, str]) -> dict[str, str]:
@@ -302,25 +246,6 @@ def evidence_metadata(original: dict[str, str], provenance: dict[str, str]) -> d
             metadata[name] = value
             used += size
     return metadata
-
-
-def part_ranges(size: int, part_size: int) -> list[tuple[int, int]]:
-    """Inclusive byte ranges covering `size`, at most 10,000 parts (S3's limit)."""
-    part_size = max(part_size, math.ceil(size / MAX_PARTS))
-    return [(first, min(first + part_size, size) - 1) for first in range(0, size, part_size)]
-
-
-def _full_object_sha256(head: dict) -> str | None:
-    """S3's SHA-256 of the whole object as hex, or None if it has none (or only a composite of parts).
-
-    A multipart object's SHA-256 is a hash of its parts' hashes, not of the content; its ETag ends in
-    `-<parts>`, which tells it apart even where the response omits ChecksumType.
-    """
-    value = head.get("ChecksumSHA256")
-    multipart = "-" in head.get("ETag", "") or "-" in (value or "") or head.get("ChecksumType") == "COMPOSITE"
-    if not value or multipart:
-        return None
-    return base64.b64decode(value).hex()
 
 
 def _recorded_sha256(evidence: dict | None) -> str | None:

@@ -38,14 +38,19 @@ import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import urllib3
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.util import parse_url
 
-from hashcheck.matching.matcher import MATCH
+from hashcheck.algorithms import EXACT, PERCEPTUAL
 from hashcheck.matching.stores.remote import AUTH_STATUS, RETRYABLE_STATUS, RemoteRetry, check_url, default_pool
-from hashcheck.response.cases import CONFIRMED, RELEASED, Cases
+from hashcheck.status import CaseStatus, Decision, Verdict
+from hashcheck.tables.case_table import CaseTable
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 logger = logging.getLogger(__name__)
 
@@ -118,14 +123,14 @@ class Reporter:
     def __init__(
         self,
         config: ReportConfig,
-        ddb,
-        secrets=None,
+        cases: CaseTable,
+        secrets: SecretsManagerClient | None = None,
         retry: RemoteRetry = DEFAULT_RETRY,
         pool: urllib3.PoolManager | None = None,
         now: Callable[[], float] = time.time,
     ):
         self.config = config
-        self.cases = Cases(ddb, config.case_table)
+        self.cases = cases
         self.secrets = secrets
         self.retry = retry
         self.pool = pool or default_pool()
@@ -160,11 +165,11 @@ class Reporter:
         return ReportOutcome(case_id, REPORTED if recorded else ALREADY_REPORTED, case.get("report_id"))
 
     def _not_reportable(self, case: dict) -> str | None:
-        if case.get("decision") == RELEASED or case.get("status") == RELEASED:
+        if case.get("decision") == Decision.RELEASED or case.get("status") == CaseStatus.RELEASED:
             return "released as a false positive"
-        if self.config.mode == "confirmed" and case.get("decision") != CONFIRMED:
+        if self.config.mode == "confirmed" and case.get("decision") != Decision.CONFIRMED:
             return "not confirmed by a reviewer"
-        if case.get("decision") != CONFIRMED and case.get("verdict") != MATCH:
+        if case.get("decision") != Decision.CONFIRMED and case.get("verdict") != Verdict.MATCH:
             return "a review hold, not a match"
         return None
 
@@ -270,11 +275,11 @@ def build_payload(case: dict, reporter: dict, key: str) -> dict:
                 "size": case.get("size"),
                 "original_file_hash": [
                     {"hash_type": name.upper(), "value": hashes[name]}
-                    for name in ("md5", "sha1", "sha256", "pdq", "phash")
+                    for name in (*EXACT, *PERCEPTUAL)
                     if hashes.get(name)
                 ],
                 "ip_capture_event": [upload_event],
-                "file_viewed_by_esp": case.get("decision") == CONFIRMED,
+                "file_viewed_by_esp": case.get("decision") == Decision.CONFIRMED,
                 "publicly_available": False,
                 "matched_references": [
                     {k: m.get(k) for k in ("list", "ref_id", "algorithm", "distance", "category")}

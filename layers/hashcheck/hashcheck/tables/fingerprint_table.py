@@ -1,58 +1,121 @@
-"""The FingerprintTable: what every scanned object hashed to, so that a list update can be checked
-against stored objects without downloading them again (re-match), and so an operator can see when
-and against which list version an object was judged."""
+"""The FingerprintTable: what every scanned object hashed to and how it was judged, so that a list update
+can be checked against stored objects without downloading them again (re-match), the backfill can skip
+what is done, and an operator can see when and against which list version an object was judged.
+
+One record per object version, keyed ``object_id`` = `ObjectRef.identity()`: ``bucket``, ``key``,
+``version_id``, ``etag``, ``status``, ``verdict``, ``reason``, ``list_version`` (S), ``scanned_at``, and
+when it was fingerprinted its exact hashes (one attribute per exact algorithm, each with a KEYS_ONLY
+index ``<algorithm>-index``), ``pdq``, ``pdq_quality``, ``phash``, ``image_status``, ``size`` and
+``near``: every rotation/mirror/tilt/frame variant as ``alg:hash:quality:variant:frame`` joined by
+``;`` (~80 bytes per variant). The table's stream (NEW_IMAGE) feeds the re-match's stored index.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from hashcheck.fingerprinting.fingerprint import Fingerprint
+from hashcheck.algorithms import EXACT
+from hashcheck.fingerprinting.fingerprint import Fingerprint, NearHash
 from hashcheck.objects import ObjectRef
+from hashcheck.status import Absence, FingerprintStatus, ObjectStatus
+from hashcheck.tables.dynamo import DEFAULT_RETRY, Retry, batch_get, from_item, to_item
 
-EXACT_INDEXES = {name: f"{name}-index" for name in ("md5", "sha1", "sha256")}
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
 
+__all__ = ["EXACT_INDEXES", "FingerprintTable", "fingerprint_of", "near_of", "records_from_stream"]
 
-def table_definition(name: str) -> dict:
-    """As template.yaml declares it: one index per exact hash, so a new reference finds the stored
-    objects that carry it with one Query (re-match), and a stream for the stored perceptual index."""
-    return {
-        "TableName": name,
-        "AttributeDefinitions": [
-            {"AttributeName": "object_id", "AttributeType": "S"},
-            *({"AttributeName": algorithm, "AttributeType": "S"} for algorithm in EXACT_INDEXES),
-        ],
-        "KeySchema": [{"AttributeName": "object_id", "KeyType": "HASH"}],
-        "GlobalSecondaryIndexes": [
-            {
-                "IndexName": index,
-                "KeySchema": [{"AttributeName": algorithm, "KeyType": "HASH"}],
-                "Projection": {"ProjectionType": "KEYS_ONLY"},
-            }
-            for algorithm, index in EXACT_INDEXES.items()
-        ],
-        "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
-        "BillingMode": "PAY_PER_REQUEST",
-    }
+KEY = "object_id"
+# One index per exact hash: a new reference finds the stored objects that carry it with one Query.
+EXACT_INDEXES = {name: f"{name}-index" for name in EXACT}
 
 
-def record(
-    ddb,
-    table: str,
+class FingerprintTable:
+    def __init__(self, client: DynamoDBClient, name: str, retry: Retry = DEFAULT_RETRY):
+        self.client = client
+        self.name = name
+        self.retry = retry
+
+    def __repr__(self) -> str:
+        return f"FingerprintTable({self.name!r})"
+
+    @staticmethod
+    def definition(name: str) -> dict:
+        """As template.yaml declares it: the exact-hash indexes and the stream."""
+        return {
+            "TableName": name,
+            "AttributeDefinitions": [
+                {"AttributeName": KEY, "AttributeType": "S"},
+                *({"AttributeName": algorithm, "AttributeType": "S"} for algorithm in EXACT_INDEXES),
+            ],
+            "KeySchema": [{"AttributeName": KEY, "KeyType": "HASH"}],
+            "GlobalSecondaryIndexes": [
+                {
+                    "IndexName": index,
+                    "KeySchema": [{"AttributeName": algorithm, "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
+                }
+                for algorithm, index in EXACT_INDEXES.items()
+            ],
+            "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+
+    def record(
+        self,
+        obj: ObjectRef,
+        status: ObjectStatus | Absence,
+        verdict: str | None,
+        fp: Fingerprint | None = None,
+        list_version: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Write (or overwrite) the record of this object version."""
+        self.client.put_item(TableName=self.name, Item=to_item(_record(obj, status, verdict, fp, list_version, reason)))
+
+    def get(self, obj: ObjectRef) -> dict | None:
+        item = self.client.get_item(TableName=self.name, Key=to_item({KEY: obj.identity()}), ConsistentRead=True)
+        return from_item(item["Item"]) if "Item" in item else None
+
+    def records(self, object_ids: Sequence[str]) -> Iterator[dict]:
+        """The records of those objects that have one (consistent reads, 100 per BatchGetItem)."""
+        keys = [{KEY: object_id} for object_id in dict.fromkeys(object_ids)]
+        return batch_get(self.client, self.name, keys, consistent=True, retry=self.retry)
+
+    def scan_all(self) -> Iterator[dict]:
+        """Every record (a paginated Scan): for tools and audits, never on the scan path."""
+        for page in self.client.get_paginator("scan").paginate(TableName=self.name, ConsistentRead=True):
+            for item in page.get("Items", []):
+                yield from_item(item)
+
+    def objects_with(self, algorithm: str, hash_value: str) -> set[str]:
+        """The ids of the stored objects whose `algorithm` hash is `hash_value` (its exact-hash index)."""
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.name,
+            IndexName=EXACT_INDEXES[algorithm],
+            KeyConditionExpression="#h = :h",
+            ExpressionAttributeNames={"#h": algorithm},
+            ExpressionAttributeValues={":h": {"S": hash_value}},
+        )
+        return {item[KEY]["S"] for page in pages for item in page.get("Items", [])}
+
+
+def _record(
     obj: ObjectRef,
     status: str,
     verdict: str | None,
-    fp: Fingerprint | None = None,
-    list_version: int | None = None,
-    reason: str | None = None,
-) -> None:
-    item = {
-        "object_id": {"S": obj.identity()},
-        "bucket": {"S": obj.bucket},
-        "key": {"S": obj.key},
-        "status": {"S": status},
-        "scanned_at": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
-    }
-    optional = {
+    fp: Fingerprint | None,
+    list_version: int | None,
+    reason: str | None,
+) -> dict:
+    record: dict[str, Any] = {
+        KEY: obj.identity(),
+        "bucket": obj.bucket,
+        "key": obj.key,
+        "status": status,
+        "scanned_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "version_id": obj.version_id,
         "etag": obj.etag,
         "verdict": verdict,
@@ -60,19 +123,66 @@ def record(
         "list_version": None if list_version is None else str(list_version),
     }
     if fp is not None:
-        from hashcheck.jobs.rematch import encode_near  # imported here: rematch itself reads these records
-
         # every rotation, mirror and frame variant: the re-match searches them without the object
-        optional.update(
-            fp.exact(), pdq=fp.pdq, phash=fp.phash, image_status=fp.status, near=encode_near(fp.near) or None
-        )
-        item["size"] = {"N": str(fp.size)}
-        if fp.pdq_quality is not None:
-            item["pdq_quality"] = {"N": str(fp.pdq_quality)}
-    item.update({name: {"S": value} for name, value in optional.items() if value is not None})
-    ddb.put_item(TableName=table, Item=item)
+        record.update(fp.exact(), pdq=fp.pdq, phash=fp.phash, image_status=fp.status, near=encode_near(fp.near) or None)
+        record.update(size=fp.size, pdq_quality=fp.pdq_quality)
+    return {name: value for name, value in record.items() if value is not None}
 
 
-def get(ddb, table: str, obj: ObjectRef) -> dict | None:
-    item = ddb.get_item(TableName=table, Key={"object_id": {"S": obj.identity()}}, ConsistentRead=True).get("Item")
-    return {name: next(iter(value.values())) for name, value in item.items()} if item else None
+# --- the record codec --------------------------------------------------------------------------------
+
+
+def encode_near(near: Iterable[NearHash]) -> str:
+    """A fingerprint's near variants as one compact string (``near``)."""
+    return ";".join(
+        f"{h.algorithm}:{h.hash}:{'' if h.quality is None else h.quality}:{h.variant}:{h.frame}" for h in near
+    )
+
+
+def decode_near(text: str | None) -> list[NearHash]:
+    out = []
+    for part in filter(None, (text or "").split(";")):
+        algorithm, hash_value, quality, variant, frame = part.split(":")
+        out.append(NearHash(algorithm, hash_value, int(quality) if quality else None, variant, int(frame)))
+    return out
+
+
+def near_of(record: Mapping[str, Any]) -> list[NearHash]:
+    """Every near variant the record carries; records written before ``near`` existed give their
+    original-orientation PDQ and pHash."""
+    near = decode_near(record.get("near"))
+    if near:
+        return near
+    out = []
+    if record.get("pdq"):
+        out.append(NearHash("pdq", record["pdq"], _int(record.get("pdq_quality"))))
+    if record.get("phash"):
+        out.append(NearHash("phash", record["phash"]))
+    return out
+
+
+def fingerprint_of(record: Mapping[str, Any]) -> Fingerprint | None:
+    """The Fingerprint a record was written from (no pixels needed to match it); None without hashes."""
+    if not all(record.get(alg) for alg in EXACT):
+        return None
+    return Fingerprint(
+        size=_int(record.get("size")) or 0,
+        **{algorithm: record[algorithm] for algorithm in EXACT},
+        status=record.get("image_status") or FingerprintStatus.NOT_IMAGE,
+        pdq=record.get("pdq"),
+        pdq_quality=_int(record.get("pdq_quality")),
+        phash=record.get("phash"),
+        near=near_of(record),
+    )
+
+
+def records_from_stream(event: Mapping[str, Any]) -> Iterator[dict]:
+    """The new images of a DynamoDB stream batch (INSERT / MODIFY) as plain records."""
+    for record in event.get("Records", []):
+        image = record.get("dynamodb", {}).get("NewImage")
+        if record.get("eventName") in ("INSERT", "MODIFY") and image:
+            yield from_item(image)
+
+
+def _int(value: Any) -> int | None:
+    return None if value in (None, "") else int(value)

@@ -1,4 +1,4 @@
-"""The ReferenceTable in DynamoDB: its schema, the writer the sync uses, and the batch helpers.
+"""The ReferenceTable: every item, key and DynamoDB call on it lives here.
 
 Schema (one table, partition key ``pk`` (S), no sort key):
 
@@ -15,11 +15,17 @@ Schema (one table, partition key ``pk`` (S), no sort key):
   confirm the siblings it names against them.
 - Version item: ``pk = "meta#version"``, ``version`` (N), ``snapshot_key``, ``updated``. The sync bumps
   it after rebuilding the near-match snapshot; scanners reload their index when it changes.
+- Sync bookkeeping, one per list source: ``pk = "meta#checkpoint#<source>"`` (where the source's last
+  applied delta ended) and ``pk = "meta#progress#<source>"`` (how far a delta too large for one run got).
+- Allow item, one per released SHA-256: ``pk = "allow#sha256#<hex>"`` with the references that fired
+  (``allowed_refs``, a string set of ref keys) and the cases that released them (``case_ids``). Reviewers
+  may write ``allow#*`` keys only (IAM ``dynamodb:LeadingKeys``), never the lists.
 
 Keys never collide: a hash is hex, so a hash item's pk has exactly one ``#``; an image pk has two or
-more, and ``meta#version`` is not hex. Inside keys, ``%`` and ``#`` in list and reference ids are
-percent-escaped (``"%25"``, ``"%23"``) so ``"<list>#<id>"`` is unambiguous; the attributes keep the
-ids as given.
+more and starts ``image#``; the ``meta#`` and ``allow#`` prefixes are not hex. Inside keys, ``%`` and
+``#`` in list and reference ids are percent-escaped (``"%25"``, ``"%23"``) so ``"<list>#<id>"`` is
+unambiguous; the attributes keep the ids as given. Readers of hash items select them by their
+``algorithm`` and ``live`` attributes, which no other item has.
 
 The writer assumes a single writer: the sync function runs with reserved concurrency 1, and its
 read-merge-write of each batch is not protected by conditions. Nothing here logs hash values or list
@@ -29,37 +35,51 @@ contents; errors carry counts only.
 from __future__ import annotations
 
 import logging
-import random
-import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
 
+from hashcheck.aws import condition_failed
 from hashcheck.lists.listformat import Reference
+from hashcheck.tables.dynamo import (
+    DEFAULT_RETRY,
+    ITEMS_PER_WRITE,
+    RetriesExhausted,
+    Retry,
+    batch_get,
+    batch_put,
+    from_item,
+    to_item,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "ApplyStats",
+    "ReferenceTable",
+    "RetriesExhausted",
+    "Retry",
+    "Version",
+    "VersionConflict",
+    "hash_pk",
+    "image_pk",
+    "ref_key",
+]
 
 log = logging.getLogger(__name__)
 
 PK = "pk"
 VERSION_PK = "meta#version"
+CHECKPOINT_PREFIX = "meta#checkpoint#"
+PROGRESS_PREFIX = "meta#progress#"
 IMAGE_PREFIX = "image#"
-ROWS_PER_BATCH = 25  # BatchWriteItem's limit
-KEYS_PER_GET = 100  # BatchGetItem's limit
-
-_SER = TypeSerializer()
-_DESER = TypeDeserializer()
-
-
-def table_definition(table_name: str) -> dict:
-    """Arguments for ``create_table`` (tests, demo); template.yaml declares the same key schema."""
-    return {
-        "TableName": table_name,
-        "KeySchema": [{"AttributeName": PK, "KeyType": "HASH"}],
-        "AttributeDefinitions": [{"AttributeName": PK, "AttributeType": "S"}],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
+ALLOW_PREFIX = "allow#sha256#"
+ROWS_PER_BATCH = ITEMS_PER_WRITE  # one BatchWriteItem's worth of rows at most
 
 
 # --- keys -------------------------------------------------------------------------------------------
@@ -74,7 +94,7 @@ def hash_pk(algorithm: str, hash_value: str) -> str:
 
 
 def ref_key(list_id: str, ref_id: str) -> str:
-    """The key of one listed image inside a hash item's ``refs`` map."""
+    """The key of one listed image inside a hash item's ``refs`` map (and an allow item's refs)."""
     return f"{_escape(list_id)}#{_escape(ref_id)}"
 
 
@@ -82,120 +102,28 @@ def image_pk(list_id: str, ref_id: str) -> str:
     return IMAGE_PREFIX + ref_key(list_id, ref_id)
 
 
+def allow_pk(sha256: str) -> str:
+    return ALLOW_PREFIX + sha256.strip().lower()
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-# --- (de)serialisation --------------------------------------------------------------------------------
-
-
-def to_item(item: dict) -> dict:
-    """A plain dict (ints, strs, bools, dicts) as a DynamoDB low-level item."""
-    return {name: _SER.serialize(value) for name, value in item.items()}
-
-
-def from_item(item: dict) -> dict:
-    return {name: _plain(_DESER.deserialize(value)) for name, value in item.items()}
-
-
-def _plain(value):
-    """Decimals back to ints (every number we store is an integer), recursively."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, Decimal):
-        return int(value)
-    return value
-
-
-def live_refs(item: dict) -> list[Reference]:
+def live_refs(item: Mapping[str, Any]) -> list[Reference]:
     """The live references of a (plain) hash item, in a stable order."""
     return [
-        entry_reference(item["algorithm"], item["hash"], entry)
+        _entry_reference(item["algorithm"], item["hash"], entry)
         for _, entry in sorted(item.get("refs", {}).items())
         if not entry.get("deleted")
     ]
 
 
-def entry_reference(algorithm: str, hash_value: str, entry: dict) -> Reference:
+def _entry_reference(algorithm: str, hash_value: str, entry: Mapping[str, Any]) -> Reference:
     return Reference(algorithm, hash_value, entry["list"], entry["id"], entry.get("category"))
 
 
-# --- batch calls with retries ----------------------------------------------------------------------
-
-
-class RetriesExhausted(RuntimeError):
-    """DynamoDB kept returning part of a batch as unprocessed. Callers fail closed on it."""
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Bounded exponential backoff with full jitter for UnprocessedKeys / UnprocessedItems."""
-
-    attempts: int = 8
-    base_delay: float = 0.05
-    max_delay: float = 2.0
-    sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
-
-    def pause(self, attempt: int) -> None:
-        self.sleep(random.uniform(0, min(self.max_delay, self.base_delay * (2**attempt))))
-
-
-DEFAULT_RETRY = Retry()
-
-
-def batch_get(
-    client, table_name: str, pks: Iterable[str], consistent: bool = False, retry: Retry = DEFAULT_RETRY
-) -> dict[str, dict]:
-    """Plain items by pk for the pks that exist; one BatchGetItem per 100 keys, retrying unprocessed keys."""
-    unique = list(dict.fromkeys(pks))
-    found: dict[str, dict] = {}
-    for start in range(0, len(unique), KEYS_PER_GET):
-        chunk = unique[start : start + KEYS_PER_GET]
-        request = {table_name: {"Keys": [{PK: {"S": pk}} for pk in chunk], "ConsistentRead": consistent}}
-        for attempt in range(retry.attempts):
-            response = client.batch_get_item(RequestItems=request)
-            for raw in response.get("Responses", {}).get(table_name, []):
-                item = from_item(raw)
-                found[item[PK]] = item
-            request = response.get("UnprocessedKeys") or {}
-            if not request:
-                break
-            if attempt + 1 < retry.attempts:
-                retry.pause(attempt)
-        else:
-            left = sum(len(r.get("Keys", [])) for r in request.values())
-            raise RetriesExhausted(f"BatchGetItem left {left} keys unprocessed after {retry.attempts} attempts")
-    return found
-
-
-def batch_put(client, table_name: str, items: Sequence[dict], retry: Retry = DEFAULT_RETRY) -> None:
-    """Put plain items, 25 per BatchWriteItem, retrying unprocessed items."""
-    for start in range(0, len(items), ROWS_PER_BATCH):
-        chunk = items[start : start + ROWS_PER_BATCH]
-        request = {table_name: [{"PutRequest": {"Item": to_item(item)}} for item in chunk]}
-        for attempt in range(retry.attempts):
-            response = client.batch_write_item(RequestItems=request)
-            request = response.get("UnprocessedItems") or {}
-            if not request:
-                break
-            if attempt + 1 < retry.attempts:
-                retry.pause(attempt)
-        else:
-            left = sum(len(r) for r in request.values())
-            raise RetriesExhausted(f"BatchWriteItem left {left} items unprocessed after {retry.attempts} attempts")
-
-
-def client_or_default(client):
-    if client is not None:
-        return client
-    import boto3
-
-    return boto3.client("dynamodb")
-
-
-# --- the writer ----------------------------------------------------------------------------------------
+# --- the table ------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -206,81 +134,289 @@ class ApplyStats:
     updated: int = 0  # live refs whose category changed
 
 
-def apply_rows(
-    table_name: str,
-    rows: Iterable[Reference],
-    client=None,
-    retry: Retry = DEFAULT_RETRY,
-    now: Callable[[], str] = _now,
-    on_added: Callable[[Reference], None] | None = None,
-    added_since: str | None = None,
-) -> ApplyStats:
-    """Apply list rows (additions and tombstones) to the table, in order, 25 rows per batch.
-
-    `on_added(row)` hears of every reference that became live, once its batch is written (the sync
-    hands them to the re-match). A row found already live but added after `added_since` (the time of
-    the last published version; "" when none was ever published) counts too: a sync that crashed after
-    writing it never announced it. None: only rows this call adds count.
-
-    Each batch reads the hash and image items it touches (BatchGetItem), merges the rows into them in
-    order (so a later row for the same pk wins), and puts back only the items that changed
-    (BatchWriteItem). Idempotent: the same rows applied twice leave the same table, keeping the
-    ``added`` and ``deleted_at`` times already there; a replay writes nothing unless the rows both
-    list and withdraw a ref.
-
-    Single writer: the read-merge-write is not conditional, so only one apply may run at a time (the
-    sync function has reserved concurrency 1). If a batch fails half written, applying the same rows
-    again repairs it. Rows are not looked ahead across batches: when a replayed feed carries a row
-    and, further on, its tombstone, the ref is live again between those two batches.
-    """
-    client = client_or_default(client)
-    stats = ApplyStats()
-    batch: list[Reference] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == ROWS_PER_BATCH:
-            _apply_batch(client, table_name, batch, stats, retry, now(), on_added, added_since)
-            batch = []
-    if batch:
-        _apply_batch(client, table_name, batch, stats, retry, now(), on_added, added_since)
-    log.info("references applied", extra={"added": stats.added, "removed": stats.removed})
-    return stats
+class VersionConflict(RuntimeError):
+    """Someone else bumped the version since it was read."""
 
 
-def _apply_batch(
-    client,
-    table_name: str,
-    rows: list[Reference],
-    stats: ApplyStats,
-    retry: Retry,
-    now: str,
-    on_added: Callable[[Reference], None] | None = None,
-    added_since: str | None = None,
-) -> None:
-    pks = [hash_pk(r.algorithm, r.hash) for r in rows] + [image_pk(r.list, r.id) for r in rows]
-    existing = batch_get(client, table_name, pks, consistent=True, retry=retry)
-    items: dict[str, dict] = {}
-    changed: set[str] = set()
-    announced: list[Reference] = []
-    for row in rows:
-        hpk, ipk = hash_pk(row.algorithm, row.hash), image_pk(row.list, row.id)
-        hash_item = items.setdefault(hpk, existing.get(hpk) or _new_hash_item(row))
-        image_item = items.setdefault(ipk, existing.get(ipk) or _new_image_item(row))
-        outcome = _merge_ref(hash_item, row, now)
-        if outcome:
-            changed.add(hpk)
-            setattr(stats, outcome, getattr(stats, outcome) + 1)
+@dataclass(frozen=True)
+class Version:
+    version: int
+    snapshot_key: str | None = None
+    updated: str | None = None
+
+
+class ReferenceTable:
+    def __init__(self, client: DynamoDBClient, name: str, retry: Retry = DEFAULT_RETRY):
+        self.client = client
+        self.name = name
+        self.retry = retry
+
+    def __repr__(self) -> str:
+        return f"ReferenceTable({self.name!r})"
+
+    @staticmethod
+    def definition(name: str) -> dict:
+        """Arguments for ``create_table`` (tests, demo); template.yaml declares the same key schema."""
+        return {
+            "TableName": name,
+            "KeySchema": [{"AttributeName": PK, "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": PK, "AttributeType": "S"}],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+
+    def with_retry(self, retry: Retry) -> ReferenceTable:
+        return ReferenceTable(self.client, self.name, retry)
+
+    # --- hash items: what the matcher reads -------------------------------------------------------------
+
+    def items(self, pks: Iterable[str], consistent: bool = False) -> dict[str, dict]:
+        """Plain items by pk for the pks that exist (one BatchGetItem per 100, unprocessed keys retried)."""
+        keys = [{PK: pk} for pk in dict.fromkeys(pks)]
+        return {item[PK]: item for item in batch_get(self.client, self.name, keys, consistent, self.retry)}
+
+    def live(self, keys: Iterable[tuple[str, str]], consistent: bool = False) -> dict[tuple[str, str], list[Reference]]:
+        """The live references of each (algorithm, hash) asked for; keys without any are absent."""
+        wanted = list(dict.fromkeys(keys))
+        items = self.items((hash_pk(*key) for key in wanted), consistent)
+        found = {}
+        for key in wanted:
+            item = items.get(hash_pk(*key))
+            refs = live_refs(item) if item else []
+            if refs:
+                found[key] = refs
+        return found
+
+    def siblings(self, reference: Reference) -> list[Reference]:
+        """The other hashes listed live for the same image: named by its image item, each confirmed on
+        its hash item (the source of truth)."""
+        response = self.client.get_item(
+            TableName=self.name, Key=to_item({PK: image_pk(reference.list, reference.id)}), ConsistentRead=True
+        )
+        image = from_item(response.get("Item") or {})
+        pairs = [
+            (e["algorithm"], e["hash"])
+            for _, e in sorted(image.get("hashes", {}).items())
+            if not e["deleted"] and (e["algorithm"], e["hash"]) != reference.key
+        ]
+        if not pairs:
+            return []
+        items = self.items((hash_pk(*pair) for pair in pairs), consistent=True)
+        key = ref_key(reference.list, reference.id)
+        out = []
+        for algorithm, hash_value in pairs:
+            entry = items.get(hash_pk(algorithm, hash_value), {}).get("refs", {}).get(key)
+            if entry and not entry.get("deleted"):
+                out.append(_entry_reference(algorithm, hash_value, entry))
+        return out
+
+    def iter_live(self, algorithm: str, page_size: int | None = None) -> Iterator[tuple[str, list[Reference]]]:
+        """(hash, live references) for every hash of `algorithm` with a live ref: a paginated scan, for
+        the snapshot builder (and a scanner's first near lookup before any snapshot exists)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "FilterExpression": "#alg = :alg AND #live > :zero",
+            "ExpressionAttributeNames": {"#alg": "algorithm", "#live": "live"},
+            "ExpressionAttributeValues": {":alg": {"S": algorithm}, ":zero": {"N": "0"}},
+        }
+        if page_size:
+            kwargs["Limit"] = page_size
+        for page in self.client.get_paginator("scan").paginate(**kwargs):
+            for raw in page.get("Items", []):
+                item = from_item(raw)
+                refs = live_refs(item)
+                if refs:
+                    yield item["hash"], refs
+
+    def live_references_of_list(self, list_id: str) -> Iterator[Reference]:
+        """Every live (algorithm, hash, id) of one list, from its image items (a filtered scan)."""
+        prefix = image_pk(list_id, "")  # "image#<list>#": the escaping keeps it exact
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.name,
+            FilterExpression="begins_with(#pk, :prefix) AND #live > :zero",
+            ExpressionAttributeNames={"#pk": PK, "#live": "live"},
+            ExpressionAttributeValues={":prefix": {"S": prefix}, ":zero": {"N": "0"}},
+        )
+        for page in pages:
+            for raw in page.get("Items", []):
+                item = from_item(raw)
+                for entry in item["hashes"].values():
+                    if not entry["deleted"]:
+                        yield Reference(entry["algorithm"], entry["hash"], item["list"], item["id"])
+
+    # --- the writer -------------------------------------------------------------------------------------
+
+    def apply_rows(
+        self,
+        rows: Iterable[Reference],
+        now: Callable[[], str] = _now,
+        on_added: Callable[[Reference], None] | None = None,
+        added_since: str | None = None,
+    ) -> ApplyStats:
+        """Apply list rows (additions and tombstones) to the table, in order, 25 rows per batch.
+
+        `on_added(row)` hears of every reference that became live, once its batch is written (the sync
+        hands them to the re-match). A row found already live but added after `added_since` (the time of
+        the last published version; "" when none was ever published) counts too: a sync that crashed after
+        writing it never announced it. None: only rows this call adds count.
+
+        Each batch reads the hash and image items it touches (BatchGetItem), merges the rows into them in
+        order (so a later row for the same pk wins), and puts back only the items that changed
+        (BatchWriteItem). Idempotent: the same rows applied twice leave the same table, keeping the
+        ``added`` and ``deleted_at`` times already there; a replay writes nothing unless the rows both
+        list and withdraw a ref.
+
+        Single writer: the read-merge-write is not conditional, so only one apply may run at a time (the
+        sync function has reserved concurrency 1). If a batch fails half written, applying the same rows
+        again repairs it. Rows are not looked ahead across batches: when a replayed feed carries a row
+        and, further on, its tombstone, the ref is live again between those two batches.
+        """
+        stats = ApplyStats()
+        batch: list[Reference] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == ROWS_PER_BATCH:
+                self._apply_batch(batch, stats, now(), on_added, added_since)
+                batch = []
+        if batch:
+            self._apply_batch(batch, stats, now(), on_added, added_since)
+        log.info("references applied", extra={"added": stats.added, "removed": stats.removed})
+        return stats
+
+    def _apply_batch(
+        self,
+        rows: list[Reference],
+        stats: ApplyStats,
+        now: str,
+        on_added: Callable[[Reference], None] | None,
+        added_since: str | None,
+    ) -> None:
+        pks = [hash_pk(r.algorithm, r.hash) for r in rows] + [image_pk(r.list, r.id) for r in rows]
+        existing = self.items(pks, consistent=True)
+        items: dict[str, dict] = {}
+        changed: set[str] = set()
+        announced: list[Reference] = []
+        for row in rows:
+            hpk, ipk = hash_pk(row.algorithm, row.hash), image_pk(row.list, row.id)
+            hash_item = items.setdefault(hpk, existing.get(hpk) or _new_hash_item(row))
+            image_item = items.setdefault(ipk, existing.get(ipk) or _new_image_item(row))
+            outcome = _merge_ref(hash_item, row, now)
+            if outcome:
+                changed.add(hpk)
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
+            else:
+                stats.unchanged += 1
+            if _merge_image(image_item, row):
+                changed.add(ipk)
+            entry = hash_item["refs"].get(ref_key(row.list, row.id), {})
+            unannounced = added_since is not None and entry.get("added", "") > added_since
+            if not row.deleted and (outcome == "added" or unannounced):
+                announced.append(row)
+        batch_put(self.client, self.name, [items[pk] for pk in items if pk in changed], self.retry)
+        for row in announced if on_added else ():
+            on_added(row)
+
+    # --- the version item -------------------------------------------------------------------------------
+
+    def get_version(self) -> Version:
+        """The current version item; version 0 when the table has never been versioned."""
+        item = self._get(VERSION_PK)
+        if not item:
+            return Version(0)
+        return Version(item["version"], item.get("snapshot_key"), item.get("updated"))
+
+    def bump_version(self, expected: int, snapshot_key: str | None = None) -> Version:
+        """Set the version to ``expected + 1`` if it is still ``expected`` (0: no version item yet).
+
+        Raises VersionConflict if another writer bumped it first."""
+        new = Version(expected + 1, snapshot_key, _now())
+        item: dict[str, Any] = {PK: VERSION_PK, "version": new.version, "updated": new.updated}
+        if snapshot_key is not None:
+            item["snapshot_key"] = snapshot_key
+        if expected == 0:
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
         else:
-            stats.unchanged += 1
-        if _merge_image(image_item, row):
-            changed.add(ipk)
-        entry = hash_item["refs"].get(ref_key(row.list, row.id), {})
-        unannounced = added_since is not None and entry.get("added", "") > added_since
-        if not row.deleted and (outcome == "added" or unannounced):
-            announced.append(row)
-    batch_put(client, table_name, [items[pk] for pk in items if pk in changed], retry)
-    for row in announced if on_added else ():
-        on_added(row)
+            condition = {
+                "ConditionExpression": "#version = :expected",
+                "ExpressionAttributeNames": {"#version": "version"},
+                "ExpressionAttributeValues": {":expected": {"N": str(expected)}},
+            }
+        try:
+            self.client.put_item(TableName=self.name, Item=to_item(item), **condition)
+        except ClientError as exc:
+            if not condition_failed(exc):
+                raise
+            raise VersionConflict(f"version is no longer {expected}") from exc
+        return new
+
+    # --- sync bookkeeping -------------------------------------------------------------------------------
+
+    def checkpoint(self, source: str) -> dict | None:
+        """Where the source's last applied delta ended (opaque to us), or None before its first."""
+        item = self._get(CHECKPOINT_PREFIX + source)
+        return dict(item.get("checkpoint", {})) if item else None
+
+    def store_checkpoint(self, source: str, checkpoint: Mapping[str, Any], updated: str) -> None:
+        values = {"checkpoint": {str(k): str(v) for k, v in checkpoint.items()}, "updated": updated}
+        self.client.put_item(TableName=self.name, Item=to_item({PK: CHECKPOINT_PREFIX + source, **values}))
+
+    def progress(self, source: str) -> dict | None:
+        """What a run that stopped early recorded of its delta (see the sync), or None."""
+        item = self._get(PROGRESS_PREFIX + source)
+        return item or None
+
+    def store_progress(self, source: str, progress: Mapping[str, Any]) -> None:
+        self.client.put_item(TableName=self.name, Item=to_item({PK: PROGRESS_PREFIX + source, **progress}))
+
+    def clear_progress(self, source: str) -> None:
+        self.client.delete_item(TableName=self.name, Key=to_item({PK: PROGRESS_PREFIX + source}))
+
+    # --- allow items ------------------------------------------------------------------------------------
+
+    def allowance(self, sha256: str) -> dict | None:
+        """The allow item of these bytes as ``{refs, case_ids, size}``, or None."""
+        item = self._get(allow_pk(sha256))
+        if not item:
+            return None
+        return {
+            "refs": set(item.get("allowed_refs", set())),
+            "case_ids": tuple(sorted(item.get("case_ids", set()))),
+            "size": item.get("size_bytes"),
+        }
+
+    def add_allowance(
+        self, sha256: str, size: int | None, refs: Iterable[tuple[str, str]], case_id: str, who: str, at: str
+    ) -> None:
+        """Allow these bytes for these references (list, id); both sets grow with ADD, so a retry
+        changes nothing."""
+        names = {"#refs": "allowed_refs", "#cases": "case_ids"}
+        values: dict[str, Any] = {
+            ":refs": {"SS": sorted({ref_key(list_id, ref_id) for list_id, ref_id in refs} or {"*none*"})},
+            ":cases": {"SS": [case_id]},
+            ":at": {"S": at},
+            ":who": {"S": who},
+            ":kind": {"S": "allow"},
+        }
+        expression = (
+            "ADD #refs :refs, #cases :cases SET kind = :kind, added_at = if_not_exists(added_at, :at), "
+            "added_by = if_not_exists(added_by, :who), updated_at = :at"
+        )
+        if size is not None:
+            expression += ", size_bytes = :size"
+            values[":size"] = {"N": str(int(size))}
+        self.client.update_item(
+            TableName=self.name,
+            Key=to_item({PK: allow_pk(sha256)}),
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )
+
+    def _get(self, pk: str) -> dict:
+        response = self.client.get_item(TableName=self.name, Key=to_item({PK: pk}), ConsistentRead=True)
+        return from_item(response.get("Item") or {})
+
+
+# --- merging rows into items -----------------------------------------------------------------------------
 
 
 def _new_hash_item(row: Reference) -> dict:
@@ -335,84 +471,3 @@ def _merge_image(item: dict, row: Reference) -> bool:
         return False
     item["live"] = sum(1 for e in item["hashes"].values() if not e["deleted"])
     return True
-
-
-# --- readers ---------------------------------------------------------------------------------------------
-
-
-def iter_live(
-    table_name: str, algorithm: str, client=None, page_size: int | None = None
-) -> Iterator[tuple[str, list[Reference]]]:
-    """(hash, live references) for every hash of `algorithm` with a live ref: a paginated scan.
-
-    For the snapshot builder (and, until snapshots exist, a scanner's first near lookup)."""
-    client = client_or_default(client)
-    kwargs = {
-        "TableName": table_name,
-        "FilterExpression": "#alg = :alg AND #live > :zero",
-        "ExpressionAttributeNames": {"#alg": "algorithm", "#live": "live"},
-        "ExpressionAttributeValues": {":alg": {"S": algorithm}, ":zero": {"N": "0"}},
-    }
-    if page_size:
-        kwargs["Limit"] = page_size
-    for page in client.get_paginator("scan").paginate(**kwargs):
-        for raw in page.get("Items", []):
-            item = from_item(raw)
-            refs = live_refs(item)
-            if refs:
-                yield item["hash"], refs
-
-
-def image_hashes(client, table_name: str, list_id: str, ref_id: str) -> list[tuple[str, str]]:
-    """The (algorithm, hash) pairs the image item lists as live for one listed image (not confirmed)."""
-    response = client.get_item(TableName=table_name, Key={PK: {"S": image_pk(list_id, ref_id)}}, ConsistentRead=True)
-    item = from_item(response.get("Item") or {})
-    return [(e["algorithm"], e["hash"]) for _, e in sorted(item.get("hashes", {}).items()) if not e["deleted"]]
-
-
-# --- version item ---------------------------------------------------------------------------------------
-
-
-class VersionConflict(RuntimeError):
-    """Someone else bumped the version since it was read."""
-
-
-@dataclass(frozen=True)
-class Version:
-    version: int
-    snapshot_key: str | None = None
-    updated: str | None = None
-
-
-def get_version(table_name: str, client=None) -> Version:
-    """The current version item; version 0 when the table has never been versioned."""
-    client = client_or_default(client)
-    response = client.get_item(TableName=table_name, Key={PK: {"S": VERSION_PK}}, ConsistentRead=True)
-    item = from_item(response.get("Item") or {})
-    if not item:
-        return Version(0)
-    return Version(item["version"], item.get("snapshot_key"), item.get("updated"))
-
-
-def bump_version(table_name: str, expected: int, snapshot_key: str | None = None, client=None) -> Version:
-    """Set the version to ``expected + 1`` if it is still ``expected`` (0: no version item yet).
-
-    Raises VersionConflict if another writer bumped it first."""
-    client = client_or_default(client)
-    new = Version(expected + 1, snapshot_key, _now())
-    item = {PK: VERSION_PK, "version": new.version, "updated": new.updated}
-    if snapshot_key is not None:
-        item["snapshot_key"] = snapshot_key
-    if expected == 0:
-        condition = {"ConditionExpression": "attribute_not_exists(pk)"}
-    else:
-        condition = {
-            "ConditionExpression": "#version = :expected",
-            "ExpressionAttributeNames": {"#version": "version"},
-            "ExpressionAttributeValues": {":expected": {"N": str(expected)}},
-        }
-    try:
-        client.put_item(TableName=table_name, Item=to_item(item), **condition)
-    except client.exceptions.ConditionalCheckFailedException as exc:
-        raise VersionConflict(f"version is no longer {expected}") from exc
-    return new

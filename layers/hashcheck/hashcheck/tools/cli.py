@@ -10,9 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hashcheck import __version__
-from hashcheck.fingerprinting.fingerprint import IMAGE, fingerprint
+from hashcheck.aws import Clients
+from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
 from hashcheck.lists import listformat
-from hashcheck.lists.listformat import ListFormatError, Reference
+from hashcheck.lists.build import references_for
+from hashcheck.lists.listformat import ListFormatError
 from hashcheck.matching.matcher import match
 from hashcheck.matching.stores.memory import MemoryStore
 from hashcheck.tools.progress import Progress
@@ -145,7 +147,7 @@ def _files(paths: list[str]) -> list[Path]:
     return list(walk(paths))
 
 
-def _fingerprint_file(path: Path):
+def _fingerprint_file(path: Path) -> Fingerprint:
     with path.open("rb") as stream:
         return fingerprint(stream)
 
@@ -216,17 +218,6 @@ def _scan_line(row: dict) -> str:
     return f"{row['verdict']:<12} {row['path']}" + (f"  <- {hits}" if hits else "")
 
 
-def references_for(fp, list_id: str, ref_id: str, category: str | None = None) -> list[Reference]:
-    """The list rows that describe one image: its exact hashes and, if it decoded, PDQ and pHash; for an
-    image with uniform borders also PDQ and pHash of the picture inside them. An upload of that picture
-    with other borders, or none, is then found from both sides (docs/accuracy.md: borders 96% -> 98-99%)."""
-    pairs = list(fp.exact().items())
-    if fp.status == IMAGE:
-        pairs += [("pdq", fp.pdq), ("phash", fp.phash)]
-        pairs += [(h.algorithm, h.hash) for h in fp.near if h.variant == "trimmed" and h.frame == 0]
-    return [Reference(alg, value, list_id, ref_id, category) for alg, value in pairs]
-
-
 def _list_build(args) -> int:
     files = _files(args.paths)
     progress = Progress(len(files), "list build")
@@ -284,12 +275,15 @@ def _report(report, progress: Progress) -> int:
 
 def _list_import(args) -> int:
     from hashcheck.jobs import sync
+    from hashcheck.tables.reference_table import ReferenceTable
 
     if not Path(args.file).is_file():
         raise UsageError(f"no such list file: {args.file}")
     table, bucket = _stack_target(args)
+    clients = Clients()
     progress = Progress(None, "rows applied")
-    report = sync.import_file(args.file, table, bucket, sync.Clients(), args.list_id, on_rows=progress.advance)
+    references = ReferenceTable(clients.dynamodb, table)
+    report = sync.import_file(args.file, references, bucket, clients.s3, args.list_id, on_rows=progress.advance)
     return _report(report, progress)
 
 
@@ -297,7 +291,7 @@ def _list_sync(args) -> int:
     from hashcheck.jobs import sync
 
     table, bucket = _stack_target(args)
-    clients = sync.Clients()
+    clients = Clients()
     env = {**os.environ, "REFERENCE_TABLE": table, "ARTIFACTS_BUCKET": bucket}
     if args.sources:
         env["LIST_SOURCES"] = args.sources

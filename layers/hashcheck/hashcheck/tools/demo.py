@@ -17,8 +17,11 @@ import sys
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists import listformat
+from hashcheck.lists.build import references_for
+from hashcheck.status import ObjectStatus, Verdict
+from hashcheck.tables.case_table import CaseTable
+from hashcheck.tables.fingerprint_table import FingerprintTable
 from hashcheck.tools import samples
-from hashcheck.tools.cli import references_for
 
 LISTED = (1, 2, 3)
 UNRELATED = (11, 12, 13, 14)
@@ -36,14 +39,14 @@ def uploads() -> list[tuple[str, str, bytes]]:
     for seed, edit in zip(LISTED * 2, samples.EDITS, strict=False):
         suffix = "png" if edit == "png" else "jpg"
         objects.append(
-            (f"customers/7/listed {seed} {edit}.{suffix}", "match", samples.EDITS[edit](samples.picture(seed)))
+            (f"customers/7/listed {seed} {edit}.{suffix}", Verdict.MATCH, samples.EDITS[edit](samples.picture(seed)))
         )
     for seed in UNRELATED:
-        expected = "match" if seed == LISTED_LATER else "clean"
+        expected = Verdict.MATCH if seed == LISTED_LATER else Verdict.CLEAN
         objects.append((f"customers/7/holiday-{seed}.jpg", expected, samples.jpeg(samples.picture(seed))))
     whole = samples.jpeg(samples.picture(99))
-    objects.append(("customers/8/broken.jpg", "unscannable", whole[: len(whole) // 3]))
-    objects.append(("customers/8/notes.txt", "clean", b"shopping list: bread, milk\n"))
+    objects.append(("customers/8/broken.jpg", Verdict.UNSCANNABLE, whole[: len(whole) // 3]))
+    objects.append(("customers/8/notes.txt", Verdict.CLEAN, b"shopping list: bread, milk\n"))
     return objects
 
 
@@ -77,7 +80,7 @@ def run(json_summary: bool = False, out=None) -> int:
         _retro_match(stack, out)
         _release_false_positive(stack, out)
         summary = [_where_is(stack, key, expected, version) for key, expected, version in put]
-        cases = stack.client("dynamodb").scan(TableName=stack.outputs["CaseTableName"], Select="COUNT")["Count"]
+        cases = sum(1 for _ in CaseTable(stack.client("dynamodb"), stack.outputs["CaseTableName"]).scan_all())
         alerts = _drain(stack, inbox)
     _print_summary(summary, cases, alerts, out)
     if json_summary:
@@ -156,7 +159,7 @@ def _where_is(stack, key: str, expected: str, version: str | None) -> dict:
         location, status = f"s3://{upload_bucket}/{key}", get_status(s3, obj)
     else:
         location, status = _evidence_location(stack, key), record.get("status", "unknown")
-    verdict = record.get("verdict") or ("match" if status == "released" else status)
+    verdict = record.get("verdict") or (Verdict.MATCH if status == ObjectStatus.RELEASED else status)
     return {"key": key, "expected": expected, "verdict": verdict, "status": status, "location": location}
 
 
@@ -168,11 +171,8 @@ def _head(s3, bucket: str, key: str, version: str | None) -> dict | None:
 
 
 def _record_for(stack, key: str, version: str | None) -> dict | None:
-    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
-    for item in items:
-        if item["key"]["S"] == key and item.get("version_id", {}).get("S") == version:
-            return {name: next(iter(value.values())) for name, value in item.items()}
-    return None
+    records = FingerprintTable(stack.client("dynamodb"), stack.outputs["FingerprintTableName"]).scan_all()
+    return next((r for r in records if r["key"] == key and r.get("version_id") == version), None)
 
 
 def _evidence_location(stack, key: str) -> str | None:

@@ -93,7 +93,7 @@ def load_specs(env: Mapping[str, str], ssm=None) -> list[SourceSpec]:
 
 
 def make_source(spec: SourceSpec, clients, default_bucket: str | None = None) -> ListSource:
-    """The source a spec describes. `clients` offers ``s3`` and ``secretsmanager`` (see sync.Clients)."""
+    """The source a spec describes. `clients` offers ``s3`` and ``secretsmanager`` (see `hashcheck.aws.Clients`)."""
     # Imported here so that each source module may use the helpers of this package at import time.
     if spec.type == "https":
         from hashcheck.lists.sources.https import HttpsSource

@@ -24,6 +24,7 @@ import logging
 
 from botocore.exceptions import ClientError
 
+from hashcheck.aws import error_code, is_gone
 from hashcheck.lists import listformat
 from hashcheck.lists.sources import ConfigError, DigestedText, SourceError, SourceSpec
 from hashcheck.lists.sources.base import Checkpoint, Delta
@@ -83,7 +84,7 @@ class S3Source:
         try:
             head = self._s3.head_object(Bucket=self._bucket, Key=self._key)
         except ClientError as exc:
-            if _code(exc) in ("404", "NoSuchKey", "NotFound"):
+            if is_gone(exc):
                 return None
             raise SourceError(f"source {self.name}: cannot look at the list file ({_code(exc)})") from None
         checkpoint = {"etag": head["ETag"]}
@@ -102,4 +103,4 @@ def _rows(body: DigestedText, stream):
 
 
 def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code", "error"))
+    return error_code(exc) or "error"

@@ -1,4 +1,4 @@
-"""References in the DynamoDB ReferenceTable (schema: `hashcheck.tables.reference_table`), for the scan function.
+"""References in the DynamoDB ReferenceTable (`hashcheck.tables.reference_table`), for the scan function.
 
 - exact: one BatchGetItem for a fingerprint's keys (100 keys per call), live refs only;
 - near: an in-memory `HammingIndex` per perceptual algorithm finds candidates, and every candidate
@@ -19,42 +19,32 @@ from collections.abc import Callable, Iterable, Sequence
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
-from hashcheck.tables import reference_table as references
-from hashcheck.tables.reference_table import DEFAULT_RETRY, Retry, batch_get, hash_pk, live_refs, ref_key
+from hashcheck.tables.reference_table import ReferenceTable, Version, hash_pk, live_refs
 
 # An index over the hashes of one algorithm, and the hex hash of each of its rows.
 LoadedIndex = tuple[HammingIndex, Sequence[str]]
 IndexLoader = Callable[[str], LoadedIndex | None]
 
 
-def table_index_loader(table_name: str, client=None) -> IndexLoader:
+def table_index_loader(table: ReferenceTable) -> IndexLoader:
     """Build an algorithm's index by scanning the table for its live hashes (no snapshot yet)."""
 
     def load(algorithm: str) -> LoadedIndex | None:
-        hashes = sorted(h for h, _ in references.iter_live(table_name, algorithm, client=client))
+        hashes = sorted(h for h, _ in table.iter_live(algorithm))
         return (HammingIndex.from_hex(hashes), hashes) if hashes else None
 
     return load
 
 
 class DynamoStore:
-    def __init__(
-        self,
-        table_name: str,
-        client=None,
-        index_loader: IndexLoader | None = None,
-        retry: Retry = DEFAULT_RETRY,
-        consistent_read: bool = False,
-    ):
+    def __init__(self, table: ReferenceTable, index_loader: IndexLoader | None = None, consistent_read: bool = False):
         """`consistent_read` applies to exact lookups; near confirmations and siblings always read
         consistently (they are rare, and they decide whether a withdrawn reference could act)."""
-        self.table_name = table_name
-        self.client = references.client_or_default(client)
-        self.retry = retry
+        self.table = table
         self.consistent_read = consistent_read
-        self._loader = index_loader or table_index_loader(table_name, self.client)
+        self._loader = index_loader or table_index_loader(table)
         self._indexes: dict[str, LoadedIndex | None] = {}
-        self._version: references.Version | None = None
+        self._version: Version | None = None
 
     def reload(self) -> None:
         """Forget the loaded indexes; the next near lookup loads them again (e.g. a new version)."""
@@ -68,7 +58,7 @@ class DynamoStore:
     def refresh(self) -> bool:
         """Reload the indexes if the table's version item changed since they were loaded (one GetItem;
         call it once per invocation). True if they will be reloaded."""
-        version = references.get_version(self.table_name, client=self.client)
+        version = self.table.get_version()
         if version == self._version:
             return False
         self._version = version
@@ -76,15 +66,7 @@ class DynamoStore:
         return True
 
     def exact(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[Reference]]:
-        wanted = list(dict.fromkeys(keys))
-        items = batch_get(self.client, self.table_name, [hash_pk(*k) for k in wanted], self.consistent_read, self.retry)
-        found = {}
-        for key in wanted:
-            item = items.get(hash_pk(*key))
-            refs = live_refs(item) if item else []
-            if refs:
-                found[key] = refs
-        return found
+        return self.table.live(keys, consistent=self.consistent_read)
 
     def near(self, algorithm: str, hashes: Sequence[str], max_distance: int) -> list[NearHit]:
         if not hashes:
@@ -97,7 +79,7 @@ class DynamoStore:
         if not candidates:
             return []
         pks = [hash_pk(algorithm, rows[row]) for _, row, _ in candidates]
-        items = batch_get(self.client, self.table_name, pks, consistent=True, retry=self.retry)
+        items = self.table.items(pks, consistent=True)
         return [
             NearHit(query, ref, distance)
             for (query, _, distance), pk in zip(candidates, pks, strict=True)
@@ -105,18 +87,7 @@ class DynamoStore:
         ]
 
     def siblings(self, reference: Reference) -> list[Reference]:
-        pairs = references.image_hashes(self.client, self.table_name, reference.list, reference.id)
-        pairs = [p for p in pairs if p != reference.key]
-        if not pairs:
-            return []
-        items = batch_get(self.client, self.table_name, [hash_pk(*p) for p in pairs], consistent=True, retry=self.retry)
-        key = ref_key(reference.list, reference.id)
-        out = []
-        for algorithm, hash_value in pairs:
-            entry = items.get(hash_pk(algorithm, hash_value), {}).get("refs", {}).get(key)
-            if entry and not entry.get("deleted"):
-                out.append(references.entry_reference(algorithm, hash_value, entry))
-        return out
+        return self.table.siblings(reference)
 
     def _index(self, algorithm: str) -> LoadedIndex | None:
         if algorithm not in self._indexes:

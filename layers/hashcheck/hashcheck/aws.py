@@ -1,0 +1,85 @@
+"""What every part that talks to AWS shares: reading an error, and clients made on first use."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_ssm import SSMClient
+
+# S3 answers 404 for a key or version that does not exist, 405 for a version that is a delete marker.
+_GONE_STATUS = (404, 405)
+_GONE_CODES = frozenset({"NoSuchKey", "NoSuchVersion", "NotFound", "404"})
+
+
+def error_code(error: BaseException) -> str | None:
+    """The AWS error code of a ClientError (e.g. ``NoSuchKey``), None for anything else."""
+    if not isinstance(error, ClientError):
+        return None
+    return error.response.get("Error", {}).get("Code")
+
+
+def is_gone(error: BaseException) -> bool:
+    """S3 said the object version is not there (no such key or version, or a delete marker).
+
+    A missing bucket is not "gone": it is a configuration fault, and it is retried, never recorded."""
+    if not isinstance(error, ClientError) or error_code(error) == "NoSuchBucket":
+        return False
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status in _GONE_STATUS or error_code(error) in _GONE_CODES
+
+
+def condition_failed(error: BaseException) -> bool:
+    """DynamoDB refused a conditional write because its condition did not hold."""
+    return error_code(error) == "ConditionalCheckFailedException"
+
+
+def precondition_failed(error: BaseException) -> bool:
+    """S3 refused a request whose If-Match no longer holds (the object was overwritten)."""
+    return error_code(error) in ("PreconditionFailed", "412")
+
+
+class Clients:
+    """The boto3 clients hashcheck uses, each created on first use; tests and tools pass ready ones."""
+
+    def __init__(self, session: Any = None, **ready: Any):
+        self._session = session
+        self._clients: dict[str, Any] = {name: client for name, client in ready.items() if client is not None}
+
+    def get(self, service: str) -> Any:
+        if service not in self._clients:
+            import boto3
+
+            self._clients[service] = (self._session or boto3).client(service)
+        return self._clients[service]
+
+    @property
+    def s3(self) -> S3Client:
+        return self.get("s3")
+
+    @property
+    def dynamodb(self) -> DynamoDBClient:
+        return self.get("dynamodb")
+
+    @property
+    def sns(self) -> SNSClient:
+        return self.get("sns")
+
+    @property
+    def events(self) -> EventBridgeClient:
+        return self.get("events")
+
+    @property
+    def secretsmanager(self) -> SecretsManagerClient:
+        return self.get("secretsmanager")
+
+    @property
+    def ssm(self) -> SSMClient:
+        return self.get("ssm")
