@@ -22,6 +22,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image
 
+from hashcheck.algorithms import EXACT
 from hashcheck.fingerprinting import pdq, phash
 from hashcheck.fingerprinting.imaging import (
     DEFAULT_LIMITS,
@@ -66,7 +67,7 @@ class Fingerprint:
     near: list[NearHash] = field(default_factory=list, repr=False)
 
     def exact(self) -> dict[str, str]:
-        return {"md5": self.md5, "sha1": self.sha1, "sha256": self.sha256}
+        return {name: getattr(self, name) for name in EXACT}
 
     def as_dict(self) -> dict:
         """What `hashcheck fingerprint --json` prints (README, "The command line"); `error` only if there is one."""
@@ -91,10 +92,10 @@ Source = bytes | bytearray | memoryview | BinaryIO
 def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
     """Fingerprint bytes or a readable stream (an S3 body), reading it exactly once."""
     in_memory = isinstance(source, bytes | bytearray | memoryview)
-    digests = [hashlib.md5(), hashlib.sha1(), hashlib.sha256()]
+    digests = {name: hashlib.new(name) for name in EXACT}  # hashlib's names are ours
     size, head, kept, fits = 0, b"", bytearray(), True
     for chunk in _chunks(source):
-        for digest in digests:
+        for digest in digests.values():
             digest.update(chunk)
         if len(head) < 32:  # a stream may hand out a few bytes at a time
             head += bytes(chunk[: 32 - len(head)])
@@ -102,8 +103,8 @@ def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
         fits = fits and size <= limits.max_decode_bytes
         if fits and not in_memory:  # a stream's bytes are kept for decoding only while they fit
             kept += chunk
-    md5, sha1, sha256 = (d.hexdigest() for d in digests)
-    result = Fingerprint(size, md5, sha1, sha256, FingerprintStatus.NOT_IMAGE)
+    exact = {name: digest.hexdigest() for name, digest in digests.items()}
+    result = Fingerprint(size, **exact, status=FingerprintStatus.NOT_IMAGE)
     if size == 0:
         result.error = "empty object"
     elif not fits:

@@ -1,1 +1,26 @@
-"""jobs"""
+"""What the Lambda functions run: `scanner` (an upload: read once, fingerprint, match, act), `sync` (the
+scheduled list sync), `rematch` (new references against stored fingerprints), `backfill` (objects
+stored before the stack), and `s3events` (the notices that name the objects)."""
+
+from hashcheck.jobs.backfill import BackfillSummary, process_items
+from hashcheck.jobs.rematch import Rematcher, RematchReport
+from hashcheck.jobs.s3events import Upload, uploads_from_body
+from hashcheck.jobs.scanner import Outcome, ScanConfig, Scanner, build_scanner, from_environment
+from hashcheck.jobs.sync import SyncConfig, SyncReport, run_sync
+
+__all__ = [
+    "BackfillSummary",
+    "Outcome",
+    "RematchReport",
+    "Rematcher",
+    "ScanConfig",
+    "Scanner",
+    "SyncConfig",
+    "SyncReport",
+    "Upload",
+    "build_scanner",
+    "from_environment",
+    "process_items",
+    "run_sync",
+    "uploads_from_body",
+]
