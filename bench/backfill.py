@@ -11,15 +11,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the object set and the read counter the backfill tests use
+sys.path.insert(0, str(ROOT))  # the object set and the read counter the backfill tests use
 sys.path.insert(0, str(ROOT / "layers" / "hashcheck"))
-import test_backfill as tb  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from hashcheck.aws import Clients  # noqa: E402
 from hashcheck.jobs import backfill  # noqa: E402
 from hashcheck.jobs.scanner import ScanConfig, build_scanner  # noqa: E402
 from hashcheck.tools import sandbox  # noqa: E402
+from tests.stack import test_backfill as tb  # noqa: E402
 
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 sandbox.fake_credentials()

@@ -7,7 +7,6 @@ not serve DynamoDB stream reads)."""
 import json
 
 import pytest
-from conftest import alerts_inbox, drain, listed_stack
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists import deltas
@@ -20,6 +19,7 @@ from hashcheck.tables.dynamo import from_item
 from hashcheck.tables.fingerprint_table import EXACT_INDEXES, encode_near, fingerprint_of, near_of
 from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
+from tests.helpers import alerts_inbox, drain, listed_stack
 
 STORED = samples.EDITS["jpeg-q50"](samples.picture(7))  # an upload "from last week"
 OTHER = samples.jpeg(samples.picture(70))

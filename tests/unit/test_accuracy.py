@@ -21,7 +21,7 @@ from hashcheck.lists.build import references_for
 from hashcheck.matching.matcher import match
 from hashcheck.matching.stores.memory import MemoryStore
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PHOTOS = REPO / "tests" / "data" / "photos"
 MUST_FIND = ("jpeg_q50", "resize25", "mirror", "rotate90", "border10", "border20", "rotate90+border10")
 

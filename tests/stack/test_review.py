@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import listed_stack
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.matching.allowlist import Allowlist
@@ -15,6 +14,7 @@ from hashcheck.matching.matcher import Match
 from hashcheck.response import review
 from hashcheck.tables.reference_table import allow_pk
 from hashcheck.tools import samples, sandbox
+from tests.helpers import listed_stack
 
 LISTED = samples.jpeg(samples.picture(1))
 KEY = "customers/3/holiday é.jpg"

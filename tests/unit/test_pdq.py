@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from hashcheck.fingerprinting import pdq
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 PHOTOS = DATA / "photos"
 REFERENCE = [json.loads(line) for line in (DATA / "pdq-reference.jsonl").read_text().splitlines() if line]
 

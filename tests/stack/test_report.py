@@ -15,8 +15,6 @@ import uuid
 
 import boto3
 import pytest
-from conftest import benign_fingerprint
-from fake_provider import FakeProvider
 from moto import mock_aws
 
 from hashcheck.matching.matcher import Match, Result
@@ -27,6 +25,8 @@ from hashcheck.response.quarantine import QuarantineResult
 from hashcheck.response.report import ALREADY_REPORTED, REPORTED, SKIPPED, ReportConfig, Reporter, ReportFailed
 from hashcheck.tables.case_table import CaseTable
 from hashcheck.tools import sandbox
+from tests.fake_provider import FakeProvider
+from tests.helpers import benign_fingerprint
 
 REGION = "us-east-1"
 AUTH = "Bearer hotline-t0ken"

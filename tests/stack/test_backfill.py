@@ -6,13 +6,13 @@ import collections
 import json
 
 import pytest
-from conftest import listed_stack
 
 from hashcheck.aws import Clients
 from hashcheck.jobs import backfill
 from hashcheck.jobs.scanner import ScanConfig, build_scanner
 from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
+from tests.helpers import listed_stack
 
 N_TINY = 400  # moto costs ~50 ms per scanned object; 10,000 were run as a script (see the report)
 LISTED = samples.jpeg(samples.picture(1))

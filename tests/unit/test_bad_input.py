@@ -12,11 +12,9 @@ import hashlib
 import io
 import re
 import struct
-import sys
 import zipfile
 import zlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
@@ -25,13 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
 
-try:
-    from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
-    from hashcheck.fingerprinting.imaging import SAFE_FORMATS, Limits
-except ImportError:  # a bare checkout without conftest's path entry
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "layers" / "hashcheck"))
-    from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
-    from hashcheck.fingerprinting.imaging import SAFE_FORMATS, Limits
+from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
+from hashcheck.fingerprinting.imaging import SAFE_FORMATS, Limits
 
 STATUSES = {"image", "not_image", "unscannable"}
 HEX64 = re.compile(r"[0-9a-f]{64}")

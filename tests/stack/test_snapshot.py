@@ -7,12 +7,12 @@ import json
 
 import boto3
 import pytest
-from conftest import mocked_aws
 
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching import snapshot
 from hashcheck.matching.snapshot import S3IndexLoader, SnapshotError
 from hashcheck.tables.reference_table import ReferenceTable, Retry
+from tests.helpers import mocked_aws
 
 TABLE, BUCKET = "ReferenceTable", "artifacts"
 FAST = Retry(attempts=4, base_delay=0.001, sleep=lambda _s: None)

@@ -9,12 +9,12 @@ from urllib.parse import quote_plus
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import alerts_inbox, drain_bodies, listed_stack
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists.build import references_for
 from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
+from tests.helpers import alerts_inbox, drain_bodies, listed_stack
 
 LISTED = samples.jpeg(samples.picture(1))
 

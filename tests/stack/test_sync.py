@@ -12,8 +12,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import mocked_aws
-from fake_provider import FakeProvider
 
 from hashcheck.aws import Clients
 from hashcheck.jobs.sync import (
@@ -31,11 +29,13 @@ from hashcheck.lists.sources.s3 import S3Source
 from hashcheck.matching import snapshot
 from hashcheck.matching.snapshot import S3IndexLoader
 from hashcheck.tables.reference_table import ReferenceTable, Retry
+from tests.fake_provider import FakeProvider
+from tests.helpers import mocked_aws
 
 TABLE, BUCKET = "ReferenceTable", "artifacts"
 FAST = Retry(attempts=4, base_delay=0.001, sleep=lambda _s: None)
 NOW = datetime(2024, 5, 1, 3, 0, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def ref(algorithm: str, seed: str, list_id: str = "L1", deleted: bool = False) -> Reference:

@@ -4,29 +4,7 @@ import json
 
 import pytest
 
-from hashcheck.tools.sandbox import load_template
-
-TEMPLATE = load_template()
-RESOURCES = TEMPLATE["Resources"]
-
-
-def statements():
-    """Every policy statement in the template: function policies, bucket/queue/key policies."""
-    for name, resource in RESOURCES.items():
-        props = resource.get("Properties", {})
-        docs = [p for p in props.get("Policies", []) if isinstance(p, dict)]
-        docs += [props[k] for k in ("PolicyDocument", "KeyPolicy") if k in props]
-        for doc in docs:
-            for statement in doc.get("Statement", []):
-                if isinstance(statement, dict) and "Fn::If" in statement:
-                    statement = statement["Fn::If"][1]
-                if isinstance(statement, dict) and "Effect" in statement:
-                    yield name, statement
-
-
-def actions(statement) -> list[str]:
-    value = statement.get("Action", [])
-    return [value] if isinstance(value, str) else value
+from tests.helpers import RESOURCES, TEMPLATE, actions, statements
 
 
 def test_no_allow_statement_grants_wildcard_actions():

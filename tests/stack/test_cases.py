@@ -13,7 +13,6 @@ import uuid
 
 import boto3
 import pytest
-from conftest import benign_fingerprint
 from moto import mock_aws
 
 from hashcheck.fingerprinting.fingerprint import Fingerprint
@@ -23,6 +22,7 @@ from hashcheck.response.cases import EVENT_DETAIL_TYPE, CaseNotFound, Cases
 from hashcheck.response.events import EventPublisher
 from hashcheck.response.quarantine import Quarantine, QuarantineResult
 from hashcheck.tables.case_table import CaseTable
+from tests.helpers import benign_fingerprint
 
 REGION = "us-east-1"
 DETECTED = "2024-05-01T12:00:00+00:00"

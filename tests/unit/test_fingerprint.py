@@ -4,12 +4,12 @@ import json
 
 import numpy as np
 import pytest
-from conftest import DATA, PHOTOS
 from PIL import Image, ImageOps
 
 from hashcheck import algorithms
 from hashcheck.fingerprinting import phash
 from hashcheck.fingerprinting.fingerprint import fingerprint
+from tests.helpers import DATA, PHOTOS
 
 REFERENCE_PDQ = {row["file"]: row for row in map(json.loads, (DATA / "pdq-reference.jsonl").read_text().splitlines())}
 

@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from test_template import RESOURCES, TEMPLATE, actions, statements
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists import listformat
@@ -25,8 +24,9 @@ from hashcheck.lists.sources import ConfigError, SourceError, parse_specs
 from hashcheck.lists.sources.https import HttpsSource
 from hashcheck.matching.stores.remote import RemoteLookupError, RemoteLookupStore
 from hashcheck.tools import samples, sandbox
+from tests.helpers import RESOURCES, TEMPLATE, actions, statements
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CODE = sorted((ROOT / "layers" / "hashcheck" / "hashcheck").rglob("*.py")) + sorted((ROOT / "functions").rglob("*.py"))
 
 

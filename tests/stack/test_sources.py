@@ -8,14 +8,14 @@ import socket
 
 import boto3
 import pytest
-from conftest import mocked_aws
-from fake_provider import FakeProvider
 
 from hashcheck.jobs.sync import Clients
 from hashcheck.lists.listformat import Reference, Rejected
 from hashcheck.lists.sources import ChecksumMismatch, ConfigError, SourceError, load_specs, make_source, parse_specs
 from hashcheck.lists.sources.https import HttpsSource
 from hashcheck.lists.sources.s3 import S3Source
+from tests.fake_provider import FakeProvider
+from tests.helpers import mocked_aws
 
 
 def md5_line(seed: str, list_id: str = "L1", deleted: bool = False) -> str:

@@ -19,7 +19,7 @@ from PIL import Image
 from hashcheck.fingerprinting.fingerprint import fingerprint
 
 _spec = importlib.util.spec_from_file_location(
-    "hashcheck_bench_fuzz", Path(__file__).parent.parent / "bench" / "fuzz.py"
+    "hashcheck_bench_fuzz", Path(__file__).resolve().parents[2] / "bench" / "fuzz.py"
 )
 fuzz = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fuzz)

@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import alerts_inbox, drain, drain_bodies
 from moto import mock_aws
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
@@ -39,6 +38,7 @@ from hashcheck.lists import listformat
 from hashcheck.lists.build import references_for
 from hashcheck.tables.reference_table import Retry
 from hashcheck.tools import samples, sandbox
+from tests.helpers import alerts_inbox, drain, drain_bodies
 
 LIST_ID = "fault-list"
 LIST_KEY = f"lists/{LIST_ID}.jsonl"

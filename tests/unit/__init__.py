@@ -1,0 +1,1 @@
+"""Tests that need no AWS at all, not even moto."""
