@@ -3,7 +3,7 @@
 
     python3 dev.py demo    # the main job on its embedded default (see README)
     python3 dev.py test    # the test suite
-    python3 dev.py lint    # ruff
+    python3 dev.py lint    # ruff, and mypy over the library
 
 Each creates .venv on first use and installs the project with its dev extras into it.
 """
@@ -47,7 +47,11 @@ def main(argv: list[str]) -> int:
     tasks = {
         "demo": lambda: run(str(BIN / "hashcheck"), "demo", *rest),
         "test": lambda: run(str(BIN / "python"), "-m", "pytest", *rest),
-        "lint": lambda: run(str(BIN / "ruff"), "check", ".") or run(str(BIN / "ruff"), "format", "--check", "."),
+        "lint": lambda: (
+            run(str(BIN / "ruff"), "check", ".")
+            or run(str(BIN / "ruff"), "format", "--check", ".")
+            or run(str(BIN / "mypy"))
+        ),
     }
     if task not in tasks:
         print(__doc__, file=sys.stderr)

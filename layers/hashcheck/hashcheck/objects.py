@@ -106,7 +106,7 @@ def _merge_status(s3: S3Client, obj: ObjectRef, status: ObjectStatus, reason: st
     tags, displaced = merge_tags(existing, ours)
     if displaced:
         logger.warning("tag limit: displaced customer tags %s to set %s", sorted(displaced), STATUS_TAG)
-    tag_set = [{"Key": k, "Value": v} for k, v in tags.items()]
+    tag_set: list[Any] = [{"Key": k, "Value": v} for k, v in tags.items()]
     s3.put_object_tagging(**obj.version_args(), Tagging={"TagSet": tag_set})
     return displaced
 

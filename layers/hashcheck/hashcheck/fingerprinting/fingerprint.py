@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 from PIL import Image
@@ -86,7 +86,13 @@ class Fingerprint:
         return out
 
 
-Source = bytes | bytearray | memoryview | BinaryIO
+class Readable(Protocol):
+    """A stream fingerprint reads from: a file, or an S3 body (botocore's StreamingBody)."""
+
+    def read(self, amt: int | None = ..., /) -> bytes: ...
+
+
+Source = bytes | bytearray | memoryview | BinaryIO | Readable
 
 
 def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
@@ -103,7 +109,7 @@ def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
         fits = fits and size <= limits.max_decode_bytes
         if fits and not in_memory:  # a stream's bytes are kept for decoding only while they fit
             kept += chunk
-    exact = {name: digest.hexdigest() for name, digest in digests.items()}
+    exact: dict[str, Any] = {name: digest.hexdigest() for name, digest in digests.items()}
     result = Fingerprint(size, **exact, status=FingerprintStatus.NOT_IMAGE)
     if size == 0:
         result.error = "empty object"
@@ -111,7 +117,8 @@ def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
         result.status = FingerprintStatus.UNSCANNABLE if looks_like_image(head) else FingerprintStatus.NOT_IMAGE
         result.error = f"larger than the {limits.max_decode_bytes} bytes decoded at most"
     else:
-        _add_perceptual(result, bytes(memoryview(source).cast("B")) if in_memory else bytes(kept), limits)
+        whole = source if isinstance(source, bytes | bytearray | memoryview) else kept
+        _add_perceptual(result, bytes(memoryview(whole).cast("B")), limits)
     return result
 
 

@@ -146,8 +146,9 @@ def _decode_opened(image: Image.Image, limits: Limits) -> Decoded:
             raise
         # A broken later frame must not hide the frames that decoded (appending junk would otherwise
         # turn a listed image into "unscannable"): keep them and say what was lost.
-        return Decoded(image.format, width, height, frame_count, frames, f"frame unreadable ({type(exc).__name__})")
-    return Decoded(image.format, width, height, frame_count, frames)
+        problem = f"frame unreadable ({type(exc).__name__})"
+        return Decoded(image.format or "", width, height, frame_count, frames, problem)
+    return Decoded(image.format or "", width, height, frame_count, frames)
 
 
 def _frame_indices(image: Image.Image, frame_count: int, limits: Limits) -> Iterator[int]:

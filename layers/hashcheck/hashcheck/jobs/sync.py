@@ -42,7 +42,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hashcheck.aws import Clients, error_code
 from hashcheck.lists import listformat
@@ -312,7 +312,7 @@ class _Run:
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
             _spool_valid_rows(delta.rows, spool, spec, report, listed)
             _check_bad_share(spec, report)
-            withdrawals = self._withdrawals(source, listed) if full_list else []
+            withdrawals = self._withdrawals(source, listed) if listed is not None else []
             spool.seek(0)
             applied = _resume(spool, saved)
             report.resumed_after = applied.rows
@@ -398,7 +398,7 @@ class _Prefix:
     """The spooled rows handed to apply so far: how many, and a SHA-256 of their lines."""
 
     rows: int = 0
-    digest: object = field(default_factory=hashlib.sha256)
+    digest: Any = field(default_factory=hashlib.sha256)  # a hashlib SHA-256
 
     def note(self, line: str) -> None:
         self.rows += 1

@@ -11,7 +11,7 @@ def references_for(fp: Fingerprint, list_id: str, ref_id: str, category: str | N
     """The list rows that describe one image: its exact hashes and, if it decoded, PDQ and pHash; for an
     image with uniform borders also PDQ and pHash of the picture inside them. An upload of that picture
     with other borders, or none, is then found from both sides (docs/accuracy.md: borders 96% -> 98-99%)."""
-    pairs = list(fp.exact().items())
+    pairs: list[tuple[str, str | None]] = list(fp.exact().items())
     if fp.status == FingerprintStatus.IMAGE:
         pairs += [("pdq", fp.pdq), ("phash", fp.phash)]
         pairs += [(h.algorithm, h.hash) for h in fp.near if h.variant == "trimmed" and h.frame == 0]

@@ -41,8 +41,11 @@ logger = logging.getLogger(__name__)
 class Fired(Protocol):
     """What fired: a reference, by list and id (e.g. `matcher.Match`)."""
 
-    list: str
-    ref_id: str
+    @property
+    def list(self) -> str: ...
+
+    @property
+    def ref_id(self) -> str: ...
 
 
 @dataclass(frozen=True)

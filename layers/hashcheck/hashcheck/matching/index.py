@@ -449,20 +449,19 @@ class HammingIndex:
                 dist += np.bitwise_count(x)
             r, c = np.nonzero(dist <= d)
             found.append((rows[r], c + start, dist[r, c]))
-        qr, ids, dist = (np.concatenate(f).astype(np.int64) for f in zip(*found, strict=True))
+        qr, ids, total = (np.concatenate(f).astype(np.int64) for f in zip(*found, strict=True))
         if scanned < self._words:
-            qr, ids, dist = self._verify(qr, ids, qwords, d)
+            qr, ids, total = self._verify(qr, ids, qwords, d)
         order = np.lexsort((ids, qr))
         return qr[order], ids[order], dist[order]
 
     # ------------------------------------------------------------------ planning
 
     def _plan(self, d: int) -> _Plan | None:
-        plan = self._plans.get(d, False)
-        if plan is False:
+        if d not in self._plans:
             with self._lock:
-                plan = self._plans[d] = self._make_plan(d)
-        return plan
+                self._plans[d] = self._make_plan(d)
+        return self._plans[d]
 
     def _window_cost(self, a: int, b: int | None, radius: int) -> tuple[float, tuple[int, int]]:
         """Cheapest probe radii (r_a, r_b), r_a + r_b = radius - 1, for window (a, b), and its cost."""
@@ -484,7 +483,7 @@ class HammingIndex:
         for ra, rb in splits:
             cost = 0.0
             for chunk, r, other in ((a, ra, b), (b, rb, a)):
-                if r < 0:
+                if r < 0 or chunk is None:
                     continue
                 probes = _ball(bits[chunk], r)
                 cands = probes * float(self._bucket_mean[chunk])
@@ -508,13 +507,14 @@ class HammingIndex:
         radius = [-1] * len(windows)
         cost = [0.0] * len(windows)
         for _ in range(d + 1):
-            best = None
+            best: tuple[float, int] | None = None
             for w, (a, b) in enumerate(windows):
                 if radius[w] >= top[w]:
                     continue
                 step = self._window_cost(a, b, radius[w] + 1)[0] - cost[w]
                 if best is None or step < best[0]:
                     best = (step, w)
+            assert best is not None  # sum(top + 1) >= d + 1: some window can still grow
             w = best[1]
             radius[w] += 1
             cost[w] = self._window_cost(*windows[w], radius[w])[0]
@@ -548,14 +548,15 @@ class HammingIndex:
 
     def to_bytes(self) -> bytes:
         """Header + arrays, each at a 64-byte boundary (format: module docstring)."""
-        pieces, crc, size = [], 0, 0
+        pieces: list[bytes | memoryview] = []
+        crc, size = 0, 0
         for arr in self._sections():
             pad = -(_HEADER.size + size) % _ALIGN
             if pad:
                 pieces.append(bytes(pad))
                 crc = zlib.crc32(pieces[-1], crc)
                 size += pad
-            view = memoryview(np.ascontiguousarray(arr).reshape(-1).view(np.uint8))
+            view = np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data
             pieces.append(view)
             crc = zlib.crc32(view, crc)
             size += len(view)
@@ -577,7 +578,7 @@ class HammingIndex:
             raise ValueError("snapshot must be a contiguous bytes-like object") from exc
         if len(buf) < _HEADER.size:
             raise ValueError("snapshot is too short for its header")
-        magic, version, header_size, flags, nbytes, n, id_width, size, crc = _HEADER.unpack_from(buf)
+        magic, version, header_size, flags, nbytes, n, id_width, size, crc = _HEADER.unpack_from(buf.data)
         if magic != _MAGIC:
             raise ValueError("not a HammingIndex snapshot (bad magic)")
         if version != _VERSION or header_size != _HEADER.size:
@@ -604,14 +605,14 @@ class HammingIndex:
         if expected != size:
             raise ValueError("snapshot payload size does not match its header")
         payload = buf[_HEADER.size :]
-        if check and zlib.crc32(payload) != crc:
+        if check and zlib.crc32(payload.data) != crc:
             raise ValueError("snapshot is corrupt (CRC32 mismatch)")
         if buf.ctypes.data % 8:  # an unaligned buffer (e.g. a sliced memoryview): copy it once
             payload = payload.copy()
         arrays = []
-        for start, shape, dtype in layout:
-            end = start + int(np.prod(shape)) * dtype.itemsize
-            arrays.append(payload[start:end].view(dtype).reshape(shape))
+        for start, shape, width in layout:
+            end = start + int(np.prod(shape)) * width.itemsize
+            arrays.append(payload[start:end].view(width).reshape(shape))
         offsets = arrays[1]
         if k and (np.any(offsets[:, 0] != 0) or np.any(offsets[:, -1] != n) or np.any(np.diff(offsets) > n)):
             raise ValueError("snapshot has inconsistent bucket offsets")

@@ -54,13 +54,13 @@ class _Segment:
 
 
 def _segment_bytes(objects: list[str], hashes: dict[str, list[bytes]], owners: dict[str, list[int]]) -> bytes:
-    arrays = {"objects": np.array([bytes.fromhex(o) for o in objects], dtype="S32")}
+    arrays: dict[str, Any] = {"objects": np.array([bytes.fromhex(o) for o in objects], dtype="S32")}
     for alg in PERCEPTUAL:
         nbytes = ALGORITHMS[alg].hex_length // 2
         arrays[f"{alg}_hashes"] = np.frombuffer(b"".join(hashes.get(alg, [])), dtype=np.uint8).reshape(-1, nbytes)
         arrays[f"{alg}_owners"] = np.array(owners.get(alg, []), dtype=np.uint32)
     out = io.BytesIO()
-    np.savez_compressed(out, **arrays)
+    np.savez_compressed(out, allow_pickle=False, **arrays)
     return out.getvalue()
 
 
@@ -158,7 +158,7 @@ class StoredIndex:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         key = f"{self.prefix}seg-{stamp}-{uuid.uuid4().hex[:12]}.npz"
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=_segment_bytes(objects, hashes, owners))
-        doomed = [{"Key": s.key} for s in merge]
+        doomed: list[Any] = [{"Key": s.key} for s in merge]
         for start in range(0, len(doomed), 1000):
             self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True})
         log.info("stored index compacted", extra={"merged_segments": len(merge)})

@@ -49,7 +49,7 @@ def copy_version(
     copy_source = {"Bucket": source.bucket, "Key": source.key}
     if source.version_id:
         copy_source["VersionId"] = source.version_id
-    condition = {"CopySourceIfMatch": if_match} if if_match else {}
+    condition: dict[str, Any] = {"CopySourceIfMatch": if_match} if if_match else {}
     if size > multipart_threshold:
         return _multipart_copy(s3, copy_source, size, target, condition, part_size)
     response = s3.copy_object(

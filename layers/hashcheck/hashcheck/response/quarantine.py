@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from botocore.exceptions import ClientError
@@ -119,12 +119,15 @@ class Quarantine:
         new copy does not match.
         """
         existing = self._head_evidence(key)
-        expected = expected_sha256 or _recorded_sha256(existing) or (source and self._source_sha256(obj, source))
+        expected = expected_sha256 or _recorded_sha256(existing)
+        if not expected and source is not None:
+            expected = self._source_sha256(obj, source)
         if existing and self._verifies(key, existing, expected):
             return existing
         if source is None:
             logger.warning("source version gone before quarantine and no verified evidence: case %s", case_id)
             return None
+        assert expected is not None  # the source exists, so its own SHA-256 was read above
         evidence = self._copy(obj, source, key, case_id, expected)
         if evidence is None or not self._verifies(key, evidence, expected):
             raise CopyNotVerified(f"evidence {key} does not match the source")
@@ -135,7 +138,7 @@ class Quarantine:
     def _head_source(self, obj: ObjectRef) -> dict | None:
         """HeadObject of exactly the scanned version, or None when it is gone or its content changed."""
         try:
-            head = self.s3.head_object(**obj.version_args())
+            head: dict[str, Any] = dict(self.s3.head_object(**obj.version_args()))
         except ClientError as error:
             if is_gone(error):
                 return None
@@ -167,11 +170,11 @@ class Quarantine:
     # -- evidence --------------------------------------------------------------------------------
 
     def _head_evidence(self, key: str, version_id: str | None = None) -> dict | None:
-        args = {"Bucket": self.evidence_bucket, "Key": key, "ChecksumMode": "ENABLED"}
+        args: dict[str, Any] = {"Bucket": self.evidence_bucket, "Key": key, "ChecksumMode": "ENABLED"}
         if version_id:
             args["VersionId"] = version_id
         try:
-            return self.s3.head_object(**args)
+            return dict(self.s3.head_object(**args))
         except ClientError as error:
             if is_gone(error):
                 return None

@@ -278,7 +278,7 @@ def _copy_back(s3: S3Client, case: Mapping[str, Any], q: Mapping[str, Any], reas
     if done:
         return _where(bucket, key, done, "copied back from the evidence (found after a retry)")
     evidence = ObjectRef(q["evidence_bucket"], q["evidence_key"], q["evidence_version_id"])
-    head = s3.head_object(**evidence.version_args())
+    head: dict[str, Any] = dict(s3.head_object(**evidence.version_args()))
     tags, _displaced = merge_tags(
         get_tags(s3, evidence), {STATUS_TAG: ObjectStatus.RELEASED, REASON_TAG: tag_value(reason)}
     )
@@ -291,7 +291,7 @@ def _copy_back(s3: S3Client, case: Mapping[str, Any], q: Mapping[str, Any], reas
     }
     version = copy_version(s3, evidence, head["ContentLength"], target)
     if sha256_of(s3, bucket, key, version) != sha256:
-        s3.delete_object(Bucket=bucket, Key=key, **({"VersionId": version} if version else {}))
+        s3.delete_object(**ObjectRef(bucket, key, version).version_args())
         raise RestoreNotVerified(f"restored {key} did not match the evidence; removed it")
     return _where(bucket, key, version, "copied back from the evidence")
 

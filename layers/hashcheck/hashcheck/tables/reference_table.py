@@ -312,8 +312,9 @@ class ReferenceTable:
             if not row.deleted and (outcome == "added" or unannounced):
                 announced.append(row)
         batch_put(self.client, self.name, [items[pk] for pk in items if pk in changed], self.retry)
-        for row in announced if on_added else ():
-            on_added(row)
+        if on_added is not None:
+            for row in announced:
+                on_added(row)
 
     # --- the version item -------------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ LIST_SOURCES = json.dumps([{"name": LIST_ID, "type": "s3", "key": LIST_KEY, "lis
 
 def uploads() -> list[tuple[str, str, bytes]]:
     """(key, what the demo means it to be, bytes) for every object the demo uploads."""
-    objects = []
+    objects: list[tuple[str, str, bytes]] = []
     for seed, edit in zip(LISTED * 2, samples.EDITS, strict=False):
         suffix = "png" if edit == "png" else "jpg"
         objects.append(
@@ -155,6 +155,7 @@ def _where_is(stack, key: str, expected: str, version: str | None) -> dict:
         upload_bucket, key, head.get("VersionId") if head else None, head["ETag"].strip('"') if head else None
     )
     record = _record_for(stack, key, version or obj.version_id) or {}
+    location: str | None
     if head:
         location, status = f"s3://{upload_bucket}/{key}", get_status(s3, obj)
     else:

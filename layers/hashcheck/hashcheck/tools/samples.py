@@ -23,8 +23,8 @@ def picture(seed: int, size: tuple[int, int] = (800, 600)) -> Image.Image:
     image = Image.fromarray(np.clip(np.dstack(channels), 0, 255).astype(np.uint8), "RGB")
     draw = ImageDraw.Draw(image)
     for _ in range(12):
-        x0, y0 = rng.integers(0, w), rng.integers(0, h)
-        x1, y1 = x0 + rng.integers(40, w // 2), y0 + rng.integers(40, h // 2)
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        x1, y1 = x0 + int(rng.integers(40, w // 2)), y0 + int(rng.integers(40, h // 2))
         colour = tuple(int(c) for c in rng.integers(0, 256, 3))
         (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
     return image

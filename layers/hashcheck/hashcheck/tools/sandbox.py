@@ -24,6 +24,7 @@ import warnings
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import boto3
 
@@ -56,7 +57,7 @@ def load_template(path: Path = TEMPLATE) -> dict:
 
     for tag in ("Ref", "Sub", "GetAtt", "If", "Join", "Split", "Not", "Equals", "Select", "And", "Or", "Base64"):
         Loader.add_constructor(f"!{tag}", long_form(tag))
-    Loader.add_constructor("!Condition", lambda loader, node: {"Condition": loader.construct_scalar(node)})
+    Loader.add_constructor("!Condition", lambda loader, node: {"Condition": loader.construct_scalar(node)})  # type: ignore[arg-type]
     return yaml.load(path.read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
 
 
@@ -64,12 +65,13 @@ def load_template(path: Path = TEMPLATE) -> dict:
 class Stack:
     outputs: dict[str, str]
     functions: dict[str, str]  # logical id -> function name
-    clients: dict = field(default_factory=dict)
+    clients: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # resource types moto did not create
 
-    def client(self, service: str):
+    def client(self, service: str) -> Any:
         if service not in self.clients:
-            self.clients[service] = boto3.client(service, region_name=REGION)
+            # the default session: it carries the Object Lock quirk's hook (below)
+            self.clients[service] = boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
         return self.clients[service]
 
     def environment(self, function: str) -> dict[str, str]:
@@ -95,6 +97,7 @@ def _moto_object_lock_quirk() -> None:
     where S3 takes the copy's own checksum request: add it to every client of the default session
     (moto resets that session when its mock starts, so this runs inside the mock)."""
     boto3.setup_default_session(region_name=REGION)
+    assert boto3.DEFAULT_SESSION is not None
     boto3.DEFAULT_SESSION.events.register("before-sign.s3.CopyObject", _checksum_header)
 
 
@@ -117,7 +120,7 @@ def deploy(parameters: dict[str, str] | None = None, template: Path = TEMPLATE) 
         if "DefinitionUri" in props:  # a state machine definition: inline it, as sam package would upload it
             props["Definition"] = json.loads((template.parent / props.pop("DefinitionUri")).read_text())
     s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=CODE_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.create_bucket(Bucket=CODE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_object(Bucket=CODE_BUCKET, Key="code.zip", Body=_placeholder_zip())
     cfn = transform(sam, parameters or {}, ManagedPolicyLoader(boto3.client("iam", region_name=REGION)))
     # moto would run triggered functions in Docker; the sandbox calls the handlers in process instead
@@ -153,7 +156,8 @@ def _quiet_moto():
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if "No Moto CloudFormation support" in record.getMessage():
-                skipped.append(str(record.args[0]) if record.args else record.getMessage())
+                args = record.args if isinstance(record.args, tuple) else ()
+                skipped.append(str(args[0]) if args else record.getMessage())
 
     moto_logger, handler = logging.getLogger("moto"), Collect()
     propagate = moto_logger.propagate
@@ -254,6 +258,8 @@ def load_handler(stack: Stack, function: str, folder: str):
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "1")
     name = f"hashcheck_function_{folder}"
     spec = importlib.util.spec_from_file_location(name, ROOT / "functions" / folder / "app.py")
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"functions/{folder}/app.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)

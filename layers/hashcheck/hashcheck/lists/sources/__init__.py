@@ -113,8 +113,8 @@ def _spec(entry: object, number: int) -> SourceSpec:
     if not isinstance(name, str) or not _NAME.match(name):
         raise ConfigError(f"list source {number}: name must be 1-64 letters, digits, '.', '_' or '-'")
     kind = entry.get("type")
-    allowed = {"https": HTTPS_KEYS, "s3": S3_KEYS}.get(kind)
-    if allowed is None:
+    allowed = {"https": HTTPS_KEYS, "s3": S3_KEYS}.get(kind) if isinstance(kind, str) else None
+    if kind is None or allowed is None:
         raise ConfigError(f"source {name}: type must be 'https' or 's3'")
     unknown = sorted(set(entry) - COMMON_KEYS - allowed)
     if unknown:

@@ -42,6 +42,7 @@ import logging
 import socket
 from collections.abc import Callable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import urllib3
@@ -92,7 +93,7 @@ class HttpsSource:
 
     @classmethod
     def from_spec(cls, spec: SourceSpec, clients) -> HttpsSource:
-        options = dict(spec.options)
+        options: dict[str, Any] = dict(spec.options)
         if not isinstance(options.get("url"), str):
             raise ConfigError(f"source {spec.name}: url is required")
         fmt = options.get("format")
@@ -159,7 +160,7 @@ class HttpsSource:
         parts = _split_url(self.url, self._allow_loopback)
         port = parts.port or (443 if parts.scheme == "https" else 80)
         address = _checked_address(parts.hostname, port, self._resolve, self._allow_loopback)
-        common = {"timeout": self._timeout, "maxsize": 1, "retries": False}
+        common: dict[str, Any] = {"timeout": self._timeout, "maxsize": 1, "retries": False}
         if parts.scheme == "http":
             return urllib3.HTTPConnectionPool(address, port, **common), parts
         pool = urllib3.HTTPSConnectionPool(
@@ -193,7 +194,8 @@ class HttpsSource:
         return response
 
     def _headers(self) -> dict[str, str]:
-        headers = {"User-Agent": "hashcheck-sync/1", "Accept": ACCEPT.get(self.fmt, "application/x-ndjson, text/csv")}
+        accept = ACCEPT.get(self.fmt or "", "application/x-ndjson, text/csv")
+        headers = {"User-Agent": "hashcheck-sync/1", "Accept": accept}
         if self._auth is not None:
             headers[self._auth_header] = self._auth()
         return headers

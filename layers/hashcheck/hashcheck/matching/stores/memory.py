@@ -26,16 +26,20 @@ class MemoryStore:
         for ref in live.values():
             self._by_hash[ref.key].append(ref)
             self._by_image[(ref.list, ref.id)].append(ref)
-        self._indexes: dict[str, tuple[HammingIndex, list[str]]] = {}
+        self._indexes: dict[str, tuple[HammingIndex | None, list[str]]] = {}
         for name in algorithms.PERCEPTUAL:
             hashes = sorted(h for (alg, h) in self._by_hash if alg == name)
             self._indexes[name] = (HammingIndex.from_hex(hashes) if hashes else None, hashes)
 
     @classmethod
     def from_file(cls, path: str) -> tuple[MemoryStore, list[Rejected]]:
-        rows, rejected = [], []
+        rows: list[Reference] = []
+        rejected: list[Rejected] = []
         for row in read_path(path):
-            (rejected if isinstance(row, Rejected) else rows).append(row)
+            if isinstance(row, Rejected):
+                rejected.append(row)
+            else:
+                rows.append(row)
         return cls(rows), rejected
 
     def __len__(self) -> int:
