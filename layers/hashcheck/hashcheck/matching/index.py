@@ -443,15 +443,15 @@ class HammingIndex:
         for start in range(0, self._n, step):
             block = self._hashes[start : start + step]
             x = np.empty((len(rows), len(block)), dtype=np.uint64)
-            dist = np.zeros((len(rows), len(block)), dtype=np.uint16)
+            block_dist = np.zeros((len(rows), len(block)), dtype=np.uint16)
             for w in range(scanned):
                 np.bitwise_xor(sel[:, w, None], block[None, :, w], out=x)
-                dist += np.bitwise_count(x)
-            r, c = np.nonzero(dist <= d)
-            found.append((rows[r], c + start, dist[r, c]))
-        qr, ids, total = (np.concatenate(f).astype(np.int64) for f in zip(*found, strict=True))
+                block_dist += np.bitwise_count(x)
+            r, c = np.nonzero(block_dist <= d)
+            found.append((rows[r], c + start, block_dist[r, c]))
+        qr, ids, dist = (np.concatenate(f).astype(np.int64) for f in zip(*found, strict=True))
         if scanned < self._words:
-            qr, ids, total = self._verify(qr, ids, qwords, d)
+            qr, ids, dist = self._verify(qr, ids, qwords, d)
         order = np.lexsort((ids, qr))
         return qr[order], ids[order], dist[order]
 
