@@ -1,6 +1,8 @@
 """Detection accuracy: recall per modification and false matches, single hashes vs our decision rule.
 
-    python bench/accuracy.py PHOTO_DIR [PHOTO_DIR ...] [--out DIR] [--mods a,b] [--workers N]
+    python bench/accuracy.py [PHOTO_DIR ...] [--out DIR] [--mods a,b] [--workers N]
+
+Without a folder it takes the 10 photos this repository ships (tests/data/photos).
 
 Every photo in the folders is an "original": a pretend listed image (benign photos only). Each one is
 modified in the ways listed in `MODIFICATIONS` (re-encoding, resizing, crops, turns, colour changes,
@@ -640,7 +642,12 @@ def run(folders: Sequence[str], mods: Sequence[str], workers: int, policy: match
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("folders", nargs="+", help="folders (or files) of benign photos")
+    parser.add_argument(
+        "folders",
+        nargs="*",
+        default=[str(REPO / "tests" / "data" / "photos")],
+        help="folders (or files) of benign photos (default: tests/data/photos)",
+    )
     parser.add_argument("--out", default=str(REPO / "bench" / "out"), help="output folder (default bench/out/)")
     parser.add_argument("--mods", help="comma-separated modifications (default: all)")
     parser.add_argument("--workers", type=int, default=2, help="processes (default 2)")
