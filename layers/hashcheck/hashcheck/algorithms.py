@@ -1,4 +1,7 @@
-"""The hash algorithms hashcheck knows: one registry, so a new hash type is one entry here.
+"""The hash algorithms hashcheck knows: one registry, and every list of algorithm names elsewhere is
+derived from it (`EXACT`, `PERCEPTUAL`: the digests taken, the FingerprintTable's indexes, what a case and a
+hotline report keep, what the stored index holds). A new exact hash that hashlib knows is an entry here
+and its field in `Fingerprint`; a new perceptual hash also needs its computation in `fingerprinting/`.
 
 Every hash travels as lowercase hex. Exact algorithms match by equality; perceptual ones by Hamming
 distance up to a threshold. An algorithm that is not in the registry (e.g. ``photodna``) may still

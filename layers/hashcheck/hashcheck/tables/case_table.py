@@ -211,44 +211,28 @@ class CaseTable:
 
         ReportInProgress when another worker holds an unexpired lease. A case already reported is
         returned unchanged (the caller sees `reported_at`)."""
-        try:  # the report record, once: its idempotency key never changes afterwards
-            self.client.update_item(
-                TableName=self.name,
-                Key=to_item({KEY: case_id}),
-                UpdateExpression="SET #report = :init",
-                ConditionExpression="attribute_exists(case_id) AND attribute_not_exists(#report)",
-                ExpressionAttributeNames={"#report": "report"},
-                ExpressionAttributeValues=to_item({":init": {"idempotency_key": idempotency_key, "attempts": 0}}),
-            )
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
-        try:
-            response = self.client.update_item(
-                TableName=self.name,
-                Key=to_item({KEY: case_id}),
-                UpdateExpression=(
-                    "SET report_lease_until = :until, #report.attempts = #report.attempts + :one, "
-                    "#report.last_attempt_at = :at"
-                ),
-                ConditionExpression=(
-                    "attribute_exists(case_id) AND attribute_not_exists(reported_at) AND "
-                    "(attribute_not_exists(report_lease_until) OR report_lease_until < :now)"
-                ),
-                ExpressionAttributeNames={"#report": "report"},
-                ExpressionAttributeValues=to_item(
-                    {":until": now_epoch + lease_seconds, ":now": now_epoch, ":one": 1, ":at": self.clock()}
-                ),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
-            case = self.existing(case_id)
-            if case.get("reported_at"):
-                return case
-            raise ReportInProgress(case_id) from None
-        return from_item(response["Attributes"])
+        self._update_if(  # the report record, once: its idempotency key never changes afterwards
+            case_id,
+            "SET #report = :init",
+            "attribute_exists(case_id) AND attribute_not_exists(#report)",
+            {"#report": "report"},
+            {":init": {"idempotency_key": idempotency_key, "attempts": 0}},
+        )
+        case = self._update_if(
+            case_id,
+            "SET report_lease_until = :until, #report.attempts = #report.attempts + :one, "
+            "#report.last_attempt_at = :at",
+            "attribute_exists(case_id) AND attribute_not_exists(reported_at) AND "
+            "(attribute_not_exists(report_lease_until) OR report_lease_until < :now)",
+            {"#report": "report"},
+            {":until": now_epoch + lease_seconds, ":now": now_epoch, ":one": 1, ":at": self.clock()},
+        )
+        if case is not None:
+            return case
+        case = self.existing(case_id)
+        if case.get("reported_at"):
+            return case
+        raise ReportInProgress(case_id)
 
     def record_report(self, case_id: str, report_id: str | None, endpoint_host: str) -> tuple[dict, bool]:
         """Record the hotline's acceptance once: (case, True) if this call recorded it."""
@@ -269,21 +253,16 @@ class CaseTable:
         )
 
     def record_report_failure(self, case_id: str, failure: str) -> None:
-        """Note a failed report attempt (the message goes back to the queue) and free the lease."""
+        """Note a failed report attempt (the message goes back to the queue) and free the lease; nothing
+        when the case was reported meanwhile."""
         now = self.clock()
-        try:
-            self.client.update_item(
-                TableName=self.name,
-                Key=to_item({KEY: case_id}),
-                UpdateExpression="SET updated_at = :at, history = list_append(history, :h) REMOVE report_lease_until",
-                ConditionExpression="attribute_exists(case_id) AND attribute_not_exists(reported_at)",
-                ExpressionAttributeValues=to_item(
-                    {":at": now, ":h": [history_entry(now, "report failed", self.who, detail={"failure": failure})]}
-                ),
-            )
-        except ClientError as error:
-            if not condition_failed(error):  # reported meanwhile: nothing to note
-                raise
+        self._update_if(
+            case_id,
+            "SET updated_at = :at, history = list_append(history, :h) REMOVE report_lease_until",
+            "attribute_exists(case_id) AND attribute_not_exists(reported_at)",
+            {},
+            {":at": now, ":h": [history_entry(now, "report failed", self.who, detail={"failure": failure})]},
+        )
 
     # -- alerts ----------------------------------------------------------------------------------------------
 
@@ -297,25 +276,28 @@ class CaseTable:
         )
 
     def mark_notified(self, case_id: str) -> None:
-        try:
-            self.client.update_item(
-                TableName=self.name,
-                Key=to_item({KEY: case_id}),
-                UpdateExpression="SET notified = :true, notified_at = :at, history = list_append(history, :h)",
-                ConditionExpression="notified = :false",
-                ExpressionAttributeValues=to_item(
-                    {":true": True, ":false": False, ":at": self.clock(), ":h": [self.entry("notified")]}
-                ),
-            )
-        except ClientError as error:
-            if not condition_failed(error):  # already marked by a concurrent attempt: nothing to do
-                raise
+        """Once: a concurrent attempt that marked it first leaves nothing to do."""
+        values = {":true": True, ":false": False, ":at": self.clock(), ":h": [self.entry("notified")]}
+        self._update_if(
+            case_id,
+            "SET notified = :true, notified_at = :at, history = list_append(history, :h)",
+            "notified = :false",
+            {},
+            values,
+        )
 
     def _update_once(
         self, case_id: str, expression: str, condition: str, names: Mapping[str, str], values: Mapping[str, Any]
     ) -> tuple[dict, bool]:
         """Apply an update whose condition makes it happen once: (the case after it, True), or (the case
         as it stands, False) when the condition no longer holds."""
+        case = self._update_if(case_id, expression, condition, names, values)
+        return (case, True) if case is not None else (self.existing(case_id), False)
+
+    def _update_if(
+        self, case_id: str, expression: str, condition: str, names: Mapping[str, str], values: Mapping[str, Any]
+    ) -> dict | None:
+        """Apply a conditional update: the case after it, or None when the condition does not hold."""
         args: dict[str, Any] = {"ExpressionAttributeNames": dict(names)} if names else {}
         try:
             response = self.client.update_item(
@@ -330,5 +312,5 @@ class CaseTable:
         except ClientError as error:
             if not condition_failed(error):
                 raise
-            return self.existing(case_id), False
-        return from_item(response["Attributes"]), True
+            return None
+        return from_item(response["Attributes"])
