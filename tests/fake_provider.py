@@ -24,6 +24,7 @@ Knobs (plain attributes, change them between requests):
 from __future__ import annotations
 
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -136,3 +137,34 @@ def _handler_for(provider: FakeProvider):
             pass
 
     return Handler
+
+
+class FakeHotline:
+    """POST /reports -> {"report_id"}; one report per Idempotency-Key."""
+
+    def __init__(self, auth: str | None = None):
+        self.provider = FakeProvider(path="/feed")
+        if auth:
+            self.provider.require = ("Authorization", auth)
+        self.provider.routes["/reports"] = self._file
+        self.reports: dict[str, str] = {}  # idempotency key -> report id
+        self.bodies: list[bytes] = []
+        hotline, base = self, self.provider._server.RequestHandlerClass
+
+        class WithPost(base):
+            def do_POST(self):  # noqa: N802 (http.server's naming)
+                hotline.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                self.do_GET()
+
+        self.provider._server.RequestHandlerClass = WithPost
+        self.url = self.provider.base_url() + "/reports"
+
+    def _file(self, query: dict, headers: dict):
+        key = headers.get("idempotency-key")
+        if not key:
+            return 400, {}, b"no idempotency key"
+        report_id = self.reports.setdefault(key, f"R-{len(self.reports) + 1}")
+        return 201, {"Content-Type": "application/json"}, json.dumps({"report_id": report_id}).encode()
+
+    def posts(self) -> list:
+        return [r for r in self.provider.requests if r[0] == "/reports"]

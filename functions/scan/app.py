@@ -19,7 +19,7 @@ from aws_lambda_powertools.utilities.idempotency import (
     idempotent_function,
 )
 
-from hashcheck.jobs.s3events import Upload, uploads_from_body
+from hashcheck.jobs.s3events import Upload, confirmed_case_in, uploads_from_body
 from hashcheck.jobs.scanner import from_environment
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
@@ -38,6 +38,11 @@ def scan_once(identity: dict, upload: Upload) -> dict:
 
 def scan_record(record: SQSRecord) -> None:
     last_attempt = int(record.attributes.approximate_receive_count or 1) >= MAX_RECEIVES
+    case_id = confirmed_case_in(record.body)
+    if case_id:  # a reviewer confirmed a review hold: quarantine it as a match
+        outcome = scanner.quarantine_confirmed(case_id)
+        logger.info("confirmed case quarantined", extra=outcome.as_dict() if outcome else {"case_id": case_id})
+        return
     for upload in uploads_from_body(record.body):
         started = time.perf_counter()
         try:

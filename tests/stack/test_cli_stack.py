@@ -98,10 +98,10 @@ def test_backfill_then_review_a_case_and_release_it(stack, photos, tmp_path, cap
     s3.put_object(Bucket=bucket, Key="old/listed.jpg", Body=original)
     s3.put_object(Bucket=bucket, Key="old/other.jpg", Body=photos[1].read_bytes())
 
-    code, out, _ = run(capsys, "backfill", bucket, "--prefix", "old/", "--stack", sandbox.STACK)
+    code, out, _ = run(capsys, "backfill", bucket, "--prefix", "old/", "--stack", sandbox.STACK, "--local")
     summary = json.loads(out.splitlines()[-1])
     assert code == 0 and summary["scanned"] == 2 and summary["matched"] == 1
-    code, out, _ = run(capsys, "backfill", bucket, "--prefix", "old/", "--stack", sandbox.STACK)
+    code, out, _ = run(capsys, "backfill", bucket, "--prefix", "old/", "--stack", sandbox.STACK, "--local")
     rerun = json.loads(out.splitlines()[-1])
     assert rerun["scanned"] == 0 and rerun["skipped"] == 1  # the clean one; the match was moved out
 

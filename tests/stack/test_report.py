@@ -25,7 +25,7 @@ from hashcheck.response.quarantine import QuarantineResult
 from hashcheck.response.report import ALREADY_REPORTED, REPORTED, SKIPPED, ReportConfig, Reporter, ReportFailed
 from hashcheck.tables.case_table import CaseTable
 from hashcheck.tools import sandbox
-from tests.fake_provider import FakeProvider
+from tests.fake_provider import FakeHotline
 from tests.helpers import benign_fingerprint
 
 REGION = "us-east-1"
@@ -37,39 +37,9 @@ MOVED = QuarantineResult("move", "evidence", "evidence/x/users/7/photo 1.jpg", "
 NO_WAIT = RemoteRetry(attempts=4, sleep=lambda _s: None)
 
 
-class FakeHotline:
-    """POST /reports -> {"report_id"}; one report per Idempotency-Key."""
-
-    def __init__(self):
-        self.provider = FakeProvider(path="/feed")
-        self.provider.require = ("Authorization", AUTH)
-        self.provider.routes["/reports"] = self._file
-        self.reports: dict[str, str] = {}  # idempotency key -> report id
-        self.bodies: list[bytes] = []
-        hotline, base = self, self.provider._server.RequestHandlerClass
-
-        class WithPost(base):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                hotline.bodies.append(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                self.do_GET()
-
-        self.provider._server.RequestHandlerClass = WithPost
-        self.url = self.provider.base_url() + "/reports"
-
-    def _file(self, query: dict, headers: dict):
-        key = headers.get("idempotency-key")
-        if not key:
-            return 400, {}, b"no idempotency key"
-        report_id = self.reports.setdefault(key, f"R-{len(self.reports) + 1}")
-        return 201, {"Content-Type": "application/json"}, json.dumps({"report_id": report_id}).encode()
-
-    def posts(self) -> list:
-        return [r for r in self.provider.requests if r[0] == "/reports"]
-
-
 @pytest.fixture()
 def hotline():
-    hotline = FakeHotline()
+    hotline = FakeHotline(AUTH)
     with hotline.provider:
         yield hotline
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote_plus
 
 from hashcheck.objects import ObjectRef
+from hashcheck.response.review import QUARANTINE_REQUEST
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,16 @@ class Upload:
     obj: ObjectRef
     uploader: dict = field(default_factory=dict)  # principal and source IP, as the event gives them
     event_time: str | None = None
+
+
+def confirmed_case_in(body: str | dict) -> str | None:
+    """The case id of a reviewer's request to quarantine a confirmed review hold, if that is what the
+    message is (`{"hashcheck": "quarantine confirmed case", "case_id": ...}`)."""
+    message = json.loads(body) if isinstance(body, str) else body
+    if isinstance(message, dict) and message.get("hashcheck") == QUARANTINE_REQUEST:
+        case_id = message.get("case_id")
+        return case_id if isinstance(case_id, str) and case_id else None
+    return None
 
 
 def uploads_from_body(body: str | dict) -> list[Upload]:

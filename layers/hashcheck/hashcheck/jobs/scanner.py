@@ -20,6 +20,7 @@ functions that scan (ScanFunction, RematchFunction, BackfillFunction).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,16 +38,19 @@ from hashcheck.matching.stores.base import ReferenceStore
 from hashcheck.matching.stores.composite import CompositeStore
 from hashcheck.matching.stores.remote import RemoteLookupStore
 from hashcheck.objects import ObjectRef, set_status
-from hashcheck.response.cases import Cases
+from hashcheck.response.cases import CONFIRMED_EVENT, Cases, decision_detail
 from hashcheck.response.events import EventPublisher
 from hashcheck.response.quarantine import Quarantine
-from hashcheck.status import Absence, CaseStatus, FingerprintStatus, ObjectStatus, Verdict
+from hashcheck.status import Absence, CaseStatus, Decision, FingerprintStatus, ObjectStatus, Verdict
 from hashcheck.tables import Tables
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
     from hashcheck.jobs.s3events import Upload
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,24 @@ class Scanner:
         if result.verdict == Verdict.REVIEW:
             return self._hold_for_review(upload, fp, result)
         raise ValueError(f"nothing to act on for verdict {result.verdict!r}")
+
+    def quarantine_confirmed(self, case_id: str) -> Outcome | None:
+        """Quarantine a review hold a reviewer confirmed (they ask; the scan path holds the power to move),
+        then announce the confirmation for the hotline report. Idempotent; None for a case that is not a
+        confirmed, open review hold (a stray or repeated request changes nothing)."""
+        case = self.cases.get(case_id)
+        if case is None or case.get("decision") != Decision.CONFIRMED:
+            logger.warning("quarantine request for case %s ignored: not a confirmed case", case_id)
+            return None
+        obj = ObjectRef(case["bucket"], case["key"], case.get("version_id"), case.get("etag"))
+        if case.get("status") == CaseStatus.OPEN:
+            set_status(self.s3, obj, ObjectStatus.QUARANTINED, "confirmed by a reviewer")
+            expected = (case.get("hashes") or {}).get("sha256")
+            case = self.cases.record_quarantine(case_id, self.quarantine.quarantine(obj, case_id, expected))
+        if self.cases.events and not case.get("confirm_announced_at"):
+            self.cases.events.put(CONFIRMED_EVENT, decision_detail(case))
+            self.cases.table.note(case_id, "queued for the hotline report", marker="confirm_announced_at")
+        return Outcome(obj.bucket, obj.key, obj.version_id, ObjectStatus.QUARANTINED, Verdict.MATCH, case_id)
 
     def fail(self, upload: Upload, reason: str) -> Outcome:
         """The last attempt failed: block the object (`error`) and record it; never leave it unknown."""

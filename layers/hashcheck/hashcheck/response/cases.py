@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 EVENT_DETAIL_TYPE = "HashCheck Match"
+CONFIRMED_EVENT, RELEASED_EVENT = "HashCheck Case Confirmed", "HashCheck Case Released"
 SCHEMA_VERSION = "1"
 # The fingerprint's hashes a case keeps as evidence: every algorithm's, and PDQ's quality beside it.
 HASH_FIELDS = (*EXACT, *PERCEPTUAL, "pdq_quality")
@@ -182,6 +183,21 @@ def alert_detail(case: Mapping[str, Any]) -> dict:
         "lists": _list_summary(case.get("matches", [])),
         "uploader": case.get("uploader", {}),
         "quarantine": _quarantine_summary(quarantine) if quarantine else None,
+    }
+
+
+def decision_detail(case: Mapping[str, Any]) -> dict:
+    """The detail of `HashCheck Case Confirmed` / `Released` (docs/events.md): no hash values."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "case_id": case["case_id"],
+        "decision": case.get("decision"),
+        "case_status": case.get("status"),
+        "verdict": case.get("verdict"),
+        "bucket": case["bucket"],
+        "key": case["key"],
+        "version_id": case.get("version_id"),
+        "decided_at": case.get("decided_at"),
     }
 
 

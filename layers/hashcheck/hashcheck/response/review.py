@@ -21,13 +21,17 @@ Release (a false positive), each step safe to repeat, in this order:
 
 Confirm (a true match): the decision `confirmed` is recorded and `HashCheck Case Confirmed` is put on
 the bus, which routes it to the hotline report queue (template: ConfirmedToReportRule). A review
-case (a weak near hit left in place) is quarantined first, exactly as the scanner would.
+case (a weak near hit left in place) must be quarantined first; a reviewer holds no power to delete,
+hold or move objects, so the confirmation asks the scan path for it: a message on the scan queue
+(`{"hashcheck": "quarantine confirmed case", "case_id": ...}`), and the scanner quarantines the case
+exactly as it quarantines a match, then announces the confirmation.
 
 Nothing here logs a hash value. `show_case` hides them unless asked (terminal scrollback is a log too).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -39,10 +43,10 @@ from botocore.exceptions import ClientError
 from hashcheck.aws import is_gone
 from hashcheck.matching.allowlist import Allowlist
 from hashcheck.objects import REASON_TAG, STATUS_TAG, ObjectRef, get_tags, merge_tags, set_status, tag_value
-from hashcheck.response.cases import SCHEMA_VERSION, Cases
+from hashcheck.response.cases import CONFIRMED_EVENT, RELEASED_EVENT, decision_detail
 from hashcheck.response.copy import CONTENT_HEADERS, copy_version, sha256_of
 from hashcheck.response.events import EventPublisher
-from hashcheck.response.quarantine import PROVENANCE, Quarantine
+from hashcheck.response.quarantine import PROVENANCE
 from hashcheck.status import CaseStatus, Decision, ObjectStatus, Verdict
 from hashcheck.tables.case_table import CaseNotFound, CaseTable, DecisionConflict, audit_lines
 from hashcheck.tables.reference_table import ReferenceTable
@@ -65,7 +69,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CONFIRMED_EVENT, RELEASED_EVENT = "HashCheck Case Confirmed", "HashCheck Case Released"
 HIDDEN = "(hidden; show with hashes)"
 SUMMARY_FIELDS = (
     "case_id",
@@ -88,14 +91,29 @@ class RestoreNotVerified(Exception):
     """The restored object's content differs from the evidence; the wrong version was removed."""
 
 
+QUARANTINE_REQUEST = "quarantine confirmed case"
+
+
+class ScanQueue:
+    """Where a reviewer asks the scan path to quarantine a confirmed review hold."""
+
+    def __init__(self, sqs: Any, url: str):
+        self.sqs, self.url = sqs, url
+
+    def request_quarantine(self, case_id: str) -> None:
+        self.sqs.send_message(
+            QueueUrl=self.url, MessageBody=json.dumps({"hashcheck": QUARANTINE_REQUEST, "case_id": case_id})
+        )
+
+
 @dataclass
 class Target:
-    """One deployed stack, as a reviewer works on it: its tables, buckets and event bus."""
+    """One deployed stack, as a reviewer works on it: its tables, bucket, scan queue and event bus."""
 
     s3: S3Client
     cases: CaseTable
     references: ReferenceTable
-    quarantine: Quarantine | None = None  # None: a stack without an evidence bucket (review holds only)
+    scan_queue: ScanQueue | None = None  # where a confirmed review hold is sent to be quarantined
     events: EventPublisher | None = None
 
     @classmethod
@@ -103,19 +121,14 @@ class Target:
         """From the stack's outputs (CaseTableName, ReferenceTableName, QuarantineBucketName, ...)."""
         import boto3
 
-        session = session or boto3.session.Session()
-        s3, ddb = session.client("s3"), session.client("dynamodb")
-        bucket = outputs.get("QuarantineBucketName")
-        quarantine = None
-        if bucket:
-            mode, kms = outputs.get("QuarantineMode", "move"), outputs.get("EvidenceKeyArn")
-            quarantine = Quarantine(s3, bucket, mode=mode, kms_key_id=kms)
+        client = session.client if session is not None else boto3.client  # the default session's clients
+        ddb, queue = client("dynamodb"), outputs.get("ScanQueueUrl")
         return cls(
-            s3=s3,
+            s3=client("s3"),
             cases=CaseTable(ddb, outputs["CaseTableName"]),
             references=ReferenceTable(ddb, outputs["ReferenceTableName"]),
-            quarantine=quarantine,
-            events=EventPublisher(session.client("events")),
+            scan_queue=ScanQueue(client("sqs"), queue) if queue else None,
+            events=EventPublisher(client("events")),
         )
 
 
@@ -168,13 +181,17 @@ def confirm_case(target: Target, case_id: str, who: str, why: str) -> dict:
     case = cases.existing(case_id)
     if case.get("decision") == Decision.RELEASED:
         raise DecisionConflict(f"case {case_id} was released")
-    if case.get("status") == CaseStatus.OPEN and case.get("verdict") == Verdict.REVIEW:
-        case = _quarantine_review_case(target, cases, case)
-    elif case.get("status") == CaseStatus.OPEN:
+    hold = case.get("status") == CaseStatus.OPEN and case.get("verdict") == Verdict.REVIEW
+    if case.get("status") == CaseStatus.OPEN and not hold:
         raise NotReady(f"case {case_id}: its quarantine is not recorded yet; try again shortly")
     case, _first = cases.decide(case_id, Decision.CONFIRMED, who, why)
+    if hold:  # the scan path quarantines it, then announces the confirmation (the report needs the evidence)
+        if target.scan_queue is None:
+            raise ValueError("confirming a review hold needs the stack's scan queue")
+        target.scan_queue.request_quarantine(case_id)
+        return cases.note(case_id, "quarantine requested", who)
     if target.events and not case.get("confirm_announced_at"):
-        _announce(target.events, CONFIRMED_EVENT, case)
+        target.events.put(CONFIRMED_EVENT, decision_detail(case))
         case = cases.note(case_id, "queued for the hotline report", who, marker="confirm_announced_at")
     logger.info("case %s confirmed", case_id)
     return case
@@ -205,7 +222,7 @@ def release_case(target: Target, case_id: str, who: str, why: str) -> dict:
         case = cases.note(case_id, "restored", who, marker="restored_at", detail=restored, restored=restored)
     case = cases.note(case_id, "released", who, marker="released_at", status=CaseStatus.RELEASED)
     if target.events and not case.get("release_announced_at"):
-        _announce(target.events, RELEASED_EVENT, case)
+        target.events.put(RELEASED_EVENT, decision_detail(case))
         case = cases.note(case_id, "release announced", who, marker="release_announced_at")
     logger.info("case %s released", case_id)
     return case
@@ -214,31 +231,6 @@ def release_case(target: Target, case_id: str, who: str, why: str) -> dict:
 def _require(who: str, why: str) -> None:
     if not (who or "").strip() or not (why or "").strip():
         raise ValueError("a decision needs who made it and why")
-
-
-def _quarantine_review_case(target: Target, cases: CaseTable, case: dict) -> dict:
-    """A confirmed weak near hit is quarantined the way the scanner quarantines a match."""
-    if target.quarantine is None:
-        raise ValueError("confirming a review case needs the quarantine bucket")
-    obj = ObjectRef(case["bucket"], case["key"], case.get("version_id"), case.get("etag"))
-    set_status(target.s3, obj, ObjectStatus.QUARANTINED, "confirmed by a reviewer")
-    moved = target.quarantine.quarantine(obj, case["case_id"], expected_sha256=(case.get("hashes") or {}).get("sha256"))
-    return Cases(cases).record_quarantine(case["case_id"], moved)
-
-
-def _announce(events: EventPublisher, detail_type: str, case: Mapping[str, Any]) -> None:
-    detail = {
-        "schema_version": SCHEMA_VERSION,
-        "case_id": case["case_id"],
-        "decision": case.get("decision"),
-        "case_status": case.get("status"),
-        "verdict": case.get("verdict"),
-        "bucket": case["bucket"],
-        "key": case["key"],
-        "version_id": case.get("version_id"),
-        "decided_at": case.get("decided_at"),
-    }
-    events.put(detail_type, detail)
 
 
 # -- restoring ------------------------------------------------------------------------------------

@@ -91,10 +91,15 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--bucket", metavar="BUCKET", help="the ArtifactsBucket (with --table)")
         command.set_defaults(run=_list_import if name == "import" else _list_sync)
 
-    backfill = commands.add_parser("backfill", help="scan objects stored before the stack, from this machine")
+    backfill = commands.add_parser("backfill", help="scan objects stored before the stack (the stack's state machine)")
     backfill.add_argument("bucket", metavar="BUCKET")
     backfill.add_argument("--prefix", default="")
     backfill.add_argument("--stack", required=True, metavar="NAME", help="the stack whose tables and lists to use")
+    backfill.add_argument(
+        "--local",
+        action="store_true",
+        help="scan from this machine instead, with your credentials: they need the scan path's permissions",
+    )
     backfill.set_defaults(run=_backfill)
 
     cases = commands.add_parser("cases", help="review cases: list, show, confirm, release, audit")
@@ -306,9 +311,19 @@ def _list_sync(args) -> int:
 def _backfill(args) -> int:
     from hashcheck.jobs import backfill
 
+    outputs = stack_outputs(args.stack)
+    if not args.local:  # the stack's own roles scan: an operator only starts it (states:StartExecution)
+        import boto3
+
+        run = {"bucket": args.bucket, **({"prefix": args.prefix} if args.prefix else {})}
+        started = boto3.client("stepfunctions").start_execution(
+            stateMachineArn=outputs["BackfillStateMachineArn"], input=json.dumps(run)
+        )
+        print(json.dumps({"execution_arn": started["executionArn"], "input": run}))
+        return EXIT_OK
     progress = Progress(None, "objects listed")
     summary = backfill.run(
-        stack_outputs(args.stack),
+        outputs,
         args.bucket,
         args.prefix,
         on_progress=lambda s: progress.advance(s.listed - progress.done),

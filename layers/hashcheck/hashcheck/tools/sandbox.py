@@ -12,6 +12,9 @@ aws-sam-translator, PyYAML).
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import copy
+import functools
 import importlib.util
 import io
 import json
@@ -22,6 +25,7 @@ import time
 import uuid
 import warnings
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,12 +65,33 @@ def load_template(path: Path = TEMPLATE) -> dict:
     return yaml.load(path.read_text(), Loader=Loader)  # noqa: S506 - SafeLoader subclass
 
 
+# Whose code is running: the logical id of the function whose handler the sandbox is calling, or a name a
+# test gives (a reviewer, the CLI's operator). Read by whatever records the AWS calls made meanwhile (the
+# permission tests), so that each call can be held to the policies of the principal it runs as on AWS.
+_ACTING_AS: contextvars.ContextVar[str | None] = contextvars.ContextVar("hashcheck_sandbox_acting_as", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(principal: str) -> Iterator[None]:
+    token = _ACTING_AS.set(principal)
+    try:
+        yield
+    finally:
+        _ACTING_AS.reset(token)
+
+
+def current_principal() -> str | None:
+    return _ACTING_AS.get()
+
+
 @dataclass
 class Stack:
     outputs: dict[str, str]
     functions: dict[str, str]  # logical id -> function name
     clients: dict[str, Any] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)  # resource types moto did not create
+    template: dict[str, Any] = field(default_factory=dict)  # the translated template, triggers included
+    parameters: dict[str, str] = field(default_factory=dict)  # as passed to deploy
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
@@ -123,6 +148,7 @@ def deploy(parameters: dict[str, str] | None = None, template: Path = TEMPLATE) 
     s3.create_bucket(Bucket=CODE_BUCKET, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     s3.put_object(Bucket=CODE_BUCKET, Key="code.zip", Body=_placeholder_zip())
     cfn = transform(sam, parameters or {}, ManagedPolicyLoader(boto3.client("iam", region_name=REGION)))
+    translated = copy.deepcopy(cfn)  # whole, triggers included: what `sam deploy` would create
     # moto would run triggered functions in Docker; the sandbox calls the handlers in process instead
     # (`deliver` for the scan queue), so the triggers themselves are left out.
     cfn["Resources"] = _without(cfn["Resources"], {name for name, r in cfn["Resources"].items() if _runs_a_function(r)})
@@ -142,7 +168,9 @@ def deploy(parameters: dict[str, str] | None = None, template: Path = TEMPLATE) 
         for r in resources
         if r.get("ResourceType") == "AWS::Lambda::Function"
     }
-    stack = Stack(outputs, functions, skipped=sorted(set(skipped)))
+    stack = Stack(
+        outputs, functions, skipped=sorted(set(skipped)), template=translated, parameters=dict(parameters or {})
+    )
     _apply_what_moto_drops(stack, cfn)
     return stack
 
@@ -262,7 +290,16 @@ def load_handler(stack: Stack, function: str, folder: str):
         raise FileNotFoundError(f"functions/{folder}/app.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
+    with acting_as(function):  # the calls a cold start makes are the function's too
+        spec.loader.exec_module(module)
+    handler = module.handler
+
+    @functools.wraps(handler)
+    def as_the_function(event: Any, context: Any) -> Any:
+        with acting_as(function):
+            return handler(event, context)
+
+    setattr(module, "handler", as_the_function)  # noqa: B010 - the module has no type mypy knows
     return module
 
 

@@ -1,0 +1,226 @@
+"""Every AWS call the stack makes, held to the policies AWS would apply, offline.
+
+moto enforces no IAM, bucket, key, topic or queue policy, so the sandbox tests would pass with a stack that
+AWS refuses. Here the whole life of a stack runs in the sandbox (a list sync, uploads of every kind through
+the scan handler, a re-match, a backfill batch, a reviewer's release and confirmation, a hotline report,
+the CLI), every call is recorded with the principal it runs as on AWS, and each call is evaluated by
+`tests.iam.evaluator` against the policies rendered from template.yaml: the function roles' identity
+policies (inline, the stack's managed policies, SAM's AWS managed ones), and the bucket, key, topic and
+queue policies with their conditions. What AWS services do for the stack (alarms publishing, rules
+delivering, Lambda polling) is read from the template and checked the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from moto import mock_aws
+
+from hashcheck.aws import Clients
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.lists import listformat
+from hashcheck.lists.build import references_for
+from hashcheck.response import review
+from hashcheck.response.report import ReportConfig, Reporter
+from hashcheck.tables.case_table import CaseTable
+from hashcheck.tools import samples, sandbox
+from hashcheck.tools.cli import main as cli
+from tests.fake_provider import FakeHotline
+from tests.iam.calls import Recorder, Request, requests_for, service_requests
+from tests.iam.evaluator import decide
+from tests.iam.stack import ACCOUNT, StackPolicies
+
+LIST_ID = "perm-list"
+LIST_KEY = f"lists/{LIST_ID}.jsonl"
+SOURCES = json.dumps([{"name": LIST_ID, "type": "s3", "key": LIST_KEY, "list_id": LIST_ID}])
+PARAMETERS = {"ListSources": SOURCES, "HotlineReportUrl": "https://hotline.example/reports", "AlertEmail": "a@b.c"}
+
+LISTED = samples.jpeg(samples.picture(301))
+LATER = samples.jpeg(samples.picture(302))  # uploaded clean, listed afterwards: the re-match finds it
+WEAK = samples.jpeg(samples.picture(303))  # listed by its pHash alone: held for review
+RELEASED = samples.png(samples.picture(304))  # matched, then released as a false positive
+CLEAN = samples.jpeg(samples.picture(305))
+
+
+@dataclass
+class Run:
+    stack: sandbox.Stack
+    recorder: Recorder
+    policies: StackPolicies
+
+
+def rows(picture: bytes, ref_id: str, only: str | None = None) -> list:
+    refs = references_for(fingerprint(picture), LIST_ID, ref_id)
+    return [r for r in refs if only is None or r.algorithm == only]
+
+
+def sync(stack: sandbox.Stack, listed: list) -> dict:
+    text = "".join(listformat.to_json(r) + "\n" for r in listed)
+    stack.client("s3").put_object(Bucket=stack.outputs["ArtifactsBucketName"], Key=LIST_KEY, Body=text.encode())
+    handler = sandbox.load_handler(stack, "SyncFunction", "sync")
+    return handler.handler({}, sandbox.LambdaContext(stack.functions["SyncFunction"]))
+
+
+def scan_all(stack: sandbox.Stack) -> None:
+    scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+    sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], scan.handler, "ScanFunction")
+
+
+def cases(stack: sandbox.Stack) -> dict[str, dict]:
+    table = CaseTable(stack.client("dynamodb"), stack.outputs["CaseTableName"])
+    return {c["key"]: c for c in table.scan_all()}
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[Run]:
+    """One stack's life, recorded."""
+    sandbox.fake_credentials()
+    with mock_aws():
+        stack = sandbox.deploy(PARAMETERS)
+        recorder = Recorder().install()
+        s3, upload = stack.client("s3"), stack.outputs["UploadBucketName"]
+        sync(stack, rows(LISTED, "listed") + rows(RELEASED, "released") + rows(WEAK, "weak", only="phash"))
+        for key, body in (
+            ("u/listed.jpg", LISTED),
+            ("u/later.jpg", LATER),
+            ("u/weak.jpg", WEAK),
+            ("u/released.png", RELEASED),
+            ("u/clean.jpg", CLEAN),
+            ("u/broken.jpg", CLEAN[: len(CLEAN) // 3]),
+            ("u/notes.txt", b"not a picture"),
+        ):
+            s3.put_object(Bucket=upload, Key=key, Body=body)
+        scan_all(stack)
+        _rematch(stack)
+        _backfill(stack)
+        _review(stack)
+        _report(stack)
+        _cli(stack, recorder)
+        yield Run(stack, recorder, StackPolicies.of(stack))
+
+
+def _rematch(stack: sandbox.Stack) -> None:
+    synced = sync(stack, rows(LISTED, "listed") + rows(RELEASED, "released") + rows(LATER, "later"))
+    rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
+    context = sandbox.LambdaContext(stack.functions["RematchFunction"])
+    stream = {"Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": {}}}]}
+    rematch.handler(stream, context)
+    report = rematch.handler({"version": synced["version"]}, context)
+    assert report["matched"] == 1
+
+
+def _backfill(stack: sandbox.Stack) -> None:
+    s3, upload = stack.client("s3"), stack.outputs["UploadBucketName"]
+    s3.put_object(Bucket=upload, Key="old/before-the-stack.jpg", Body=CLEAN)
+    backfill = sandbox.load_handler(stack, "BackfillFunction", "backfill")
+    items = [{"Key": "old/before-the-stack.jpg"}, {"Key": "u/clean.jpg"}]
+    event = {"Items": items, "BatchInput": {"bucket": upload}}
+    assert backfill.handler(event, sandbox.LambdaContext(stack.functions["BackfillFunction"]))["errors"] == 0
+
+
+def _review(stack: sandbox.Stack) -> None:
+    with sandbox.acting_as("reviewer"):
+        target = review.Target.from_outputs(stack.outputs)
+        found = cases(stack)
+        review.release_case(target, found["u/released.png"]["case_id"], "alice", "a stock photo")
+        review.confirm_case(target, found["u/weak.jpg"]["case_id"], "bob", "the listed picture, cropped")
+        review.confirm_case(target, found["u/listed.jpg"]["case_id"], "bob", "the listed picture")
+        list(review.export_audit(target))
+    scan_all(stack)  # the scan path quarantines the confirmed review hold
+    assert cases(stack)["u/weak.jpg"]["status"] == "quarantined"
+
+
+def _report(stack: sandbox.Stack) -> None:
+    confirmed = cases(stack)["u/listed.jpg"]["case_id"]
+    stack.client("secretsmanager").create_secret(Name="hashcheck/hotline-report", SecretString="token")
+    hotline = FakeHotline()
+    with hotline.provider, sandbox.acting_as("ReportFunction"):
+        config = ReportConfig(
+            endpoint=hotline.url,
+            case_table=stack.outputs["CaseTableName"],
+            secret_id="hashcheck/hotline-report",
+            allow_insecure_loopback=True,
+        )
+        clients = Clients()
+        Reporter(config, CaseTable(clients.dynamodb, config.case_table), clients.secretsmanager).report(confirmed)
+
+
+def _cli(stack: sandbox.Stack, recorder: Recorder) -> None:
+    with sandbox.acting_as("reviewer"):
+        assert cli(["cases", "list", "--stack", sandbox.STACK]) == 0
+    with sandbox.acting_as("admin"):  # an operator starts the stack's backfill; its roles do the scanning
+        assert cli(["backfill", stack.outputs["UploadBucketName"], "--prefix", "u/", "--stack", sandbox.STACK]) == 0
+
+
+# --- the checks ------------------------------------------------------------------------------------------------
+
+
+def evaluate(policies: StackPolicies, principal_name: str, request: Request):
+    principal = policies.principals.get(principal_name)
+    arn = principal.arn if principal else principal_name  # a service principal
+    identity = principal.policies if principal else []
+    return decide(
+        arn,
+        request.action,
+        request.resource,
+        request.context,
+        identity,
+        policies.resource_policy(request.resource),
+        ACCOUNT,
+    )
+
+
+def refusals(run: Run) -> list[str]:
+    out = []
+    for call in run.recorder.calls:
+        for request in requests_for(call, run.policies):
+            decision = evaluate(run.policies, call.principal, request)
+            if not decision.allowed:
+                out.append(
+                    f"{call}: {request.action} on {request.resource} refused ({decision.reason} {decision.deny})"
+                )
+    for service in service_requests(run.policies):
+        decision = evaluate(run.policies, service.principal, service.request)
+        if not decision.allowed:
+            request = service.request
+            out.append(f"{service.principal} for {request.call}: {request.action} on {request.resource} refused")
+    return out
+
+
+def test_the_scenarios_made_the_calls_they_should(run):
+    principals = {c.principal for c in run.recorder.calls}
+    assert {
+        "SyncFunction",
+        "ScanFunction",
+        "RematchFunction",
+        "BackfillFunction",
+        "reviewer",
+        "ReportFunction",
+    } <= principals
+    operations = {(c.service, c.operation) for c in run.recorder.calls}
+    for expected in [
+        ("s3", "CopyObject"),
+        ("s3", "PutObjectLegalHold"),
+        ("s3", "DeleteObject"),
+        ("sns", "Publish"),
+        ("events", "PutEvents"),
+        ("dynamodb", "BatchWriteItem"),
+        ("s3", "PutObjectTagging"),
+    ]:
+        assert expected in operations
+
+
+def test_every_call_is_allowed_by_the_policies_aws_would_apply(run):
+    assert refusals(run) == []
+
+
+def test_a_removed_grant_is_found(run):
+    """The check can fail: without the sync's grant to clear its progress item, AWS would refuse it."""
+    policies = StackPolicies.of(run.stack)
+    for document in policies.principals["SyncFunction"].policies:
+        document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != "ClearProgressOfAFinishedDelta"]
+    refused = refusals(Run(run.stack, run.recorder, policies))
+    assert refused and all("SyncFunction: dynamodb.DeleteItem" in r for r in refused)
