@@ -236,3 +236,22 @@ def test_logs_of_a_match_carry_no_hash_values(stack, caplog):
     assert "logged.jpg" in logs and "quarantined" in logs  # the scan did log its outcome
     for value in (fp.md5, fp.sha1, fp.sha256, fp.pdq, fp.phash, listed.pdq, listed.phash, listed.sha256):
         assert value not in logs
+
+
+def test_a_truncated_listed_jpeg_is_blocked_not_readable(stack):
+    """Two bytes cut off a listed JPEG: no perceptual hash, other exact hashes; every browser still shows
+    it. It ends `unscannable`, which the bucket policy makes unreadable to everyone but the scan path."""
+    from tests.iam.evaluator import decide
+    from tests.iam.stack import ACCOUNT, StackPolicies
+
+    version = upload(stack, "img/cut.jpg", LISTED[:-2])
+    deliver(stack)
+    status = tags(stack, "img/cut.jpg", version)["hashcheck-status"]
+    assert status == "unscannable"
+    policies = StackPolicies.of(stack)
+    resource = f"{policies.arns['UploadBucket']}/img/cut.jpg"
+    app = "arn:aws:iam::123456789012:role/WebApp"
+    grant = {"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+    context = {"aws:PrincipalArn": app, "aws:SecureTransport": "true", "s3:ExistingObjectTag/hashcheck-status": status}
+    decision = decide(app, "s3:GetObject", resource, context, [grant], policies.resource_policy(resource), ACCOUNT)
+    assert not decision.allowed and decision.deny == [("resource", "HashcheckBlockedIsUnreadable")]

@@ -114,16 +114,16 @@ def test_evidence_is_readable_only_by_named_roles():
 
 def test_nothing_but_the_scanner_may_write_tags_or_the_status_in_the_upload_bucket():
     by_sid = {s.get("Sid"): s for s in _policy("UploadBucket") if isinstance(s, dict) and "Sid" in s}
-    tags = by_sid["OnlyTheScannerChangesTags"]
+    tags = by_sid["HashcheckOnlyTheScannerChangesTags"]
     assert set(actions(tags)) == {
         "s3:PutObjectTagging",
         "s3:PutObjectVersionTagging",
         "s3:DeleteObjectTagging",
         "s3:DeleteObjectVersionTagging",
     }
-    unreadable = by_sid["QuarantinedIsUnreadable"]
+    unreadable = by_sid["HashcheckBlockedIsUnreadable"]
     assert {"s3:GetObject", "s3:GetObjectVersion"} <= set(actions(unreadable))
-    assert by_sid["TlsOnly"]["Action"] == "s3:*" and by_sid["TlsOnly"]["Effect"] == "Deny"
+    assert by_sid["HashcheckTlsOnly"]["Action"] == "s3:*" and by_sid["HashcheckTlsOnly"]["Effect"] == "Deny"
 
 
 def test_evidence_cannot_be_released_or_deleted_by_an_insider():

@@ -24,7 +24,8 @@ def test_buckets_block_public_access_and_refuse_plain_http(bucket):
         for r in RESOURCES.values()
         if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": bucket}
     )
-    tls = [s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s.get("Sid") == "TlsOnly"]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    tls = [s for s in statements if s.get("Sid") in ("TlsOnly", "HashcheckTlsOnly")]
     assert tls and tls[0]["Effect"] == "Deny" and tls[0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
@@ -38,16 +39,19 @@ def test_evidence_bucket_is_locked_versioned_encrypted_and_retained():
     assert RESOURCES["QuarantineBucket"]["DeletionPolicy"] == "Retain"
 
 
-def test_upload_bucket_policy_blocks_quarantined_objects_and_tag_tampering():
+def test_upload_bucket_policy_blocks_every_status_but_clean_and_tag_tampering():
     policy = RESOURCES["UploadBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     by_sid = {s["Sid"]: s for s in policy if "Sid" in s}
-    blocked = by_sid["QuarantinedIsUnreadable"]
+    blocked = by_sid["HashcheckBlockedIsUnreadable"]
     assert blocked["Effect"] == "Deny" and "s3:GetObject" in blocked["Action"]
     assert set(blocked["Condition"]["StringEquals"]["s3:ExistingObjectTag/hashcheck-status"]) == {
         "quarantined",
         "error",
+        "unscannable",
+        "review",
+        "pending",
     }
-    for sid in ("OnlyTheScannerChangesTags", "OnlyTheScannerSetsTheStatusAtUpload"):
+    for sid in ("HashcheckOnlyTheScannerChangesTags", "HashcheckOnlyTheScannerSetsTheStatusAtUpload"):
         assert by_sid[sid]["Effect"] == "Deny"
         allowed = by_sid[sid]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
         roles = {r["Fn::GetAtt"][0] for r in allowed if "Fn::GetAtt" in r}

@@ -24,7 +24,7 @@ UNSCANNABLE, NOT_IMAGE = FingerprintStatus.UNSCANNABLE, FingerprintStatus.NOT_IM
 # formats with no signature (TGA) that would make any random blob "an image".
 SAFE_FORMATS = ["JPEG", "MPO", "PNG", "GIF", "WEBP", "TIFF", "BMP", "DIB", "ICO", "PPM"]
 
-try:  # HEIC/AVIF where the optional plugin is installed (pip install hashcheck[heif]).
+try:  # HEIC/HEIF: a dependency (the layer ships it); without it a phone photo is unscannable, never clean
     from pillow_heif import register_heif_opener
 
     register_heif_opener()
