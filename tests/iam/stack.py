@@ -116,13 +116,21 @@ class StackPolicies:
     template: dict[str, Any]  # the resolved template (resources whose Condition is false left out)
 
     @classmethod
-    def of(cls, stack: Any, extra_principals: dict[str, Principal] | None = None) -> StackPolicies:
+    def of(
+        cls,
+        stack: Any,
+        extra_principals: dict[str, Principal] | None = None,
+        bucket_policies: dict[str, dict] | None = None,
+    ) -> StackPolicies:
+        """`bucket_policies`: policies of buckets outside the stack (by name), as `hashcheck protect` left them."""
         resolver = _Resolver(stack)
         template = resolver.resolved()
         principals = _principals(template, resolver)
         principals.update(_named_principals(template))
         principals.update(extra_principals or {})
-        return cls(principals, _resource_policies(template, resolver), resolver.arns, resolver.refs, template)
+        resource_policies = _resource_policies(template, resolver)
+        resource_policies.update({f"arn:aws:s3:::{name}": doc for name, doc in (bucket_policies or {}).items()})
+        return cls(principals, resource_policies, resolver.arns, resolver.refs, template)
 
     def resource_policy(self, resource_arn: str) -> dict | None:
         """The resource policy that governs `resource_arn`: an object's bucket, or the resource itself."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pytest
 from moto import mock_aws
+from moto.s3.models import s3_backends
 
 from hashcheck.aws import Clients
 from hashcheck.fingerprinting.fingerprint import fingerprint
@@ -36,7 +37,13 @@ from tests.iam.stack import ACCOUNT, StackPolicies
 LIST_ID = "perm-list"
 LIST_KEY = f"lists/{LIST_ID}.jsonl"
 SOURCES = json.dumps([{"name": LIST_ID, "type": "s3", "key": LIST_KEY, "list_id": LIST_ID}])
-PARAMETERS = {"ListSources": SOURCES, "HotlineReportUrl": "https://hotline.example/reports", "AlertEmail": "a@b.c"}
+CUSTOMER_BUCKET = "customer-photos"  # an existing bucket the stack protects
+PARAMETERS = {
+    "ListSources": SOURCES,
+    "HotlineReportUrl": "https://hotline.example/reports",
+    "AlertEmail": "a@b.c",
+    "ProtectedBucketNames": CUSTOMER_BUCKET,
+}
 
 LISTED = samples.jpeg(samples.picture(301))
 LATER = samples.jpeg(samples.picture(302))  # uploaded clean, listed afterwards: the re-match finds it
@@ -50,6 +57,7 @@ class Run:
     stack: sandbox.Stack
     recorder: Recorder
     policies: StackPolicies
+    customer_bucket_policy: dict
 
 
 def rows(picture: bytes, ref_id: str, only: str | None = None) -> list:
@@ -82,6 +90,7 @@ def run() -> Iterator[Run]:
         stack = sandbox.deploy(PARAMETERS)
         recorder = Recorder().install()
         s3, upload = stack.client("s3"), stack.outputs["UploadBucketName"]
+        customer_bucket_policy = _protect_the_customer_bucket(stack)
         sync(stack, rows(LISTED, "listed") + rows(RELEASED, "released") + rows(WEAK, "weak", only="phash"))
         for key, body in (
             ("u/listed.jpg", LISTED),
@@ -93,13 +102,36 @@ def run() -> Iterator[Run]:
             ("u/notes.txt", b"not a picture"),
         ):
             s3.put_object(Bucket=upload, Key=key, Body=body)
+        s3.put_object(Bucket=CUSTOMER_BUCKET, Key="site/listed.jpg", Body=LISTED)
         scan_all(stack)
         _rematch(stack)
         _backfill(stack)
         _review(stack)
         _report(stack)
         _cli(stack, recorder)
-        yield Run(stack, recorder, StackPolicies.of(stack))
+        yield Run(stack, recorder, _policies(stack, customer_bucket_policy), customer_bucket_policy)
+
+
+def _policies(stack: sandbox.Stack, customer_bucket_policy: dict) -> StackPolicies:
+    return StackPolicies.of(stack, bucket_policies={CUSTOMER_BUCKET: customer_bucket_policy})
+
+
+def _protect_the_customer_bucket(stack: sandbox.Stack) -> dict:
+    """Protect an existing bucket as its admin would; return the policy it got, held outside moto.
+
+    moto applies a bucket policy on its own, ignoring every condition, so our deny-unless statements
+    would refuse everyone there; the evaluator judges the policy instead."""
+    s3 = stack.client("s3")
+    s3.create_bucket(Bucket=CUSTOMER_BUCKET, CreateBucketConfiguration={"LocationConstraint": sandbox.REGION})
+    s3.put_bucket_versioning(Bucket=CUSTOMER_BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_notification_configuration(
+        Bucket=CUSTOMER_BUCKET, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    with sandbox.acting_as("admin"):
+        cli(["protect", CUSTOMER_BUCKET, "--stack", sandbox.STACK])  # exits 1: moto never reports EventBridge on
+        policy = json.loads(s3.get_bucket_policy(Bucket=CUSTOMER_BUCKET)["Policy"])
+    s3_backends[ACCOUNT]["aws"].get_bucket(CUSTOMER_BUCKET).policy = None
+    return policy
 
 
 def _rematch(stack: sandbox.Stack) -> None:
@@ -131,6 +163,7 @@ def _review(stack: sandbox.Stack) -> None:
         list(review.export_audit(target))
     scan_all(stack)  # the scan path quarantines the confirmed review hold
     assert cases(stack)["u/weak.jpg"]["status"] == "quarantined"
+    assert cases(stack)["site/listed.jpg"]["status"] == "quarantined"  # in the protected customer bucket
 
 
 def _report(stack: sandbox.Stack) -> None:
@@ -219,8 +252,8 @@ def test_every_call_is_allowed_by_the_policies_aws_would_apply(run):
 
 def test_a_removed_grant_is_found(run):
     """The check can fail: without the sync's grant to clear its progress item, AWS would refuse it."""
-    policies = StackPolicies.of(run.stack)
+    policies = _policies(run.stack, run.customer_bucket_policy)
     for document in policies.principals["SyncFunction"].policies:
         document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != "ClearProgressOfAFinishedDelta"]
-    refused = refusals(Run(run.stack, run.recorder, policies))
+    refused = refusals(Run(run.stack, run.recorder, policies, run.customer_bucket_policy))
     assert refused and all("SyncFunction: dynamodb.DeleteItem" in r for r in refused)

@@ -102,6 +102,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     backfill.set_defaults(run=_backfill)
 
+    protect = commands.add_parser(
+        "protect", help="put the stack's read and tagging rules on an existing bucket (ProtectedBucketNames)"
+    )
+    protect.add_argument("bucket", metavar="BUCKET")
+    protect.add_argument("--stack", required=True, metavar="NAME")
+    protect.add_argument("--remove", action="store_true", help="take the rules off again, keeping the bucket's own")
+    protect.set_defaults(run=_protect)
+
     cases = commands.add_parser("cases", help="review cases: list, show, confirm, release, audit")
     case_commands = cases.add_subparsers(dest="cases_command", required=True, metavar="COMMAND")
     listing = case_commands.add_parser("list", help="cases, oldest first")
@@ -331,6 +339,33 @@ def _backfill(args) -> int:
     progress.close()
     print(json.dumps(summary.to_dict()))
     return EXIT_OK if not summary.errors else 1
+
+
+def _protect(args) -> int:
+    """Merge the rules into the bucket's policy; exit 1 when uploads would still not reach the scanner."""
+    import boto3
+
+    from hashcheck.tools import protect
+
+    s3 = boto3.client("s3")
+    if args.remove:
+        protect.unprotect(s3, args.bucket)
+        print(json.dumps({"bucket": args.bucket, "protected": False}))
+        return EXIT_OK
+    outputs = stack_outputs(args.stack)
+    scanners = [arn for arn in outputs["ScannerRoleArns"].split(",") if arn]
+    account = scanners[0].split(":")[4]
+    reviewer = f"arn:aws:iam::{account}:role/hashcheck-reviewer"
+    fail_closed = outputs.get("FailClosedReadPolicy") == "true"
+    state = protect.protect(s3, args.bucket, protect.bucket_statements(args.bucket, scanners, reviewer, fail_closed))
+    print(json.dumps({**state, "protected": True}))
+    if not state["eventbridge_notifications"]:
+        print(
+            f"hashcheck: turn on Amazon EventBridge notifications for {args.bucket}: its uploads are not scanned",
+            file=sys.stderr,
+        )
+        return 1
+    return EXIT_OK
 
 
 def _review_target(args):
