@@ -234,7 +234,7 @@ def check_invariants(stack, expected: dict, prefix: str) -> None:
 
     `expected`: (key, version id) -> (expectation, uploaded bytes); expectation is `match` (quarantined
     and moved), `blocked` (a match whose quarantine could not finish: still in place, blocked, one case
-    at most, in the DLQ), `clean`, `unscannable` or `error` (every attempt failed: blocked, in the DLQ).
+    at most, alerted, in the DLQ), `clean`, `unscannable` or `error` (every attempt failed: blocked, in the DLQ).
     """
     s3, ddb, sqs = stack.client("s3"), stack.client("dynamodb"), stack.client("sqs")
     upload, evidence_bucket = stack.outputs["UploadBucketName"], stack.outputs["QuarantineBucketName"]
@@ -304,6 +304,8 @@ def check_invariants(stack, expected: dict, prefix: str) -> None:
             assert (key, version) in live, f"{key}: lost"
             assert _tags(s3, upload, key, version)["hashcheck-status"] in ("quarantined", "error")
             assert len(mine) <= 1 and len(copies) <= 1 and key in dead_keys
+            for case in map(_plain, mine):  # a match is announced even when its evidence cannot be secured
+                assert case["case_id"] in alerted, f"{key}: a match with no alert"
         else:
             assert (key, version) in live, f"{key}: a {expect} object was deleted"
             data = s3.get_object(Bucket=upload, Key=key, VersionId=version)["Body"].read()

@@ -305,6 +305,26 @@ def test_source_gone_after_a_corrupted_copy_is_missing_not_verified(s3, buckets)
     result = Quarantine(s3, evidence).quarantine(obj, "c", sha256(data))
     assert result.source_missing and not result.checksum_verified
     assert result.evidence_key == "evidence/c/pic.jpg"  # a person can look at what is there
+    # all that is left of the object: held like verified evidence, and the result says so
+    assert result.legal_hold
+    hold = s3.get_object_legal_hold(Bucket=evidence, Key=result.evidence_key, VersionId=result.evidence_version_id)
+    assert hold["LegalHold"]["Status"] == "ON"
+
+
+def test_a_key_too_long_for_the_evidence_prefix_keeps_its_end(s3, buckets):
+    source, evidence = buckets
+    key = "u/" + "é" * 480 + "/photo.jpg"  # 974 bytes: S3 takes it, `evidence/<case id>/` + it would not fit
+    data = benign("long")
+    obj = upload(s3, source, key, data)
+    case_id = "f" * 64
+    result = Quarantine(s3, evidence).quarantine(obj, case_id, expected_sha256=sha256(data))
+    assert result.checksum_verified and result.source_deleted and result.legal_hold
+    assert result.evidence_key is not None
+    assert len(result.evidence_key.encode()) <= 1024
+    assert result.evidence_key.startswith(f"evidence/{case_id}/") and result.evidence_key.endswith("é/photo.jpg")
+    assert read(s3, evidence, result.evidence_key) == data
+    again = Quarantine(s3, evidence).quarantine(obj, case_id, expected_sha256=sha256(data))  # a retry finds it
+    assert again.evidence_key == result.evidence_key and len(evidence_versions(s3, evidence)) == 1
 
 
 def test_key_with_spaces_and_unicode(s3, buckets):

@@ -22,7 +22,15 @@ from hashcheck.matching.stores.remote import RemoteRetry
 from hashcheck.objects import ObjectRef
 from hashcheck.response.cases import Cases
 from hashcheck.response.quarantine import QuarantineResult
-from hashcheck.response.report import ALREADY_REPORTED, REPORTED, SKIPPED, ReportConfig, Reporter, ReportFailed
+from hashcheck.response.report import (
+    ALREADY_REPORTED,
+    REPORTED,
+    SKIPPED,
+    ReportConfig,
+    Reporter,
+    ReportFailed,
+    build_payload,
+)
 from hashcheck.tables.case_table import CaseTable
 from hashcheck.tools import sandbox
 from tests.fake_provider import FakeHotline
@@ -236,3 +244,19 @@ def _sqs_record(body: str) -> dict:
         "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:report",
         "awsRegion": REGION,
     }
+
+
+@pytest.mark.parametrize(
+    ("quarantine", "held"),
+    [
+        ({**MOVED.as_dict(), "legal_hold": True}, True),
+        # a copy left when the source vanished, unverified: held all the same, and the report says so
+        (QuarantineResult("move", "evidence", "evidence/x/a.jpg", "ev1", False, False, True, True).as_dict(), True),
+        (QuarantineResult("tag-only", None, None, None, False, False).as_dict(), False),
+        ({k: v for k, v in MOVED.as_dict().items() if k != "legal_hold"}, True),  # filed before the field
+    ],
+)
+def test_the_report_says_whether_the_evidence_is_held(quarantine, held):
+    case = {"case_id": "c", "bucket": "uploads", "key": "a.jpg", "quarantine": quarantine, "hashes": {}}
+    (file,) = build_payload(case, {"company": "Example Hosting"}, "k")["files"]
+    assert file["evidence_preserved"]["legal_hold"] is held

@@ -295,7 +295,11 @@ class Scanner:
         obj = upload.obj
         set_status(self.s3, obj, ObjectStatus.QUARANTINED)  # blocked from here on, whatever happens next
         case = self._open_case(upload, fp, result)
-        moved = self.quarantine.quarantine(obj, case["case_id"], expected_sha256=fp.sha256)
+        try:
+            moved = self.quarantine.quarantine(obj, case["case_id"], expected_sha256=fp.sha256)
+        except Exception:
+            self._alert_unsecured(case)
+            raise  # the retry secures the evidence; the object stays blocked meanwhile
         case = self.cases.record_quarantine(case["case_id"], moved)
         self.tables.fingerprints.record(obj, ObjectStatus.QUARANTINED, Verdict.MATCH, fp, self.list_version())
         self.cases.notify(case)
@@ -310,6 +314,15 @@ class Scanner:
             location=None if moved.source_missing else location,
             size=fp.size,
         )
+
+    def _alert_unsecured(self, case: dict) -> None:
+        """A match is announced even while its evidence cannot be secured (case status `open`).
+
+        A failing alert must not hide why the quarantine failed: it is logged, and the retry sends it."""
+        try:
+            self.cases.notify(case)
+        except Exception:
+            logger.exception("alert for case %s failed as well", case["case_id"])
 
     def _open_case(self, upload: Upload, fp: Fingerprint, result: Result) -> dict:
         detected = datetime.now(UTC).isoformat(timespec="seconds")

@@ -220,7 +220,7 @@ def _list_summary(matches: list[dict]) -> list[dict]:
 
 def _quarantine_summary(quarantine: Mapping[str, Any]) -> dict:
     fields = ("mode", "evidence_bucket", "evidence_key", "evidence_version_id", "checksum_verified")
-    return {name: quarantine.get(name) for name in (*fields, "source_deleted", "source_missing")}
+    return {name: quarantine.get(name) for name in (*fields, "legal_hold", "source_deleted", "source_missing")}
 
 
 def _match_record(match: Match) -> dict:

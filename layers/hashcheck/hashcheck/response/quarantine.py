@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 MODES = ("move", "tag-only", "copy-only")
 EVIDENCE_PREFIX = "evidence"
 MAX_METADATA_BYTES = 2048  # S3's limit on user metadata, keys + values in UTF-8
+MAX_KEY_BYTES = 1024  # S3's limit on an object key, in UTF-8
 
 # Our provenance metadata on the evidence, most important first (see `evidence_metadata`).
 META_CASE_ID = "hashcheck-case-id"
@@ -63,6 +64,7 @@ class QuarantineResult:
     checksum_verified: bool
     source_deleted: bool
     source_missing: bool = False
+    legal_hold: bool = False  # whether the evidence version is under legal hold (what reports say)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -91,7 +93,7 @@ class Quarantine:
         self.part_size = part_size
 
     def evidence_key(self, obj: ObjectRef, case_id: str) -> str:
-        return f"{EVIDENCE_PREFIX}/{case_id}/{obj.key}"
+        return evidence_key(obj.key, case_id)
 
     def quarantine(self, obj: ObjectRef, case_id: str, expected_sha256: str | None = None) -> QuarantineResult:
         """Quarantine this object version; idempotent. Pass the fingerprint's SHA-256 as `expected_sha256`."""
@@ -102,13 +104,14 @@ class Quarantine:
         evidence = self._verified_evidence(obj, source, key, case_id, expected_sha256)
         if evidence is None:
             return self._missing(key)
-        if self.legal_hold:
-            self._hold(key, evidence["VersionId"])
+        held = self._hold(key, evidence["VersionId"])
         if self.mode == "move" and source is not None:
             self._delete_source(obj, source)
         # In move mode a source already gone (deleted by our earlier attempt) counts as deleted: that is the end state.
         deleted = self.mode == "move"
-        return QuarantineResult(self.mode, self.evidence_bucket, key, evidence["VersionId"], True, deleted)
+        return QuarantineResult(
+            self.mode, self.evidence_bucket, key, evidence["VersionId"], True, deleted, legal_hold=held
+        )
 
     def _verified_evidence(
         self, obj: ObjectRef, source: dict | None, key: str, case_id: str, expected_sha256: str | None
@@ -220,19 +223,40 @@ class Quarantine:
             return False  # nothing to compare with: never call unverified evidence verified
         return sha256_of(self.s3, self.evidence_bucket, key, evidence["VersionId"], head=evidence) == expected_sha256
 
-    def _hold(self, key: str, version_id: str) -> None:
-        # PutObjectLegalHold is idempotent: setting it again on every attempt covers a crash right after the copy.
+    def _hold(self, key: str, version_id: str) -> bool:
+        """Legal hold ON (when configured); whether the version is held.
+
+        PutObjectLegalHold is idempotent: setting it again on every attempt covers a crash right after the copy."""
+        if not self.legal_hold:
+            return False
         self.s3.put_object_legal_hold(
             Bucket=self.evidence_bucket, Key=key, VersionId=version_id, LegalHold={"Status": "ON"}
         )
+        return True
 
     def _missing(self, key: str) -> QuarantineResult:
-        """The source is gone: say so, pointing at any unverified evidence an earlier attempt left."""
+        """The source is gone: say so, pointing at any unverified evidence an earlier attempt left.
+
+        That copy is all that is left of the object, so it is held like verified evidence."""
         existing = self._head_evidence(key)
         if existing is None:
             return QuarantineResult(self.mode, None, None, None, False, False, source_missing=True)
         version = existing["VersionId"]
-        return QuarantineResult(self.mode, self.evidence_bucket, key, version, False, False, source_missing=True)
+        held = self._hold(key, version)
+        return QuarantineResult(
+            self.mode, self.evidence_bucket, key, version, False, False, source_missing=True, legal_hold=held
+        )
+
+
+def evidence_key(source_key: str, case_id: str) -> str:
+    """`evidence/{case_id}/{source key}`; of a key too long for that, as much of its end as fits.
+
+    The case id names one object version, so the key stays unique and a retry finds the same one;
+    the full source key is in the case record (and in the provenance metadata when it fits)."""
+    prefix = f"{EVIDENCE_PREFIX}/{case_id}/"
+    room = MAX_KEY_BYTES - len(prefix.encode())
+    tail = source_key.encode()[-room:].decode(errors="ignore")  # drops a character cut in two
+    return prefix + tail
 
 
 def evidence_metadata(original: dict[str, str], provenance: dict[str, str]) -> dict[str, str]:

@@ -289,7 +289,8 @@ def build_payload(case: dict, reporter: dict, key: str) -> dict:
                     "bucket": quarantine.get("evidence_bucket"),
                     "key": quarantine.get("evidence_key"),
                     "version_id": quarantine.get("evidence_version_id"),
-                    "legal_hold": bool(quarantine.get("evidence_key")),
+                    # cases filed before the field existed: verified evidence was always held
+                    "legal_hold": quarantine.get("legal_hold", bool(quarantine.get("checksum_verified"))),
                     "checksum_verified": quarantine.get("checksum_verified"),
                 },
             }
