@@ -1,7 +1,10 @@
 """ScanFunction: S3 object-created notices from the scan queue -> hashcheck.jobs.scanner, one per object.
 
 Partial batch failures: a failed object goes back to the queue alone. On its last attempt it is
-tagged `error` (blocked by the bucket policy) before the message moves to the dead-letter queue.
+tagged `error` (blocked by the bucket policy) before the message moves to the dead-letter queue; an
+attempt killed before that (timeout, out of memory) leaves it to DeadLetterFunction, which tags it.
+A record is not started with less than SCAN_RESERVE_SECONDS of the invocation left: it goes back to
+the queue untouched rather than die half-way with the invocation.
 Duplicate deliveries of the same (bucket, key, version, ETag) return the first outcome (idempotency).
 """
 
@@ -26,6 +29,7 @@ logger, metrics, tracer = Logger(), Metrics(), Tracer()
 scanner = from_environment()
 s3, ddb, store = scanner.s3, scanner.tables.references.client, scanner.store  # for the handler and tests
 MAX_RECEIVES = int(os.environ.get("MAX_RECEIVES", "5"))  # the queue's maxReceiveCount
+RESERVE_MS = 1000 * int(os.environ.get("SCAN_RESERVE_SECONDS", "30"))  # what one large object may take
 idempotency = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"], boto3_client=ddb)
 processor = BatchProcessor(event_type=EventType.SQS)
@@ -36,7 +40,13 @@ def scan_once(identity: dict, upload: Upload) -> dict:
     return scanner.scan(upload).as_dict()
 
 
-def scan_record(record: SQSRecord) -> None:
+class OutOfTime(Exception):
+    """Too little of the invocation is left to start this record; the queue delivers it again."""
+
+
+def scan_record(record: SQSRecord, lambda_context) -> None:
+    if lambda_context.get_remaining_time_in_millis() < RESERVE_MS:
+        raise OutOfTime("not started: too little time left in this invocation")
     last_attempt = int(record.attributes.approximate_receive_count or 1) >= MAX_RECEIVES
     case_id = confirmed_case_in(record.body)
     if case_id:  # a reviewer confirmed a review hold: quarantine it as a match

@@ -312,7 +312,9 @@ def _sqs(call: Call, policies: StackPolicies) -> list[Request]:
     principal = policies.principals[call.principal].arn
     url = call.params.get("QueueUrl", "")
     name = url.rsplit("/", 1)[-1] or call.params.get("QueueName", "")
-    return [Request(f"sqs:{call.operation}", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", _base(principal))]
+    # the batch operations are authorized as their single forms (there is no sqs:SendMessageBatch action)
+    action = call.operation.removesuffix("Batch")
+    return [Request(f"sqs:{action}", f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}", _base(principal))]
 
 
 def _secretsmanager(call: Call, policies: StackPolicies) -> list[Request]:

@@ -50,6 +50,7 @@ def policies(request) -> Iterator[StackPolicies]:
         for principal in (OUTSIDER, app_role(bucket), uploader(bucket)):
             rendered.principals[principal.name] = principal
         rendered.mode = request.param  # type: ignore[attr-defined]  # which read mode this rendering is
+        rendered.scanners = stack.outputs["ScannerRoleArns"].split(",")  # type: ignore[attr-defined]
         yield rendered
 
 
@@ -150,8 +151,12 @@ def test_a_copy_cannot_bring_a_clean_status_from_elsewhere(policies):
 
 def test_hashcheck_protect_puts_the_same_rules_on_an_existing_bucket(policies):
     template = policies.resource_policy(policies.arns["UploadBucket"])["Statement"]
-    scanners = [policies.principals[f].arn for f in ("ScanFunction", "RematchFunction", "BackfillFunction")]
+    scan_path = ("ScanFunction", "RematchFunction", "BackfillFunction", "DeadLetterFunction")
+    assert policies.scanners == [policies.principals[f].arn for f in scan_path]  # the output `protect` reads
     generated = protect.bucket_statements(
-        policies.names["UploadBucket"], scanners, policies.principals["reviewer"].arn, policies.mode == "fail-closed"
+        policies.names["UploadBucket"],
+        policies.scanners,
+        policies.principals["reviewer"].arn,
+        policies.mode == "fail-closed",
     )
     assert template == generated

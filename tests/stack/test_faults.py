@@ -38,7 +38,7 @@ from hashcheck.lists import listformat
 from hashcheck.lists.build import references_for
 from hashcheck.tables.reference_table import Retry
 from hashcheck.tools import samples, sandbox
-from tests.helpers import alerts_inbox, drain, drain_bodies
+from tests.helpers import Died, LambdaDied, alerts_inbox, drain, drain_bodies, expire_in_progress_locks
 
 LIST_ID = "fault-list"
 LIST_KEY = f"lists/{LIST_ID}.jsonl"
@@ -51,14 +51,6 @@ TEXT = b"shopping list: bread, milk\n"
 FINAL = {"clean", "quarantined", "unscannable", "review", "error"}
 NO_SLEEP = Retry(sleep=lambda _seconds: None)
 _ids = itertools.count()
-
-
-class LambdaDied(BaseException):  # noqa: N818 - not an error the function could handle: the process is gone
-    """The function's process ends here (timeout, OOM, crash). BaseException: nothing in the handler catches it."""
-
-
-class Died(Exception):
-    """What the event source mapping sees of a dead invocation: the batch returns to the queue."""
 
 
 # --- the stack -------------------------------------------------------------------------------------
@@ -191,19 +183,8 @@ class Scenario:
             if not responses:
                 return
             self.deaths += sum(1 for r in responses if r.get("functionError") == "Died")
-            self._expire_in_progress_locks()
+            expire_in_progress_locks(stack)
         raise AssertionError("the queue never drained")
-
-    def _expire_in_progress_locks(self) -> None:
-        ddb, table = self.stack.client("dynamodb"), os.environ["IDEMPOTENCY_TABLE"]
-        for item in ddb.scan(TableName=table).get("Items", []):
-            if item.get("status", {}).get("S") == "INPROGRESS":
-                ddb.update_item(
-                    TableName=table,
-                    Key={"id": item["id"]},
-                    UpdateExpression="SET in_progress_expiration = :past",
-                    ExpressionAttributeValues={":past": {"N": "1"}},
-                )
 
 
 @pytest.fixture()

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from moto import mock_aws
@@ -24,12 +25,14 @@ from hashcheck.aws import Clients
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists import listformat
 from hashcheck.lists.build import references_for
+from hashcheck.objects import ObjectRef, get_status
 from hashcheck.response import review
 from hashcheck.response.report import ReportConfig, Reporter
 from hashcheck.tables.case_table import CaseTable
 from hashcheck.tools import samples, sandbox
 from hashcheck.tools.cli import main as cli
 from tests.fake_provider import FakeHotline
+from tests.helpers import drain
 from tests.iam.calls import Recorder, Request, requests_for, service_requests
 from tests.iam.evaluator import decide
 from tests.iam.stack import ACCOUNT, StackPolicies
@@ -104,6 +107,7 @@ def run() -> Iterator[Run]:
             s3.put_object(Bucket=upload, Key=key, Body=body)
         s3.put_object(Bucket=CUSTOMER_BUCKET, Key="site/listed.jpg", Body=LISTED)
         scan_all(stack)
+        _judge_the_unjudged(stack)
         _rematch(stack)
         _backfill(stack)
         _review(stack)
@@ -132,6 +136,28 @@ def _protect_the_customer_bucket(stack: sandbox.Stack) -> dict:
         policy = json.loads(s3.get_bucket_policy(Bucket=CUSTOMER_BUCKET)["Policy"])
     s3_backends[ACCOUNT]["aws"].get_bucket(CUSTOMER_BUCKET).policy = None
     return policy
+
+
+def _judge_the_unjudged(stack: sandbox.Stack) -> None:
+    """Uploads whose event never reached the scan (the sweep queues them) and whose scan died every
+    time (the dead-letter function tags them), in the upload bucket and in the protected one."""
+    s3, sqs, dlq = stack.client("s3"), stack.client("sqs"), stack.outputs["ScanDeadLetterQueueUrl"]
+    buckets = (stack.outputs["UploadBucketName"], CUSTOMER_BUCKET)
+    for bucket in buckets:
+        s3.put_object(Bucket=bucket, Key="u/lost.jpg", Body=CLEAN)
+        s3.put_object(Bucket=bucket, Key="u/dead.jpg", Body=CLEAN)
+    for message in drain(stack, stack.outputs["ScanQueueUrl"]):  # no scan ever sees these events
+        if json.loads(message["Body"])["detail"]["object"]["key"] == "u/dead.jpg":
+            sqs.send_message(QueueUrl=dlq, MessageBody=message["Body"])  # as the redrive would
+    deadletter = sandbox.load_handler(stack, "DeadLetterFunction", "deadletter")
+    sandbox.deliver(stack, dlq, deadletter.handler, "DeadLetterFunction")
+    sweeper = sandbox.load_handler(stack, "SweepFunction", "sweep")
+    sweeper.GRACE = timedelta(0)  # due at once
+    assert sweeper.handler({}, sandbox.LambdaContext(stack.functions["SweepFunction"]))["queued"] == 2
+    scan_all(stack)
+    for bucket in buckets:
+        assert get_status(s3, ObjectRef(bucket, "u/lost.jpg")) == "clean"
+        assert get_status(s3, ObjectRef(bucket, "u/dead.jpg")) == "error"
 
 
 def _rematch(stack: sandbox.Stack) -> None:

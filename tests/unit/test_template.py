@@ -55,7 +55,7 @@ def test_upload_bucket_policy_blocks_every_status_but_clean_and_tag_tampering():
         assert by_sid[sid]["Effect"] == "Deny"
         allowed = by_sid[sid]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
         roles = {r["Fn::GetAtt"][0] for r in allowed if "Fn::GetAtt" in r}
-        assert roles == {"ScanFunctionRole", "RematchFunctionRole", "BackfillFunctionRole"}
+        assert roles == {"ScanFunctionRole", "RematchFunctionRole", "BackfillFunctionRole", "DeadLetterFunctionRole"}
         reviewer = [r["Fn::Sub"] for r in allowed if "Fn::Sub" in r]
         assert reviewer == ["arn:${AWS::Partition}:iam::${AWS::AccountId}:role/hashcheck-reviewer"]
 
@@ -69,17 +69,22 @@ def test_fail_closed_read_policy_is_an_allow_list_of_clean_objects():
     assert statement["Condition"]["StringNotEquals"]["s3:ExistingObjectTag/hashcheck-status"] == ["clean", "released"]
 
 
-def test_scan_queue_has_a_dead_letter_queue_and_alarms():
-    assert RESOURCES["ScanQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == {
-        "Fn::GetAtt": ["ScanDLQ", "Arn"]
-    }
+def test_every_undelivered_scan_reaches_the_dead_letter_queue_its_function_judges_and_alarms():
+    dlq = {"Fn::GetAtt": ["ScanDLQ", "Arn"]}
+    assert RESOURCES["ScanQueue"]["Properties"]["RedrivePolicy"]["deadLetterTargetArn"] == dlq
+    (target,) = RESOURCES["ObjectCreatedRule"]["Properties"]["Targets"]
+    assert target["DeadLetterConfig"]["Arn"] == dlq  # an event EventBridge cannot deliver is not dropped
+    assert RESOURCES["DeadLetterFunction"]["Properties"]["Events"]["DeadLetters"]["Properties"]["Queue"] == dlq
     alarms = {json.dumps(r["Properties"]) for r in RESOURCES.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    for metric in ("ObjectsDeadLettered", "ObjectsFoundUnscanned", "Unscannable", "SourcesFailed"):
+        assert any(metric in a for a in alarms), metric
     assert any("ScanDLQ" in a for a in alarms) and any("ScanQueue" in a for a in alarms)
-    assert any("SourcesFailed" in a and "SourcesRejected" in a for a in alarms)
 
 
 def test_scan_function_reports_partial_batch_failures_on_arm64():
     props = RESOURCES["ScanFunction"]["Properties"]
     assert props["Events"]["Queue"]["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert TEMPLATE["Globals"]["Function"]["Architectures"] == ["arm64"]
-    assert props["ReservedConcurrentExecutions"] == {"Ref": "ScanConcurrency"}
+    # the queue's own limit: a reserved-concurrency throttle would count receives and dead-letter unscanned
+    assert "ReservedConcurrentExecutions" not in props
+    assert props["Events"]["Queue"]["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "ScanConcurrency"}}

@@ -77,7 +77,7 @@ def _from_eventbridge(event: dict) -> Upload:
             bucket=detail["bucket"]["name"],
             key=obj["key"],
             version_id=_version(obj.get("version-id")),
-            etag=obj.get("etag"),
+            etag=obj.get("etag") or obj.get("eTag"),  # AWS spells it etag here; moto as S3 notifications do
             size=obj.get("size"),
         ),
         uploader={"principal": detail.get("requester"), "source_ip": detail.get("source-ip-address")},

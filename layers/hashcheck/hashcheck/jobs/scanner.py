@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 
 from hashcheck.aws import Clients, is_gone, precondition_failed
 from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
+from hashcheck.jobs.deadletter import block_as_error
 from hashcheck.matching.allowlist import Allowlist, status_for
 from hashcheck.matching.matcher import Policy, Result, match
 from hashcheck.matching.snapshot import S3IndexLoader
@@ -229,8 +230,7 @@ class Scanner:
     def fail(self, upload: Upload, reason: str) -> Outcome:
         """The last attempt failed: block the object (`error`) and record it; never leave it unknown."""
         obj = upload.obj
-        set_status(self.s3, obj, ObjectStatus.ERROR, reason)
-        self.tables.fingerprints.record(obj, ObjectStatus.ERROR, None, reason=reason)
+        block_as_error(self.s3, self.tables.fingerprints, obj, reason)
         return Outcome(obj.bucket, obj.key, obj.version_id, ObjectStatus.ERROR, reason=reason, location=_url(obj))
 
     def record_gone(self, obj: ObjectRef, fp: Fingerprint, result: Result, reason: str) -> None:

@@ -303,9 +303,12 @@ def load_handler(stack: Stack, function: str, folder: str):
     return module
 
 
-def deliver(stack: Stack, queue_url: str, handler, function: str, max_batches: int = 1000) -> list[dict]:
-    """Receive the queue's messages in batches of 10 and hand each batch to `handler` as an SQS event;
-    delete what it processed and leave its reported failures for redelivery. Returns the responses."""
+def deliver(
+    stack: Stack, queue_url: str, handler, function: str, max_batches: int = 1000, timeout_seconds: float = 900
+) -> list[dict]:
+    """Receive the queue's messages in batches of 10 and hand each batch to `handler` as an SQS event,
+    with `timeout_seconds` left on its clock; delete what it processed and leave its reported failures
+    for redelivery. Returns the responses."""
     sqs = stack.client("sqs")
     arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     responses = []
@@ -317,7 +320,7 @@ def deliver(stack: Stack, queue_url: str, handler, function: str, max_batches: i
             break
         event = {"Records": [_sqs_record(m, arn) for m in messages]}
         try:
-            response = handler(event, LambdaContext(stack.functions[function]))
+            response = handler(event, LambdaContext(stack.functions[function], timeout_seconds))
         except Exception as exc:  # a function error: Lambda returns the whole batch to the queue
             response = {
                 "batchItemFailures": [{"itemIdentifier": m["MessageId"]} for m in messages],
