@@ -190,6 +190,7 @@ def _s3(call: Call, policies: StackPolicies) -> list[Request]:
     target = f"arn:aws:s3:::{bucket}/{params['Key']}"
     context = _base(principal)
     context.update({f"s3:ExistingObjectTag/{k}": v for k, v in state.get("tags", {}).items()})
+    context.update(_object_lock_keys(params))
     requests = [Request(versioned if params.get("VersionId") else plain, target, context)]
     tagging = _request_tags(params)
     if tagging is not None:
@@ -208,6 +209,21 @@ def _s3(call: Call, policies: StackPolicies) -> list[Request]:
     elif op == "GetObject":
         requests += _kms("kms:Decrypt", state.get("kms_key"), "s3")
     return requests
+
+
+def _object_lock_keys(params: dict) -> dict[str, str]:
+    """The Object Lock condition keys a request carries (a legal hold's status, a retention's mode and date)."""
+    keys = {}
+    hold = params.get("LegalHold", {}).get("Status") or params.get("ObjectLockLegalHoldStatus")
+    if hold:
+        keys["s3:object-lock-legal-hold"] = hold
+    mode = params.get("Retention", {}).get("Mode") or params.get("ObjectLockMode")
+    if mode:
+        keys["s3:object-lock-mode"] = mode
+    until = params.get("Retention", {}).get("RetainUntilDate") or params.get("ObjectLockRetainUntilDate")
+    if until:
+        keys["s3:object-lock-retain-until-date"] = str(until)
+    return keys
 
 
 def _request_tags(params: dict) -> dict[str, str] | None:

@@ -7,8 +7,8 @@ parameters the stack was deployed with) against the physical resources, and coll
 - `principals`: each role the stack creates (by its logical id, and by the logical id of the function or state
   machine that runs as it), with every identity policy attached: inline, customer managed (from the
   template) and AWS managed (`AWS_MANAGED`, copied from the AWS documentation, since they are not in the
-  template); plus the people and roles the stack names but does not create (the reviewer, the custodian)
-  and the outsiders of the access matrix;
+  template); plus the people: the reviewer (a role the stack names but does not create), the custodian and
+  break-glass roles, an administrator, and the outsiders of the access matrix;
 - `resource_policies`: by resource ARN, every bucket, queue, topic and key policy.
 
 moto does not create bucket or queue policies at all: these documents are the template's own, which is
@@ -126,7 +126,7 @@ class StackPolicies:
         resolver = _Resolver(stack)
         template = resolver.resolved()
         principals = _principals(template, resolver)
-        principals.update(_named_principals(template))
+        principals.update(_named_principals(template, principals))
         principals.update(extra_principals or {})
         resource_policies = _resource_policies(template, resolver)
         resource_policies.update({f"arn:aws:s3:::{name}": doc for name, doc in (bucket_policies or {}).items()})
@@ -356,15 +356,16 @@ def _principals(template: dict, resolver: _Resolver) -> dict[str, Principal]:
     return out
 
 
-def _named_principals(template: dict) -> dict[str, Principal]:
-    """The roles the stack's policies name without creating them: people attach the stack's policies."""
+def _named_principals(template: dict, principals: dict[str, Principal]) -> dict[str, Principal]:
+    """People: the reviewer (a role the stack names; people attach its policy), the evidence keepers
+    (roles the stack creates) and an administrator."""
     resources = template["Resources"]
     reviewer = [resources[n]["Properties"]["PolicyDocument"] for n in ("ReviewerPolicy",) if n in resources]
-    custodian = [resources[n]["Properties"]["PolicyDocument"] for n in ("CustodianPolicy",) if n in resources]
     role = f"arn:aws:iam::{ACCOUNT}:role/"
     return {
         "reviewer": Principal("reviewer", role + "hashcheck-reviewer", reviewer),
-        "custodian": Principal("custodian", role + "hashcheck-evidence-custodian", custodian),
+        "custodian": principals["EvidenceCustodianRole"],
+        "break-glass": principals["EvidenceBreakGlassRole"],
         "admin": Principal("admin", role + "Admin", [AWS_MANAGED["arn:aws:iam::aws:policy/AdministratorAccess"]]),
     }
 

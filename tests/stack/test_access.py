@@ -58,12 +58,15 @@ PEOPLE = ("another account", "hoster's app", "uploader", "ScanFunction", "review
 
 
 def allowed(policies: StackPolicies, who: str, action: str, key: str, context: dict) -> bool:
+    """Whether `who` may do `action` on the object `key` of the upload bucket."""
+    return allowed_on(policies, who, action, f"{policies.arns['UploadBucket']}/{key}", context)
+
+
+def allowed_on(policies: StackPolicies, who: str, action: str, resource: str, context: dict) -> bool:
     principal = policies.principals[who]
-    bucket = policies.arns["UploadBucket"]
     account = principal.arn.split(":")[4]
     full = {"aws:PrincipalArn": principal.arn, "aws:PrincipalAccount": account, "aws:SecureTransport": "true"}
     full.update(context)
-    resource = f"{bucket}/{key}"
     decision = decide(
         principal.arn, action, resource, full, principal.policies, policies.resource_policy(resource), ACCOUNT
     )
@@ -120,6 +123,32 @@ def write_table(policies: StackPolicies) -> str:
     return "\n".join(rows)
 
 
+# The evidence: its copies (a version under legal hold) and the key that encrypts them.
+EVIDENCE_PEOPLE = ("another account", "hoster's app", "ScanFunction", "reviewer", "custodian", "break-glass", "admin")
+EVIDENCE_ACTIONS = {
+    "read": ("s3:GetObjectVersion", {}),
+    "hold on": ("s3:PutObjectLegalHold", {"s3:object-lock-legal-hold": "ON"}),
+    "lift a hold": ("s3:PutObjectLegalHold", {"s3:object-lock-legal-hold": "OFF"}),
+    "delete a version": ("s3:DeleteObjectVersion", {}),
+    "bypass governance": ("s3:BypassGovernanceRetention", {}),
+    "change retention": ("s3:PutObjectRetention", {}),
+    "disable the key": ("kms:DisableKey", {}),
+    "delete the key": ("kms:ScheduleKeyDeletion", {}),
+}
+
+
+def evidence_table(policies: StackPolicies) -> str:
+    copy = f"{policies.arns['QuarantineBucket']}/evidence/case/x.jpg"
+    rows = ["| who | " + " | ".join(EVIDENCE_ACTIONS) + " |", "|---|" + "---|" * len(EVIDENCE_ACTIONS)]
+    for who in EVIDENCE_PEOPLE:
+        cells = []
+        for action, context in EVIDENCE_ACTIONS.values():
+            resource = policies.arns["EvidenceKey"] if action.startswith("kms:") else copy
+            cells.append("yes" if allowed_on(policies, who, action, resource, context) else "-")
+        rows.append(f"| {who} | " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
 def readme_block(name: str) -> str:
     text = (ROOT / "README.md").read_text()
     match = re.search(rf"<!-- {name} -->\n(.*?)\n<!-- /{name} -->", text, re.S)
@@ -160,3 +189,19 @@ def test_hashcheck_protect_puts_the_same_rules_on_an_existing_bucket(policies):
         policies.mode == "fail-closed",
     )
     assert template == generated
+
+
+def test_the_readme_shows_who_can_touch_the_evidence(policies):
+    assert evidence_table(policies) == readme_block("evidence")
+
+
+def test_only_the_custodian_releases_evidence_and_only_break_glass_destroys_the_key(policies):
+    """The same, as the rules it must keep whatever the README says."""
+    copy = f"{policies.arns['QuarantineBucket']}/evidence/case/x.jpg"
+    key = policies.arns["EvidenceKey"]
+    for name in ("lift a hold", "delete a version", "bypass governance"):
+        action, context = EVIDENCE_ACTIONS[name]
+        may = {who for who in EVIDENCE_PEOPLE if allowed_on(policies, who, action, copy, context)}
+        assert may == {"custodian"}, action
+    for action in ("kms:DisableKey", "kms:ScheduleKeyDeletion"):
+        assert {who for who in EVIDENCE_PEOPLE if allowed_on(policies, who, action, key, {})} == {"break-glass"}

@@ -248,15 +248,21 @@ def _apply_what_moto_drops(stack: Stack, cfn: dict) -> None:
     s3.put_bucket_notification_configuration(
         Bucket=stack.outputs["UploadBucketName"], NotificationConfiguration={"EventBridgeConfiguration": {}}
     )
-    lock = cfn["Resources"]["QuarantineBucket"]["Properties"]["ObjectLockConfiguration"]
-    days = lock["Rule"]["DefaultRetention"]["Days"]
-    if isinstance(days, dict):  # !Ref EvidenceRetentionDays
-        days = cfn["Parameters"]["EvidenceRetentionDays"]["Default"]
+    retention = cfn["Resources"]["QuarantineBucket"]["Properties"]["ObjectLockConfiguration"]["Rule"][
+        "DefaultRetention"
+    ]
+
+    def value(node: Any) -> str:  # a literal or a !Ref to a parameter, as deployed
+        if not isinstance(node, dict):
+            return str(node)
+        name = node["Ref"]
+        return str(stack.parameters.get(name, cfn["Parameters"][name].get("Default")))
+
     s3.put_object_lock_configuration(
         Bucket=stack.outputs["QuarantineBucketName"],
         ObjectLockConfiguration={
             "ObjectLockEnabled": "Enabled",
-            "Rule": {"DefaultRetention": {"Mode": lock["Rule"]["DefaultRetention"]["Mode"], "Days": int(days)}},
+            "Rule": {"DefaultRetention": {"Mode": value(retention["Mode"]), "Days": int(value(retention["Days"]))}},
         },
     )
 
