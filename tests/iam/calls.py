@@ -266,7 +266,24 @@ def _dynamodb(call: Call, policies: StackPolicies) -> list[Request]:
             keys = [{k: v for k, v in (params.get("ExpressionAttributeValues") or {}).items()}]
         index = f"/index/{params['IndexName']}" if "IndexName" in params else ""
         requests.append(_table_request(f"dynamodb:{op}", table, keys, principal, policies, index))
+    # A table encrypted with a customer managed key whose policy delegates to IAM: the caller's own
+    # policy must let it use the key through DynamoDB (reads decrypt, writes also make data keys).
+    tables = params["RequestItems"] if op in ("BatchGetItem", "BatchWriteItem") else [params["TableName"]]
+    writes = op in ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem")
+    for table in tables:
+        key = _table_key(table, policies)
+        requests += _kms("kms:Decrypt", key, "dynamodb") + (
+            _kms("kms:GenerateDataKey", key, "dynamodb") if writes else []
+        )
     return requests
+
+
+def _table_key(table: str, policies: StackPolicies) -> str | None:
+    for name, resource in policies.template["Resources"].items():
+        if resource["Type"] == "AWS::DynamoDB::Table" and policies.names.get(name) == table:
+            key = resource["Properties"].get("SSESpecification", {}).get("KMSMasterKeyId")
+            return key if isinstance(key, str) else None
+    return None
 
 
 def _write_key(write: dict) -> dict:
