@@ -146,3 +146,26 @@ def test_the_sweep_queues_what_never_got_an_event_and_the_scan_judges_it(stack):
     sandbox.deliver(stack, url, scan.handler, "ScanFunction")
     assert status(stack, lost) == "clean" and status(stack, scanned) == "clean"
     assert sweep.sweep(s3, table, sqs, url, buckets, sweep.Window(now + timedelta(hours=1))).queued == 0
+
+
+def test_on_an_unversioned_bucket_the_sweep_queues_the_content_that_replaced_a_judged_object(stack):
+    """An overwrite before the scan leaves the old event superseded; the new content is found by its ETag."""
+    s3, sqs, url = stack.client("s3"), stack.client("sqs"), stack.outputs["ScanQueueUrl"]
+    s3.create_bucket(Bucket="plain-uploads", CreateBucketConfiguration={"LocationConstraint": sandbox.REGION})
+    s3.put_object(Bucket="plain-uploads", Key="a.jpg", Body=samples.jpeg(samples.picture(410)))
+    table = FingerprintTable(stack.client("dynamodb"), stack.outputs["FingerprintTableName"])
+    later = sweep.Window(datetime.now(UTC) + timedelta(hours=1))
+    assert sweep.sweep(s3, table, sqs, url, ["plain-uploads"], later).queued == 1
+    (first,) = [json.loads(m["Body"]) for m in drain(stack, url)]
+    scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+    newer = s3.put_object(Bucket="plain-uploads", Key="a.jpg", Body=samples.jpeg(samples.picture(411)))["ETag"]
+    drain(stack, url)  # (this sandbox bucket sends no events at all)
+    stack.client("sqs").send_message(QueueUrl=url, MessageBody=json.dumps(first))  # the old content's event, late
+    sandbox.deliver(stack, url, scan.handler, "ScanFunction")
+    assert (record(stack, ObjectRef("plain-uploads", "a.jpg", None, first["detail"]["object"]["etag"])) or {}).get(
+        "status"
+    ) == "superseded"
+    assert get_status(s3, ObjectRef("plain-uploads", "a.jpg")) is None  # the verdict on the old content is not its
+    assert sweep.sweep(s3, table, sqs, url, ["plain-uploads"], later).queued == 1
+    (second,) = [json.loads(m["Body"]) for m in drain(stack, url)]
+    assert second["detail"]["object"]["etag"] == newer.strip('"')

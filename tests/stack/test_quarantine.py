@@ -5,16 +5,27 @@ The objects are generated benign bytes that the tests pretend are listed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import random
 import uuid
+from collections.abc import Iterator
 from urllib.parse import unquote
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from hashcheck.objects import MAX_TAGS, REASON_TAG, STATUS_TAG, ObjectRef, get_status, get_tags, set_status
+from hashcheck.objects import (
+    MAX_TAGS,
+    REASON_TAG,
+    STATUS_TAG,
+    ContentChanged,
+    ObjectRef,
+    get_status,
+    get_tags,
+    set_status,
+)
 from hashcheck.response.copy import part_ranges
 from hashcheck.response.quarantine import META_SHA256, META_SOURCE_KEY, CopyNotVerified, Quarantine
 
@@ -263,6 +274,61 @@ def test_overwritten_unversioned_object_is_missing_and_the_new_content_untouched
     assert result.source_missing
     assert read(s3, bucket, "pic.jpg") == benign("replacement")
     assert evidence_versions(s3, evidence) == []
+
+
+def plain_buckets(s3) -> tuple[str, str]:
+    """An unversioned source bucket (S3's default) and an evidence bucket."""
+    bucket, evidence = f"plain-{uuid.uuid4().hex[:12]}", f"evidence-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.create_bucket(Bucket=evidence, ObjectLockEnabledForBucket=True)
+    return bucket, evidence
+
+
+@contextlib.contextmanager
+def overwrite_before(s3, operation: str, bucket: str, key: str, body: bytes) -> Iterator[None]:
+    """The key is overwritten with `body` right before the next `operation` call (once)."""
+    done, event, hook_id = [], f"before-call.s3.{operation}", f"overwrite-{uuid.uuid4().hex}"
+
+    def overwrite(**_):
+        if not done:
+            done.append(True)
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+    s3.meta.events.register_first(event, overwrite, unique_id=hook_id)
+    try:
+        yield
+    finally:
+        s3.meta.events.unregister(event, unique_id=hook_id)
+
+
+def test_a_status_is_not_written_on_an_unversioned_key_overwritten_since_it_was_judged(s3):
+    bucket, _ = plain_buckets(s3)
+    judged = upload(s3, bucket, "pic.jpg", benign("judged"))
+    upload(s3, bucket, "pic.jpg", benign("newer"))
+    with pytest.raises(ContentChanged):
+        set_status(s3, judged, "clean")
+    assert get_tags(s3, ObjectRef(bucket, "pic.jpg")) == {}  # the newer content waits for its own scan
+
+
+@pytest.mark.parametrize(("status", "left"), [("clean", "pending"), ("quarantined", "quarantined")])
+def test_a_key_overwritten_while_being_tagged_is_left_blocked(s3, status, left):
+    """S3 cannot tag conditionally: a readable status that landed on newer content becomes `pending`."""
+    bucket, _ = plain_buckets(s3)
+    judged = upload(s3, bucket, "pic.jpg", benign("judged"))
+    with overwrite_before(s3, "PutObjectTagging", bucket, "pic.jpg", benign("newer")), pytest.raises(ContentChanged):
+        set_status(s3, judged, status)
+    assert get_status(s3, ObjectRef(bucket, "pic.jpg")) == left
+
+
+def test_a_move_never_deletes_content_written_after_the_evidence_copy(s3):
+    bucket, evidence = plain_buckets(s3)
+    data = benign("listed")
+    obj = upload(s3, bucket, "pic.jpg", data)
+    with overwrite_before(s3, "DeleteObject", bucket, "pic.jpg", benign("newer")):
+        result = Quarantine(s3, evidence).quarantine(obj, "case1", expected_sha256=sha256(data))
+    assert result.checksum_verified and result.legal_hold
+    assert read(s3, evidence, result.evidence_key) == data
+    assert read(s3, bucket, "pic.jpg") == benign("newer")  # the delete was conditional on the matched ETag
 
 
 @pytest.mark.parametrize("with_checksum", [True, False], ids=["stored-sha256", "streamed"])

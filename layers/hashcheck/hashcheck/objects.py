@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
-from hashcheck.aws import is_gone
-from hashcheck.status import ObjectStatus
+from hashcheck.aws import is_gone, precondition_failed
+from hashcheck.status import READABLE, ObjectStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -80,22 +80,55 @@ def tag_value(text: str) -> str:
     return _NOT_ALLOWED_IN_TAG.sub("_", text)[:MAX_TAG_VALUE]
 
 
+class ContentChanged(Exception):
+    """An unversioned key holds other content than the one judged: the verdict is not its to carry."""
+
+
 def set_status(s3: S3Client, obj: ObjectRef, status: ObjectStatus, reason: str | None = None) -> dict[str, str]:
     """Tag this object version with `status` (and `reason`), keeping the customer's tags.
 
     Returns the customer tags that had to be displaced to fit the status (normally none). A version
     that no longer exists has nothing left to block: that is logged, not raised, so a redelivery
     after the quarantine deleted the source can go on to finish the case.
+
+    An unversioned key can be overwritten at any moment and S3 has no conditional tagging, so its
+    content is checked (the ETag judged) before and after tagging: ContentChanged if it differs
+    before; if it differs after, our tag may sit on the new content, so a readable status is turned
+    into `pending` (blocked until the new content's own scan) before ContentChanged is raised.
     """
     if status not in set(ObjectStatus):
         raise ValueError(f"unknown status {status!r}; expected one of {[str(s) for s in ObjectStatus]}")
+    guarded = obj.version_id is None and obj.etag is not None
     try:
-        return _merge_status(s3, obj, status, reason)
+        if guarded:
+            _require_content(s3, obj)
+        displaced = _merge_status(s3, obj, status, reason)
+        if guarded:
+            _require_content_after(s3, obj, status)
+        return displaced
     except ClientError as error:
         if not is_gone(error):
             raise
         logger.info("object version gone; status %s not set", status)
         return {}
+
+
+def _require_content(s3: S3Client, obj: ObjectRef) -> None:
+    try:
+        s3.head_object(Bucket=obj.bucket, Key=obj.key, IfMatch=f'"{obj.etag}"')
+    except ClientError as error:
+        if precondition_failed(error):
+            raise ContentChanged(f"{obj.key} was overwritten") from None
+        raise
+
+
+def _require_content_after(s3: S3Client, obj: ObjectRef, status: ObjectStatus) -> None:
+    try:
+        _require_content(s3, obj)
+    except ContentChanged:
+        if status in READABLE:
+            _merge_status(s3, ObjectRef(obj.bucket, obj.key), ObjectStatus.PENDING, "overwritten while being tagged")
+        raise
 
 
 def _merge_status(s3: S3Client, obj: ObjectRef, status: ObjectStatus, reason: str | None) -> dict[str, str]:

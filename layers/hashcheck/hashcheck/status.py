@@ -29,6 +29,18 @@ class Absence(StrEnum):
     IGNORED = "ignored"  # in one of hashcheck's own buckets
 
 
+# What the bucket policies do with a status: every status but clean and released keeps an object
+# unreadable; an object without a status is readable in the default (deny-list) mode until its scan
+# tags it, and unreadable in the fail-closed mode.
+READABLE = (ObjectStatus.CLEAN, ObjectStatus.RELEASED)
+BLOCKED = (
+    ObjectStatus.QUARANTINED,
+    ObjectStatus.ERROR,
+    ObjectStatus.UNSCANNABLE,
+    ObjectStatus.REVIEW,
+    ObjectStatus.PENDING,
+)
+
 # A status a new reference can still change (the re-match): quarantined is done, released is for the
 # allowlist to decide, error and the absences have no fingerprint to match or are already blocked.
 REMATCHABLE = frozenset({ObjectStatus.CLEAN, ObjectStatus.REVIEW, ObjectStatus.UNSCANNABLE})

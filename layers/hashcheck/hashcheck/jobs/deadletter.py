@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 
 from hashcheck.aws import is_gone
 from hashcheck.jobs.s3events import confirmed_case_in, uploads_from_body
-from hashcheck.objects import ObjectRef, get_status, set_status
+from hashcheck.objects import ContentChanged, ObjectRef, get_status, set_status
 from hashcheck.status import FINAL, Absence, ObjectStatus
 from hashcheck.tables.case_table import CaseNotFound
 
@@ -79,7 +79,12 @@ def judge(s3: S3Client, fingerprints: FingerprintTable, cases: CaseTable, body: 
         if status in FINAL:
             judged.already_judged += 1
             continue
-        block_as_error(s3, fingerprints, obj, DEAD_LETTERED)
+        try:
+            block_as_error(s3, fingerprints, obj, DEAD_LETTERED)
+        except ContentChanged:  # an unversioned key overwritten: its new content has its own event
+            fingerprints.record(obj, Absence.SUPERSEDED, None, reason="overwritten before its scan could finish")
+            judged.gone += 1
+            continue
         judged.blocked += 1
     logger.info(
         "dead letter judged",

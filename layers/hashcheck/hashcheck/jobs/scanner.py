@@ -38,7 +38,7 @@ from hashcheck.matching.snapshot import S3IndexLoader
 from hashcheck.matching.stores.base import ReferenceStore
 from hashcheck.matching.stores.composite import CompositeStore
 from hashcheck.matching.stores.remote import RemoteLookupStore
-from hashcheck.objects import ObjectRef, set_status
+from hashcheck.objects import ContentChanged, ObjectRef, set_status
 from hashcheck.response.cases import CONFIRMED_EVENT, Cases, decision_detail
 from hashcheck.response.events import EventPublisher
 from hashcheck.response.quarantine import Quarantine
@@ -180,6 +180,12 @@ class Scanner:
         self.allowlist = Allowlist(tables.references)
 
     def scan(self, upload: Upload) -> Outcome:
+        try:
+            return self._scan(upload)
+        except ContentChanged:  # an unversioned key overwritten while judged: its new content has its own event
+            return self._record_gone(upload.obj, Absence.SUPERSEDED, "overwritten while being judged")
+
+    def _scan(self, upload: Upload) -> Outcome:
         obj = upload.obj
         if obj.bucket in self.config.ignored_buckets:
             return Outcome(obj.bucket, obj.key, obj.version_id, Absence.IGNORED, reason="hashcheck's own bucket")
@@ -203,11 +209,14 @@ class Scanner:
 
     def act(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
         """Act on a verdict reached without reading the object (re-match): the same steps as a scan."""
-        if result.verdict == Verdict.MATCH:
-            return self._quarantine(upload, fp, result)
-        if result.verdict == Verdict.REVIEW:
+        if result.verdict not in (Verdict.MATCH, Verdict.REVIEW):
+            raise ValueError(f"nothing to act on for verdict {result.verdict!r}")
+        try:
+            if result.verdict == Verdict.MATCH:
+                return self._quarantine(upload, fp, result)
             return self._hold_for_review(upload, fp, result)
-        raise ValueError(f"nothing to act on for verdict {result.verdict!r}")
+        except ContentChanged:  # an unversioned key overwritten since its scan: the verdict was not about it
+            return self._record_gone(upload.obj, Absence.SUPERSEDED, "overwritten since its scan")
 
     def quarantine_confirmed(self, case_id: str) -> Outcome | None:
         """Quarantine a review hold a reviewer confirmed (they ask; the scan path holds the power to move),
@@ -219,7 +228,7 @@ class Scanner:
             return None
         obj = ObjectRef(case["bucket"], case["key"], case.get("version_id"), case.get("etag"))
         if case.get("status") == CaseStatus.OPEN:
-            set_status(self.s3, obj, ObjectStatus.QUARANTINED, "confirmed by a reviewer")
+            self._block(obj, "confirmed by a reviewer")
             expected = (case.get("hashes") or {}).get("sha256")
             case = self.cases.record_quarantine(case_id, self.quarantine.quarantine(obj, case_id, expected))
         if self.cases.events and not case.get("confirm_announced_at"):
@@ -249,8 +258,8 @@ class Scanner:
         except ClientError as error:
             if is_gone(error):
                 return self._resume_case(obj) or self._record_gone(obj, Absence.DELETED, "deleted before the scan")
-            if precondition_failed(error):
-                return self._record_gone(
+            if precondition_failed(error):  # a match found before the overwrite still gets its case finished
+                return self._resume_case(obj) or self._record_gone(
                     obj, Absence.SUPERSEDED, "overwritten before the scan; the new object has its own event"
                 )
             raise
@@ -293,7 +302,7 @@ class Scanner:
 
     def _quarantine(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
         obj = upload.obj
-        set_status(self.s3, obj, ObjectStatus.QUARANTINED)  # blocked from here on, whatever happens next
+        self._block(obj)  # blocked from here on, whatever happens next
         case = self._open_case(upload, fp, result)
         try:
             moved = self.quarantine.quarantine(obj, case["case_id"], expected_sha256=fp.sha256)
@@ -314,6 +323,14 @@ class Scanner:
             location=None if moved.source_missing else location,
             size=fp.size,
         )
+
+    def _block(self, obj: ObjectRef, reason: str | None = None) -> None:
+        """Tag a match `quarantined`. Overwritten meanwhile (unversioned), the matched content is gone:
+        the case is still filed, and the quarantine records it as missing."""
+        try:
+            set_status(self.s3, obj, ObjectStatus.QUARANTINED, reason)
+        except ContentChanged:
+            logger.warning("matched object overwritten before it could be blocked")
 
     def _alert_unsecured(self, case: dict) -> None:
         """A match is announced even while its evidence cannot be secured (case status `open`).

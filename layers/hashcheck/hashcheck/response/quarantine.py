@@ -26,8 +26,8 @@ from urllib.parse import quote, urlencode
 
 from botocore.exceptions import ClientError
 
-from hashcheck.aws import is_gone
-from hashcheck.objects import ObjectRef, get_status, get_tags, set_status
+from hashcheck.aws import is_gone, precondition_failed
+from hashcheck.objects import ContentChanged, ObjectRef, get_status, get_tags, set_status
 from hashcheck.response.copy import CONTENT_HEADERS, MAX_SINGLE_COPY, PART_SIZE, copy_version, sha256_of, stream_sha256
 from hashcheck.status import ObjectStatus
 
@@ -159,15 +159,23 @@ class Quarantine:
         version = source.get("VersionId")
         if version:
             self.s3.delete_object(Bucket=obj.bucket, Key=obj.key, VersionId=version)
-        else:  # an unversioned bucket: a delete removes the data itself, no delete marker exists
-            self.s3.delete_object(Bucket=obj.bucket, Key=obj.key)
+        else:  # an unversioned bucket: a delete removes the data itself, so only the content we copied
+            try:
+                self.s3.delete_object(Bucket=obj.bucket, Key=obj.key, IfMatch=source["ETag"])
+            except ClientError as error:
+                if not precondition_failed(error):
+                    raise
+                logger.warning("source overwritten after the evidence copy: the new content is left alone")
 
     def _tag_only(self, obj: ObjectRef, source: dict | None) -> QuarantineResult:
         if source is None:
             return QuarantineResult("tag-only", None, None, None, False, False, source_missing=True)
         pinned = _pinned(obj, source)
         if get_status(self.s3, pinned) != ObjectStatus.QUARANTINED:
-            set_status(self.s3, pinned, ObjectStatus.QUARANTINED)
+            try:
+                set_status(self.s3, pinned, ObjectStatus.QUARANTINED)
+            except ContentChanged:  # overwritten (unversioned): the matched content is gone
+                return QuarantineResult("tag-only", None, None, None, False, False, source_missing=True)
         return QuarantineResult("tag-only", None, None, None, False, False)
 
     # -- evidence --------------------------------------------------------------------------------

@@ -42,7 +42,16 @@ from botocore.exceptions import ClientError
 
 from hashcheck.aws import is_gone
 from hashcheck.matching.allowlist import Allowlist
-from hashcheck.objects import REASON_TAG, STATUS_TAG, ObjectRef, get_tags, merge_tags, set_status, tag_value
+from hashcheck.objects import (
+    REASON_TAG,
+    STATUS_TAG,
+    ContentChanged,
+    ObjectRef,
+    get_tags,
+    merge_tags,
+    set_status,
+    tag_value,
+)
 from hashcheck.response.cases import CONFIRMED_EVENT, RELEASED_EVENT, decision_detail
 from hashcheck.response.copy import CONTENT_HEADERS, copy_version, sha256_of
 from hashcheck.response.events import EventPublisher
@@ -240,10 +249,13 @@ def _restore(s3: S3Client, case: Mapping[str, Any]) -> dict:
     """Put the object back where it was; where it is now (bucket, key, version_id, how)."""
     q = case.get("quarantine") or {}
     reason = f"released: case {case['case_id'][:16]}"
-    original = ObjectRef(case["bucket"], case["key"], case.get("version_id"))
+    original = ObjectRef(case["bucket"], case["key"], case.get("version_id"), case.get("etag"))
     has_evidence = bool(q.get("evidence_key") and q.get("evidence_version_id"))
     if not q.get("source_deleted") and not q.get("source_missing") and _exists(s3, original):
-        set_status(s3, original, ObjectStatus.RELEASED, reason)
+        try:
+            set_status(s3, original, ObjectStatus.RELEASED, reason)
+        except ContentChanged:  # unversioned and overwritten since: the key is the customer's new content
+            return _where(None, None, None, "not restored: the key holds newer content")
         return _where(original.bucket, original.key, original.version_id, "re-tagged in place")
     if not has_evidence:
         return _where(None, None, None, "nothing to restore: neither the original nor evidence exists")

@@ -27,22 +27,12 @@ from botocore.exceptions import ClientError
 
 from hashcheck.aws import error_code
 from hashcheck.objects import STATUS_TAG
-from hashcheck.status import ObjectStatus
+from hashcheck.status import BLOCKED, READABLE
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 SID_PREFIX = "Hashcheck"
-# Every status but clean and released keeps an object unreadable; an object without a status is readable
-# in the default (deny-list) mode until its scan tags it, and unreadable in the fail-closed mode.
-BLOCKED = (
-    ObjectStatus.QUARANTINED,
-    ObjectStatus.ERROR,
-    ObjectStatus.UNSCANNABLE,
-    ObjectStatus.REVIEW,
-    ObjectStatus.PENDING,
-)
-READABLE = (ObjectStatus.CLEAN, ObjectStatus.RELEASED)
 EXISTING_STATUS = f"s3:ExistingObjectTag/{STATUS_TAG}"
 
 
