@@ -374,6 +374,15 @@ def _stepfunctions(call: Call, policies: StackPolicies) -> list[Request]:
     return [Request(f"states:{call.operation}", call.params["stateMachineArn"], _base(principal))]
 
 
+def _lambda(call: Call, policies: StackPolicies) -> list[Request]:
+    if call.operation != "Invoke":
+        raise NotImplementedError(f"no IAM mapping for lambda.{call.operation}")
+    principal = policies.principals[call.principal].arn
+    name = call.params["FunctionName"]
+    arn = name if name.startswith("arn:") else f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+    return [Request("lambda:InvokeFunction", arn, _base(principal))]
+
+
 def _sts(call: Call, policies: StackPolicies) -> list[Request]:
     return []  # GetCallerIdentity needs no permission
 
@@ -384,6 +393,7 @@ _MAPPERS = {
     "sns": _sns,
     "events": _events,
     "sqs": _sqs,
+    "lambda": _lambda,
     "secretsmanager": _secretsmanager,
     "ssm": _ssm,
     "cloudformation": _cloudformation,

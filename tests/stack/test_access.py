@@ -187,6 +187,7 @@ def test_hashcheck_protect_puts_the_same_rules_on_an_existing_bucket(policies):
         policies.scanners,
         policies.principals["reviewer"].arn,
         policies.mode == "fail-closed",
+        readers=[policies.principals["FingerprintFunction"].arn],
     )
     assert template == generated
 

@@ -119,7 +119,7 @@ def test_a_failing_object_fails_the_batch_after_the_others(stack):
         if calls["n"] == 1:
             raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "GetObject")
 
-    app.s3.meta.events.register("before-call.s3.GetObject", refuse)
+    sandbox.invoked(stack, "FingerprintFunction").s3.meta.events.register("before-call.s3.GetObject", refuse)
     items = [{"Key": o["Key"]} for o in stack.client("s3").list_objects_v2(Bucket=bucket)["Contents"]]
     with pytest.raises(app.BatchIncomplete):
         app.handler({"Items": items, "BatchInput": {"bucket": bucket}}, sandbox.LambdaContext("backfill"))

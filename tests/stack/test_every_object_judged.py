@@ -46,14 +46,16 @@ def record(stack, obj: ObjectRef) -> dict | None:
     return FingerprintTable(stack.client("dynamodb"), stack.outputs["FingerprintTableName"]).get(obj)
 
 
-def killed_at(scan, key: str):
-    """The scan handler, whose invocation dies whenever it starts reading `key`."""
+def killed_at(stack, scan, key: str):
+    """The scan handler, whose invocation dies whenever `key` is read (by the fingerprint function it
+    waits for: a decoder that outlives the scan's time kills the scan's invocation too)."""
 
     def die(params, **_):
         if params.get("Key") == key:
             raise LambdaDied(f"killed while reading {key}")
 
-    scan.s3.meta.events.register("before-parameter-build.s3.GetObject", die, unique_id="killed-at")
+    parser = sandbox.invoked(stack, "FingerprintFunction")
+    parser.s3.meta.events.register("before-parameter-build.s3.GetObject", die, unique_id="killed-at")
 
     def handler(event, context):
         try:
@@ -69,7 +71,7 @@ def test_an_invocation_killed_mid_batch_on_every_attempt_leaves_no_object_withou
     huge = put(stack, HUGE, samples.png(samples.picture(402)))
     after = put(stack, "judged/after.jpg", samples.jpeg(samples.picture(403)))  # never reached: the kill comes first
     scan = sandbox.load_handler(stack, "ScanFunction", "scan")
-    handler = killed_at(scan, HUGE)
+    handler = killed_at(stack, scan, HUGE)
     responses = []
     while batch := sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], handler, "ScanFunction", max_batches=1):
         responses += batch

@@ -96,14 +96,20 @@ def _load_scan_handler(stack) -> None:
     stack.scan.store.check_seconds = 10**9
 
 
-def handler_clients(stack) -> dict:
+def handler_clients(stack) -> dict[str, list]:
+    """The clients a scan calls AWS with, by service: the scan function's, and the fingerprint
+    function's S3 client (uploads are read there)."""
     scanner = stack.scan.scanner
     return {
-        "s3": stack.scan.s3,
-        "dynamodb": stack.scan.ddb,
-        "sns": scanner.cases.sns,
-        "events": scanner.cases.events.client,
+        "s3": [stack.scan.s3, sandbox.invoked(stack, "FingerprintFunction").s3],
+        "dynamodb": [stack.scan.ddb],
+        "sns": [scanner.cases.sns],
+        "events": [scanner.cases.events.client],
     }
+
+
+def every_client(stack) -> list:
+    return [client for clients in handler_clients(stack).values() for client in clients]
 
 
 @dataclass
@@ -137,7 +143,7 @@ class Scenario:
 
     def refuse(self, service: str, operation: str, code: str, status: int, times: int | None = 1) -> dict:
         """The next `times` calls (None: all) of `operation` are refused by AWS with `code`."""
-        client, calls = handler_clients(self.stack)[service], {"n": 0}
+        calls = {"n": 0}
 
         def refuse(**_):
             calls["n"] += 1
@@ -145,7 +151,8 @@ class Scenario:
                 error = {"Error": {"Code": code, "Message": "injected"}, "ResponseMetadata": {"HTTPStatusCode": status}}
                 raise ClientError(error, operation)
 
-        self.hook(client, f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", refuse)
+        for client in handler_clients(self.stack)[service]:
+            self.hook(client, f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", refuse)
         return calls
 
     def die_at_call(self, k: int, when: str = "before") -> dict:
@@ -158,7 +165,7 @@ class Scenario:
             if calls["n"] == k:
                 raise LambdaDied(f"died {when} call {k} ({model.name})")
 
-        for client in handler_clients(self.stack).values():
+        for client in every_client(self.stack):
             self.hook(client, f"{when}-call", count)
         return calls
 
@@ -369,7 +376,7 @@ def test_a_quarantine_step_that_always_fails_leaves_the_match_blocked_in_place(s
 
 def _unprocessed_batch_get(scenario: Scenario, times: int | None) -> dict:
     """BatchGetItem answers every key as unprocessed, `times` times (None: always)."""
-    client, calls, asked = handler_clients(scenario.stack)["dynamodb"], {"n": 0}, {}
+    (client,), calls, asked = handler_clients(scenario.stack)["dynamodb"], {"n": 0}, {}
 
     def remember(params, **_):
         asked["request"] = params["RequestItems"]
@@ -402,7 +409,7 @@ def test_keys_that_stay_unprocessed_never_read_as_clean(scenario):
 
 
 def test_eventbridge_accepting_the_call_but_failing_the_entry_is_retried(scenario):
-    client, calls = handler_clients(scenario.stack)["events"], {"n": 0}
+    (client,), calls = handler_clients(scenario.stack)["events"], {"n": 0}
 
     def failed_entry(parsed, **_):
         calls["n"] += 1
@@ -520,7 +527,7 @@ def test_two_scans_of_the_same_version_racing(scenario, operation, when):
             fired["n"] = 1
             stack.scan.scanner.scan(upload)  # the racing duplicate, past the idempotency layer
 
-    for client in handler_clients(stack).values():
+    for client in every_client(stack):
         scenario.hook(client, f"{when}-call", second_scan)
     stack.client("sqs").send_message(QueueUrl=stack.outputs["ScanQueueUrl"], MessageBody=message["Body"])
     _scan_and_check(scenario)
@@ -543,14 +550,14 @@ def test_a_new_version_uploaded_during_the_scan(scenario, operation, new):
     first, second = (CLEAN, MATCH) if new == "match" else (MATCH, CLEAN)
     scenario.put("photo.jpg", first, "clean" if first is CLEAN else "match")
     fired = {"n": 0}
-    s3 = handler_clients(scenario.stack)["s3"]
 
     def upload_new_version(**_):
         if fired["n"] == 0:
             fired["n"] = 1
             scenario.put("photo.jpg", second, new)
 
-    scenario.hook(s3, f"before-call.s3.{operation}", upload_new_version)
+    for s3 in handler_clients(scenario.stack)["s3"]:
+        scenario.hook(s3, f"before-call.s3.{operation}", upload_new_version)
     _scan_and_check(scenario)
     assert fired["n"] == 1 or (operation in ("CopyObject", "DeleteObject") and first is CLEAN)
 

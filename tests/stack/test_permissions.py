@@ -283,3 +283,26 @@ def test_a_removed_grant_is_found(run):
         document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != "ClearProgressOfAFinishedDelta"]
     refused = refusals(Run(run.stack, run.recorder, policies, run.customer_bucket_policy))
     assert refused and all("SyncFunction: dynamodb.DeleteItem" in r for r in refused)
+
+
+def test_uploads_are_parsed_only_by_the_fingerprint_function(run):
+    """The decoder is fenced off: the functions that tag, copy, hold and delete never read an upload's
+    bytes, and the one that reads them (to parse) could not do any of that."""
+    watched = {run.stack.outputs["UploadBucketName"], CUSTOMER_BUCKET}
+    readers = {c.principal for c in run.recorder.calls if c.operation == "GetObject" and c.params["Bucket"] in watched}
+    functions = {p for p in readers if p.endswith("Function")}
+    assert functions == {"FingerprintFunction"}, readers
+    parser = run.policies.principals["FingerprintFunction"]
+    upload_object = f"{run.policies.arns['UploadBucket']}/u/x.jpg"
+    evidence_object = f"{run.policies.arns['QuarantineBucket']}/evidence/c/x.jpg"
+    for action, resource in (
+        ("s3:PutObjectTagging", upload_object),
+        ("s3:DeleteObjectVersion", upload_object),
+        ("s3:PutObject", evidence_object),
+        ("s3:PutObjectLegalHold", evidence_object),
+        ("dynamodb:PutItem", run.policies.arns["FingerprintTable"]),
+        ("dynamodb:UpdateItem", run.policies.arns["CaseTable"]),
+    ):
+        context = {"aws:PrincipalArn": parser.arn, "aws:SecureTransport": "true"}
+        request = Request(action, resource, context)
+        assert not evaluate(run.policies, "FingerprintFunction", request).allowed, action

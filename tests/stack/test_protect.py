@@ -47,7 +47,8 @@ def test_protect_merges_the_rules_and_says_when_uploads_do_not_reach_the_scanner
     assert statements[0] == OWN
     ours = statements[1:]
     scanners = sandbox_scanners(stack)
-    assert ours == protect.bucket_statements(BUCKET, scanners, f"arn:aws:iam::{ACCOUNT}:role/hashcheck-reviewer", False)
+    reviewer, readers = f"arn:aws:iam::{ACCOUNT}:role/hashcheck-reviewer", [stack.outputs["FingerprintRoleArn"]]
+    assert ours == protect.bucket_statements(BUCKET, scanners, reviewer, False, readers)
 
     cli(["protect", BUCKET, "--stack", sandbox.STACK])  # a rerun replaces our statements, never duplicates them
     assert policy(stack)["Statement"] == statements

@@ -88,3 +88,17 @@ def test_large_jpeg_is_decoded_reduced_but_stays_close_to_full_decode():
     reference = f"{int(''.join(map(str, bits)), 2):064x}"
     assert (fp.width, fp.height) == (2400, 3200)
     assert algorithms.hamming(fp.pdq, reference) <= 10
+
+
+def test_a_fingerprint_crosses_from_the_fingerprint_function_whole():
+    """What FingerprintFunction returns (JSON) is the fingerprint the scan would have made itself."""
+    from hashcheck.fingerprinting.fingerprint import from_message, to_message
+
+    image = Image.open(PHOTOS[0])
+    buffer = io.BytesIO()
+    image.convert("RGB").save(buffer, "JPEG")
+    made = fingerprint(buffer.getvalue())
+    crossed = from_message(json.loads(json.dumps(to_message(made))))
+    assert crossed == made and len(crossed.near) > 1
+    broken = fingerprint(buffer.getvalue()[:-200])
+    assert from_message(json.loads(json.dumps(to_message(broken)))) == broken

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
+    from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
@@ -83,3 +84,14 @@ class Clients:
     @property
     def ssm(self) -> SSMClient:
         return self.get("ssm")
+
+    @property
+    def lambda_(self) -> LambdaClient:
+        """Waits as long as FingerprintFunction may run (botocore's default read timeout is 60 s)."""
+        if "lambda" not in self._clients:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(read_timeout=150, connect_timeout=10)
+            self._clients["lambda"] = (self._session or boto3).client("lambda", config=config)
+        return self._clients["lambda"]

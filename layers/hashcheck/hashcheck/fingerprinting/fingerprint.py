@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
@@ -84,6 +84,17 @@ class Fingerprint:
         if self.error:
             out["error"] = self.error
         return out
+
+
+def to_message(fp: Fingerprint) -> dict:
+    """All of `fp`, near hashes included, as JSON-ready data (what FingerprintFunction returns)."""
+    return asdict(fp)
+
+
+def from_message(message: dict) -> Fingerprint:
+    fields = dict(message)
+    near = [NearHash(**n) for n in fields.pop("near", [])]
+    return Fingerprint(**{**fields, "status": FingerprintStatus(fields["status"])}, near=near)
 
 
 class Readable(Protocol):

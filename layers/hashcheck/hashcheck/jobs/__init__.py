@@ -1,7 +1,8 @@
-"""What the Lambda functions run: `scanner` (an upload: read once, fingerprint, match, act), `sync` (the
-scheduled list sync), `rematch` (new references against stored fingerprints), `backfill` (objects
-stored before the stack), `deadletter` (what every scan attempt failed on gets a status), `sweep`
-(objects whose event never arrived are queued), and `s3events` (the notices that name the objects)."""
+"""What the Lambda functions run: `scanner` (an upload: fingerprint, match, act), `reader` (reading and
+parsing an upload, in FingerprintFunction on AWS), `sync` (the scheduled list sync), `rematch` (new
+references against stored fingerprints), `backfill` (objects stored before the stack), `deadletter`
+(what every scan attempt failed on gets a status), `sweep` (objects whose event never arrived are
+queued), and `s3events` (the notices that name the objects)."""
 
 from hashcheck.jobs.backfill import BackfillSummary, process_items
 from hashcheck.jobs.rematch import Rematcher, RematchReport

@@ -1,4 +1,7 @@
-"""Scan one uploaded object: read that exact version once, fingerprint it, match it, act.
+"""Scan one uploaded object: get that exact version's fingerprint, match it, act.
+
+The fingerprint comes from a reader (`hashcheck.jobs.reader`): on AWS, FingerprintFunction, where
+the bytes are read once and parsed by a role that can do nothing else; the scanner never parses.
 
     clean        -> tag `clean`, record the fingerprint
     unscannable  -> tag `unscannable` (with the reason), record; its exact hashes were still checked
@@ -25,13 +28,12 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from botocore.exceptions import ClientError
-
-from hashcheck.aws import Clients, is_gone, precondition_failed
-from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
+from hashcheck.aws import Clients
+from hashcheck.fingerprinting.fingerprint import Fingerprint
 from hashcheck.jobs.deadletter import block_as_error
+from hashcheck.jobs.reader import FingerprintFunction, Here, Reader
 from hashcheck.matching.allowlist import Allowlist, status_for
 from hashcheck.matching.matcher import Policy, Result, match
 from hashcheck.matching.snapshot import S3IndexLoader
@@ -69,6 +71,7 @@ class ScanConfig:
     policy: Policy = Policy()
     remote_lookup_url: str | None = None  # a hotline's lookup service, consulted beside the table
     remote_lookup_secret: str | None = None  # Secrets Manager id of its auth header value
+    fingerprint_function: str | None = None  # where object bytes are parsed; None: in this process
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ScanConfig:
@@ -90,6 +93,7 @@ class ScanConfig:
             ),
             remote_lookup_url=env.get("REMOTE_LOOKUP_URL") or None,
             remote_lookup_secret=env.get("REMOTE_LOOKUP_SECRET") or None,
+            fingerprint_function=env.get("FINGERPRINT_FUNCTION") or None,
         )
 
     @classmethod
@@ -117,7 +121,8 @@ def build_scanner(config: ScanConfig, clients: Clients) -> Scanner:
     tables = Tables.named(clients.dynamodb, config.reference_table, config.fingerprint_table, config.case_table)
     store, list_version = build_store(config, clients, tables)
     cases = Cases(tables.cases, clients.sns, config.alert_topic_arn, EventPublisher(clients.events, config.event_bus))
-    return Scanner(config, store, clients.s3, tables, cases, list_version)
+    read = FingerprintFunction(clients.lambda_, config.fingerprint_function) if config.fingerprint_function else None
+    return Scanner(config, store, clients.s3, tables, cases, list_version, read)
 
 
 def build_store(
@@ -167,8 +172,10 @@ class Scanner:
         tables: Tables,
         cases: Cases,
         list_version: Callable[[], int | None] | None = None,
+        read: Reader | None = None,
     ):
         self.config = config
+        self.read = read or Here(s3)  # where the bytes are parsed (hashcheck.jobs.reader)
         self.store = store
         self.s3 = s3
         self.tables = tables
@@ -247,24 +254,17 @@ class Scanner:
         self.tables.fingerprints.record(obj, Absence.DELETED, result.verdict, fp, self.list_version(), reason)
 
     def _fingerprint(self, obj: ObjectRef) -> Fingerprint | Outcome:
-        """Stream that exact version through the fingerprint; a vanished object is recorded, not retried."""
-        request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
-        if obj.version_id:
-            request["VersionId"] = obj.version_id
-        elif obj.etag:
-            request["IfMatch"] = obj.etag  # unversioned bucket: make sure we read the object the event named
-        try:
-            body = self.s3.get_object(**request)["Body"]
-        except ClientError as error:
-            if is_gone(error):
-                return self._resume_case(obj) or self._record_gone(obj, Absence.DELETED, "deleted before the scan")
-            if precondition_failed(error):  # a match found before the overwrite still gets its case finished
-                return self._resume_case(obj) or self._record_gone(
-                    obj, Absence.SUPERSEDED, "overwritten before the scan; the new object has its own event"
-                )
-            raise
-        with body:
-            return fingerprint(body)
+        """That exact version's fingerprint (from the reader); a vanished object is recorded, not retried.
+        A match found before the object vanished still gets its case finished."""
+        result = self.read(obj)
+        if result == Absence.DELETED:
+            return self._resume_case(obj) or self._record_gone(obj, Absence.DELETED, "deleted before the scan")
+        if result == Absence.SUPERSEDED:
+            return self._resume_case(obj) or self._record_gone(
+                obj, Absence.SUPERSEDED, "overwritten before the scan; the new object has its own event"
+            )
+        assert isinstance(result, Fingerprint)
+        return result
 
     def _resume_case(self, obj: ObjectRef) -> Outcome | None:
         """A crash after the original was moved leaves its case unfinished; the retry finishes it

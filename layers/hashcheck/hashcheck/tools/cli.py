@@ -357,7 +357,9 @@ def _protect(args) -> int:
     account = scanners[0].split(":")[4]
     reviewer = f"arn:aws:iam::{account}:role/hashcheck-reviewer"
     fail_closed = outputs.get("FailClosedReadPolicy") == "true"
-    state = protect.protect(s3, args.bucket, protect.bucket_statements(args.bucket, scanners, reviewer, fail_closed))
+    readers = [arn for arn in outputs.get("FingerprintRoleArn", "").split(",") if arn]
+    statements = protect.bucket_statements(args.bucket, scanners, reviewer, fail_closed, readers)
+    state = protect.protect(s3, args.bucket, statements)
     print(json.dumps({**state, "protected": True}))
     if not state["eventbridge_notifications"]:
         print(

@@ -36,10 +36,13 @@ SID_PREFIX = "Hashcheck"
 EXISTING_STATUS = f"s3:ExistingObjectTag/{STATUS_TAG}"
 
 
-def bucket_statements(bucket: str, scanners: Sequence[str], reviewer: str, fail_closed: bool) -> list[dict]:
-    """The statements that protect `bucket` (its name), for the scan path's role ARNs and the reviewer role."""
+def bucket_statements(
+    bucket: str, scanners: Sequence[str], reviewer: str, fail_closed: bool, readers: Sequence[str] = ()
+) -> list[dict]:
+    """The statements that protect `bucket` (its name), for the scan path's role ARNs, the reviewer role
+    and the roles that only read objects to fingerprint them (`readers`: exempt from the read rules only)."""
     bucket_arn, objects = f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"
-    scan_path = {"aws:PrincipalArn": list(scanners)}
+    scan_path = {"aws:PrincipalArn": [*scanners, *readers]}
     scan_path_and_reviewers = {"aws:PrincipalArn": [*scanners, reviewer]}
     reads = ["s3:GetObject", "s3:GetObjectVersion"]
     statements: list[dict[str, Any]] = [

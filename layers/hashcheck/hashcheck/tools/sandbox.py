@@ -29,8 +29,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import boto3
+from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.response import StreamingBody
 
 REGION = "eu-west-1"
 STACK = "hashcheck-demo"
@@ -72,7 +75,8 @@ _ACTING_AS: contextvars.ContextVar[str | None] = contextvars.ContextVar("hashche
 
 
 @contextlib.contextmanager
-def acting_as(principal: str) -> Iterator[None]:
+def acting_as(principal: str | None) -> Iterator[None]:
+    """Calls made meanwhile are `principal`'s (None: the sandbox's own, which no policy governs)."""
     token = _ACTING_AS.set(principal)
     try:
         yield
@@ -92,6 +96,7 @@ class Stack:
     skipped: list[str] = field(default_factory=list)  # resource types moto did not create
     template: dict[str, Any] = field(default_factory=dict)  # the translated template, triggers included
     parameters: dict[str, str] = field(default_factory=dict)  # as passed to deploy
+    invoked: dict[str, Any] = field(default_factory=dict)  # logical id -> handler module loaded for Invoke
 
     def client(self, service: str) -> Any:
         if service not in self.clients:
@@ -172,7 +177,38 @@ def deploy(parameters: dict[str, str] | None = None, template: Path = TEMPLATE) 
         outputs, functions, skipped=sorted(set(skipped)), template=translated, parameters=dict(parameters or {})
     )
     _apply_what_moto_drops(stack, cfn)
+    assert boto3.DEFAULT_SESSION is not None
+    boto3.DEFAULT_SESSION.events.unregister("before-call.lambda.Invoke", unique_id="sandbox-invoke")
+    boto3.DEFAULT_SESSION.events.register(
+        "before-call.lambda.Invoke",
+        functools.partial(_invoke_in_process, stack),  # type: ignore[arg-type]  # a before-call answer is the response
+        unique_id="sandbox-invoke",
+    )
     return stack
+
+
+def invoked(stack: Stack, function: str) -> Any:
+    """The handler module Lambda Invoke runs for `function` (its logical id), loaded once."""
+    if function not in stack.invoked:
+        with acting_as(None):  # reading the function's configuration is the sandbox's, not the caller's
+            stack.invoked[function] = load_handler(stack, function, function.removesuffix("Function").lower())
+    return stack.invoked[function]
+
+
+def _invoke_in_process(stack: Stack, model: Any, params: dict, **_: Any) -> tuple[AWSResponse, dict]:
+    """Lambda Invoke (RequestResponse) as the sandbox runs functions: the function's handler, in this
+    process, as that function; its answer, or its error as Lambda reports one."""
+    name = unquote(params["url_path"].split("/functions/", 1)[1].split("/", 1)[0]).rsplit(":", 1)[-1]
+    logical = next(logical for logical, physical in stack.functions.items() if name in (physical, logical))
+    parsed: dict[str, Any] = {"StatusCode": 200, "ExecutedVersion": "$LATEST"}
+    try:
+        answer = invoked(stack, logical).handler(json.loads(params["body"] or b"{}"), LambdaContext(name))
+    except Exception as exc:  # noqa: BLE001 - what Lambda does with an unhandled error: report it
+        answer = {"errorType": type(exc).__name__, "errorMessage": str(exc)}
+        parsed["FunctionError"] = "Unhandled"
+    data = json.dumps(answer).encode()
+    parsed["Payload"] = StreamingBody(io.BytesIO(data), len(data))
+    return AWSResponse("", 200, HTTPHeaders(), None), parsed
 
 
 @contextlib.contextmanager

@@ -1,0 +1,93 @@
+"""Reading an object version into its fingerprint: in a function that can do nothing else, or here.
+
+An upload's bytes are chosen by strangers and Pillow's native decoders parse them. On AWS the scan
+path (ScanFunction, BackfillFunction) asks FingerprintFunction, whose role may read objects and do
+nothing more: no tagging, no evidence, no deletes, no tables. The functions that hold those powers
+never parse an object. Tools, tests and `--local` runs read in their own process (`read_here`).
+
+A reader returns the fingerprint, or `Absence.DELETED` / `Absence.SUPERSEDED` when that version is
+gone or the key holds other content than the event named. A failed read raises: never "clean".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any, Protocol
+
+from botocore.exceptions import ClientError
+
+from hashcheck.aws import is_gone, precondition_failed
+from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint, from_message, to_message
+from hashcheck.objects import ObjectRef
+from hashcheck.status import Absence
+
+if TYPE_CHECKING:
+    from mypy_boto3_lambda import LambdaClient
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+
+class Reader(Protocol):
+    def __call__(self, obj: ObjectRef) -> Fingerprint | Absence: ...
+
+
+class ReadFailed(Exception):
+    """The fingerprint function failed (a crash, a timeout, out of memory); the scan is retried."""
+
+
+def read_here(s3: S3Client, obj: ObjectRef) -> Fingerprint | Absence:
+    """Stream that exact version through `fingerprint` in this process."""
+    request: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
+    if obj.version_id:
+        request["VersionId"] = obj.version_id
+    elif obj.etag:
+        request["IfMatch"] = obj.etag  # unversioned bucket: make sure we read the object the event named
+    try:
+        body = s3.get_object(**request)["Body"]
+    except ClientError as error:
+        if is_gone(error):
+            return Absence.DELETED
+        if precondition_failed(error):
+            return Absence.SUPERSEDED
+        raise
+    with body:
+        return fingerprint(body)
+
+
+class Here:
+    """A reader in this process."""
+
+    def __init__(self, s3: S3Client):
+        self.s3 = s3
+
+    def __call__(self, obj: ObjectRef) -> Fingerprint | Absence:
+        return read_here(self.s3, obj)
+
+
+class FingerprintFunction:
+    """A reader that invokes FingerprintFunction and waits for its answer."""
+
+    def __init__(self, client: LambdaClient, function_name: str):
+        self.client = client
+        self.function_name = function_name
+
+    def __call__(self, obj: ObjectRef) -> Fingerprint | Absence:
+        response = self.client.invoke(FunctionName=self.function_name, Payload=json.dumps(asdict(obj)).encode())
+        answer = json.loads(response["Payload"].read() or b"null")
+        if response.get("FunctionError") or not isinstance(answer, dict):
+            kind = answer.get("errorType") if isinstance(answer, dict) else None
+            raise ReadFailed(f"FingerprintFunction failed ({kind or response.get('FunctionError')})")
+        if "absent" in answer:
+            return Absence(answer["absent"])
+        return from_message(answer["fingerprint"])
+
+
+def answer(s3: S3Client, event: dict) -> dict:
+    """What FingerprintFunction returns for `event` (an ObjectRef's fields)."""
+    result = read_here(s3, ObjectRef(**event))
+    if isinstance(result, Absence):
+        return {"absent": str(result)}
+    return {"fingerprint": to_message(result)}
