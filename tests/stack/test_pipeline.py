@@ -121,8 +121,8 @@ def test_non_image_and_corrupt_image(stack):
 
 
 def test_exact_copy_of_a_listed_non_decodable_file_is_still_quarantined(stack):
-    """A corrupt file is unscannable for PDQ, but its exact hash still acts."""
-    blob = LISTED[: len(LISTED) // 2]
+    """A file too corrupt to hash perceptually (a fifth of a JPEG) still has exact hashes that act."""
+    blob = LISTED[: len(LISTED) // 5]
     references = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
     references.apply_rows(references_for(fingerprint(blob), "test-list", "ref-blob"))
     upload(stack, "img/half.jpg", blob)
@@ -238,15 +238,26 @@ def test_logs_of_a_match_carry_no_hash_values(stack, caplog):
         assert value not in logs
 
 
-def test_a_truncated_listed_jpeg_is_blocked_not_readable(stack):
-    """Two bytes cut off a listed JPEG: no perceptual hash, other exact hashes; every browser still shows
-    it. It ends `unscannable`, which the bucket policy makes unreadable to everyone but the scan path."""
+def test_a_truncated_listed_jpeg_is_found_as_a_viewer_shows_it(stack):
+    """Two bytes cut off a listed JPEG: other exact hashes, and Pillow's decoder refuses it, yet every
+    browser still shows it. Decoded as far as its data goes, it matches and is quarantined."""
+    upload(stack, "img/cut.jpg", LISTED[:-2])
+    deliver(stack)
+    (case,) = cases(stack)
+    assert (case["key"]["S"], case["verdict"]["S"], case["status"]["S"]) == ("img/cut.jpg", "match", "quarantined")
+    assert {m["M"]["algorithm"]["S"] for m in case["matches"]["L"]} >= {"pdq"}  # no exact hash is listed
+
+
+def test_a_truncated_picture_that_matches_nothing_is_blocked_not_readable(stack):
+    """Too much cut off to match (or unlisted), a truncated picture is still not clean: what is missing
+    could be a listed picture's. It ends `unscannable`, unreadable to everyone but the scan path."""
     from tests.iam.evaluator import decide
     from tests.iam.stack import ACCOUNT, StackPolicies
 
-    version = upload(stack, "img/cut.jpg", LISTED[:-2])
+    cut = samples.jpeg(samples.picture(321))
+    version = upload(stack, "img/half.jpg", cut[: len(cut) * 9 // 10])
     deliver(stack)
-    status = tags(stack, "img/cut.jpg", version)["hashcheck-status"]
+    status = tags(stack, "img/half.jpg", version)["hashcheck-status"]
     assert status == "unscannable"
     policies = StackPolicies.of(stack)
     resource = f"{policies.arns['UploadBucket']}/img/cut.jpg"

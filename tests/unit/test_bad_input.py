@@ -55,7 +55,7 @@ def assert_consistent(fp: Fingerprint) -> None:
     """The fields that must go with a status."""
     assert fp.status in STATUSES
     if fp.status == "image":
-        assert fp.error is None or fp.error.startswith("frame unreadable"), fp.error
+        assert fp.error is None or fp.error.startswith("frame unreadable") or fp.partial, fp.error
         assert HEX64.fullmatch(fp.pdq) and HEX16.fullmatch(fp.phash), (fp.pdq, fp.phash)
         assert 0 <= fp.pdq_quality <= 100
         assert fp.frames >= 1 and fp.width >= 1 and fp.height >= 1
@@ -232,11 +232,53 @@ TRUNCATIONS = {
 
 
 @pytest.mark.parametrize("name", TRUNCATIONS)
-def test_truncated_images_are_unscannable(name):
+def test_truncated_images_are_hashed_as_far_as_they_go_or_unscannable(name):
+    """Never a whole, clean-looking image: hashed as far as the data goes and flagged `partial`, or,
+    with too little left, unscannable."""
     data, cuts = TRUNCATIONS[name]
-    check(data, "image")  # the whole file decodes: the cut, not the file, is what fails
+    assert not check(data, "image").partial  # the whole file decodes: the cut, not the file, is what fails
     for cut in cuts:
-        check(data[:cut], "unscannable")
+        fp = fingerprint(data[:cut])
+        assert fp.status == "unscannable" or (fp.status == "image" and fp.partial), (cut, fp.status, fp.error)
+        assert_consistent(fp)
+
+
+def _bits(a: str, b: str) -> int:
+    return bin(int(a, 16) ^ int(b, 16)).count("1")
+
+
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+def test_a_truncated_photo_hashes_like_the_whole_as_a_viewer_shows_it(progressive):
+    """Pillow refuses a JPEG missing its last bytes; a browser shows it whole (baseline: all rows
+    present; progressive: the scans present show every row). Hashed as far as its data goes, its PDQ
+    is the whole photo's within a few bits, so a list entry still matches it."""
+    from hashcheck.tools import samples
+
+    whole = encode(samples.picture(7).convert("RGB"), "JPEG", quality=90, progressive=progressive)
+    cut = whole[:-2] if not progressive else whole[: len(whole) * 3 // 4]
+    assert check(whole, "image").partial is False
+    fp = check(cut, "image")
+    assert fp.partial and "as far as its data goes" in fp.error
+    assert _bits(fp.pdq, fingerprint(whole).pdq) <= 4
+
+
+def test_too_little_of_a_truncated_photo_is_unscannable_and_says_how_much():
+    from hashcheck.tools import samples
+
+    whole = encode(samples.picture(7).convert("RGB"), "JPEG", quality=90)
+    fp = check(whole[: len(whole) // 4], "unscannable")
+    assert re.search(r"only \d+% of the image is present", fp.error), fp.error
+
+
+def test_a_partial_image_that_matches_nothing_is_not_clean():
+    """What a viewer shows matched nothing, but the missing part could be a listed picture's."""
+    from hashcheck.matching.matcher import match
+    from hashcheck.matching.stores.memory import MemoryStore
+
+    partial = fingerprint(JPEG[: len(JPEG) * 9 // 10])
+    assert partial.status == "image" and partial.partial
+    assert match(partial, MemoryStore([])).verdict == "unscannable"
+    assert match(fingerprint(JPEG), MemoryStore([])).verdict == "clean"
 
 
 def test_jpeg_with_corrupted_entropy_data_still_hashes():

@@ -64,6 +64,7 @@ class Fingerprint:
     pdq: str | None = None
     pdq_quality: int | None = None
     phash: str | None = None
+    partial: bool = False  # decoded only as far as its data went (truncated or partly corrupt)
     near: list[NearHash] = field(default_factory=list, repr=False)
 
     def exact(self) -> dict[str, str]:
@@ -81,6 +82,8 @@ class Fingerprint:
         }
         if self.status == FingerprintStatus.IMAGE:
             out.update(format=self.format, width=self.width, height=self.height, frames=self.frames)
+            if self.partial:
+                out["partial"] = True
         if self.error:
             out["error"] = self.error
         return out
@@ -164,6 +167,7 @@ def _fill_image(result: Fingerprint, decoded: Decoded, near: list[NearHash]) -> 
     result.frames = decoded.frame_count
     result.pdq, result.pdq_quality = first["pdq"].hash, first["pdq"].quality
     result.phash = first["phash"].hash
+    result.partial = decoded.partial
     result.near = _unique(near)
 
 

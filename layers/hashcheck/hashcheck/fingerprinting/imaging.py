@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageFile, ImageOps
 
 from hashcheck.status import FingerprintStatus
 
@@ -64,6 +64,9 @@ class Limits:
     # PDQ's downsampling works along each side: its memory grows with the longest side, not the pixel
     # count (a 3.5 KB 150000x24 PNG would cost ~0.5 GB, found by bench/fuzz.py).
     max_side: int = 30_000
+    # A truncated or partly corrupt image is decoded as far as its data goes, as viewers show it; it is
+    # hashed when at least this share of its rows is present (below, too little is left to hash).
+    min_present: float = 0.5
 
 
 DEFAULT_LIMITS = Limits()
@@ -91,7 +94,8 @@ class Decoded:
     height: int
     frame_count: int
     frames: list[Frame]
-    problem: str | None = None  # a later frame failed; the frames listed still count
+    problem: str | None = None  # a later frame failed, or the data ended early; the frames listed still count
+    partial: bool = False  # decoded only as far as its data went (truncated or partly corrupt)
 
 
 def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
@@ -106,9 +110,44 @@ def decode(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Decoded:
         except MemoryError as exc:
             raise ImageRejected(UNSCANNABLE, "image needs more memory than allowed") from exc
         except Exception as exc:  # any decoder failure on hostile input is a recorded outcome, not a crash
-            raise ImageRejected(
-                FingerprintStatus.UNSCANNABLE, f"image is corrupt or truncated ({type(exc).__name__})"
-            ) from exc
+            failure = f"image is corrupt or truncated ({type(exc).__name__})"
+            return _decode_partially(data, limits, failure)
+
+
+def _decode_partially(data: bytes, limits: Limits, failure: str) -> Decoded:
+    """Decode as far as the data goes, as a browser shows a truncated file (the rows present of a
+    baseline JPEG, the scans present of a progressive one), if enough of the image is there."""
+    ImageFile.LOAD_TRUNCATED_IMAGES = True  # Pillow's switch is global; the scan is single-threaded
+    try:
+        decoded = _decode_opened(_open(data), limits)
+    except ImageRejected:
+        raise
+    except Exception as exc:
+        raise ImageRejected(UNSCANNABLE, failure) from exc
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    present = _present_share(decoded.frames[0].grey)
+    if present < limits.min_present:
+        raise ImageRejected(UNSCANNABLE, f"{failure}: only {present:.0%} of the image is present")
+    decoded.partial = True
+    decoded.problem = f"{failure}: hashed as far as its data goes ({present:.0%} of the rows)"
+    return decoded
+
+
+def _present_share(grey: Image.Image) -> float:
+    """The share of rows that are not the decoder's flat fill after the data ended (bottom, or after
+    EXIF rotation any side: the longest flat run from an edge counts)."""
+    pixels = np.asarray(grey, dtype=np.float32)
+    flat = [_flat_run(pixels), _flat_run(pixels[::-1]), _flat_run(pixels.T), _flat_run(pixels.T[::-1])]
+    sides = [pixels.shape[0], pixels.shape[0], pixels.shape[1], pixels.shape[1]]
+    return min(1 - run / side for run, side in zip(flat, sides, strict=True))
+
+
+def _flat_run(pixels: np.ndarray) -> int:
+    """How many lines from the end are one flat grey (the fill), without looping per line in Python."""
+    spread = pixels.max(axis=1) - pixels.min(axis=1)
+    varied = np.nonzero(spread[::-1] > 2)[0]
+    return int(varied[0]) if varied.size else pixels.shape[0]
 
 
 def _open(data: bytes) -> Image.Image:

@@ -88,8 +88,10 @@ def match(fp: Fingerprint, store: ReferenceStore, policy: Policy = DEFAULT_POLIC
         verdict = Verdict.MATCH
     elif found:
         verdict = Verdict.REVIEW
-    elif fp.status in (FingerprintStatus.IMAGE, FingerprintStatus.NOT_IMAGE):
+    elif fp.status == FingerprintStatus.NOT_IMAGE or (fp.status == FingerprintStatus.IMAGE and not fp.partial):
         verdict = Verdict.CLEAN
+    # else: nothing could be hashed, or only part of a truncated image was: the part shown matched
+    # nothing, but the rest could be a listed picture's, so it is not clean
     else:
         verdict = Verdict.UNSCANNABLE
     return Result(verdict, found)
