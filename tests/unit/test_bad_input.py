@@ -596,6 +596,31 @@ def test_animation_respects_the_total_pixel_budget():
     assert fp.frames == FRAME_COUNT and hashed_frames(fp) == {0}
 
 
+def _long_gif(listed: Image.Image, at: int, shown_ms: int, frames: int = 300, repeat: int = 1) -> bytes:
+    """`frames` distinct noise frames of 100 ms, with `listed` at frame `at` shown for `shown_ms`
+    (as one frame, or as `repeat` identical frames sharing that time)."""
+    rng = np.random.default_rng(5)
+    size = listed.size
+    noise = [Image.fromarray(rng.integers(0, 256, (6, 8), dtype=np.uint8)).resize(size) for _ in range(frames)]
+    pictures = noise[:at] + [listed] * repeat + noise[at + 1 :]
+    durations = [100] * at + [shown_ms // repeat] * repeat + [100] * (frames - at - 1)
+    return encode(pictures[0], "GIF", save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+
+
+@pytest.mark.parametrize("repeat", [1, 600], ids=["one-frame", "600-identical-frames"])
+def test_a_picture_shown_for_a_minute_in_a_long_gif_is_hashed(repeat):
+    """A 300-frame GIF showing a picture at frame 1 for 60 s: frames are chosen by display time (and
+    identical frames merged), so that picture is hashed, not five evenly spaced noise frames."""
+    from hashcheck.tools import samples
+
+    listed = samples.picture(9).resize((96, 72)).convert("L")
+    data = _long_gif(listed, at=1, shown_ms=60_000, repeat=repeat)
+    fp = check(data, "image")
+    assert 1 in hashed_frames(fp) and len(hashed_frames(fp)) <= Limits().max_frames
+    alone = fingerprint(encode(listed.convert("P").convert("L"), "PNG")).pdq
+    assert min(hamming(h.hash, alone) for h in fp.near if h.algorithm == "pdq" and h.frame == 1) <= 8
+
+
 def test_gif_with_2000_tiny_frames_hashes_at_most_max_frames_of_the_scanned_ones():
     data = many_frame_gif(2000)
     assert Image.open(io.BytesIO(data)).n_frames == 2000  # the hand-made GIF is what we think it is

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,34 +175,76 @@ def _decode_opened(image: Image.Image, limits: Limits) -> Decoded:
             FingerprintStatus.UNSCANNABLE, f"progressive JPEG declares {width}x{height} pixels, over the limit"
         )
     frame_count = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
-    frames: list[Frame] = []
+    if frame_count == 1:
+        return Decoded(image.format or "", width, height, 1, [Frame(0, _grey(image, limits))])
+    runs: list[_Run] = []
+    problem = None
     try:
-        for index in _frame_indices(image, frame_count, limits):
-            frames.append(Frame(index, _grey(image, limits)))
+        _scan_frames(image, frame_count, limits, runs)
     except Exception as exc:
-        if not frames:
+        if not runs:
             raise
         # A broken later frame must not hide the frames that decoded (appending junk would otherwise
         # turn a listed image into "unscannable"): keep them and say what was lost.
         problem = f"frame unreadable ({type(exc).__name__})"
-        return Decoded(image.format or "", width, height, frame_count, frames, problem)
-    return Decoded(image.format or "", width, height, frame_count, frames)
+    frames = [Frame(run.index, run.grey) for run in _choose(runs, limits.max_frames)]
+    return Decoded(image.format or "", width, height, frame_count, frames, problem)
 
 
-def _frame_indices(image: Image.Image, frame_count: int, limits: Limits) -> Iterator[int]:
-    """Seek to the frames worth hashing: the first, then evenly spaced ones, within the pixel budget."""
-    scanned = min(frame_count, limits.max_frame_scan)
-    wanted = max(limits.max_frames, 1)  # the first frame is always hashed
-    picks = sorted({round(i * (scanned - 1) / max(wanted - 1, 1)) for i in range(wanted)})
+# Animations: frames are chosen by how long they are shown, not by their index. A listed picture shown
+# for a minute at frame 1 of a 300-frame GIF must be hashed whatever the other frames do.
+DEFAULT_FRAME_MS = 100.0  # what a browser shows a frame with no (or a zero) duration for
+_SAME_PICTURE = 2.0  # mean grey difference of 16x16 thumbnails under which consecutive frames are one picture
+_NOTICEABLE = 2.0  # a picture shown this many times longer than the median frame is always hashed
+_KEPT_SIDE = 512  # frames are kept for hashing at most this long (PDQ and pHash look at 64 and 32 pixels)
+
+
+@dataclass
+class _Run:
+    """Consecutive frames that show one picture: where it starts, for how long it is shown."""
+
+    index: int
+    shown_ms: float
+    thumb: np.ndarray
+    grey: Image.Image
+
+
+def _scan_frames(image: Image.Image, frame_count: int, limits: Limits, runs: list[_Run]) -> None:
+    """Every frame of the first `max_frame_scan`, within the pixel budget, merged into runs."""
     budget = limits.max_total_pixels
-    for index in picks[:wanted]:
-        # Seeking forward decodes every frame in between (GIF disposal): count them all against the budget.
-        budget -= image.width * image.height * max(index - image.tell(), 1)
-        if index > 0 and budget < 0:
+    for index in range(min(frame_count, limits.max_frame_scan)):
+        # Seeking decodes every frame (GIF disposal), so every frame counts against the budget.
+        budget -= image.width * image.height
+        if index and budget < 0:
             return
         if index:
             image.seek(index)
-        yield index
+        shown = float(image.info.get("duration") or DEFAULT_FRAME_MS)
+        grey = _grey(image, limits)
+        thumb = np.asarray(grey.resize((16, 16), Image.Resampling.BOX), dtype=np.float32)
+        if runs and float(np.abs(runs[-1].thumb - thumb).mean()) < _SAME_PICTURE:
+            runs[-1].shown_ms += shown
+            continue
+        if max(grey.size) > _KEPT_SIDE:
+            grey.thumbnail((_KEPT_SIDE, _KEPT_SIDE), Image.Resampling.BOX)
+        runs.append(_Run(index, shown, thumb, grey))
+
+
+def _choose(runs: list[_Run], max_frames: int) -> list[_Run]:
+    """The first picture always; then every picture shown noticeably longer than the others, longest
+    first; then pictures evenly spaced over the rest, the last one included, up to `max_frames`."""
+    first, rest = runs[0], runs[1:]
+    slots = max(max_frames, 1) - 1
+    if not rest or slots == 0:
+        return [first]
+    typical = float(np.median([run.shown_ms for run in runs]))
+    long_shown = sorted((r for r in rest if r.shown_ms >= _NOTICEABLE * typical), key=lambda r: -r.shown_ms)
+    picked = {run.index: run for run in long_shown[:slots]}
+    spread = slots - len(picked)
+    for i in range(spread):
+        run = rest[round((i + 1) * len(rest) / spread) - 1]
+        picked.setdefault(run.index, run)
+    return [first, *sorted(picked.values(), key=lambda run: run.index)]
 
 
 def _grey(image: Image.Image, limits: Limits) -> Image.Image:
