@@ -6,12 +6,14 @@ Inputs are generated deterministically from (seed, case number), so a crash is r
 number alone (`--only K`). Families: mutations (bit flips, interesting integers in the header,
 truncation, insertion, deletion, duplicated and spliced ranges) of benign generated JPEG (baseline,
 progressive, EXIF), PNG (RGB, palette, 16-bit, interlaced), GIF (animated), WebP (still, animated),
-TIFF, BMP, HEIC and AVIF (ftyp boxes), plus crafted headers: huge declared dimensions, zlib bombs
-that fit the declared-size check, endless animations, truncated streams and signature + random tail.
+TIFF, BMP, HEIC and AVIF (ftyp boxes) and of containers holding them (ZIP, nested ZIP, stored ZIP,
+tar.gz, tar.xz, gzip, bzip2), plus crafted inputs: huge declared dimensions, zlib bombs that fit the
+declared-size check, endless animations, zip bombs, too deep nesting, too many entries, truncated
+streams and signature + random tail.
 
 Each case runs `hashcheck.fingerprinting.fingerprint.fingerprint` in a child process (a segfault or an abort is
 caught and recorded as a crash with its case number, then the run resumes), checked for:
-  - no exception escapes; status is image / not_image / unscannable; a rejection says why;
+  - no exception escapes; status is image / not_image / unscannable / opaque; a rejection says why;
   - the exact hashes are hashlib's over the input bytes;
   - wall time under --timeout (a SIGALRM stops a hung decode; recorded as a crash);
   - peak RSS growth (ru_maxrss over the child's warmed-up baseline) under --max-rss-mb.
@@ -21,6 +23,8 @@ Prints a table per family and, last, `cases=… crashes=0 max_ms=… peak_mb=…
 from __future__ import annotations
 
 import argparse
+import bz2
+import gzip
 import hashlib
 import io
 import json
@@ -31,7 +35,9 @@ import signal
 import struct
 import subprocess
 import sys
+import tarfile
 import time
+import zipfile
 import zlib
 from collections import defaultdict
 from pathlib import Path
@@ -44,7 +50,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-STATUSES = ("image", "not_image", "unscannable")
+STATUSES = ("image", "not_image", "unscannable", "opaque")
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
 
 # --- seeds: small benign generated pictures --------------------------------------------------------
@@ -93,12 +99,38 @@ def seeds() -> dict[str, bytes]:
         "tiff-deflate": _save(scene, "TIFF", compression="tiff_adobe_deflate"),
         "bmp": _save(scene, "BMP"),
     }
+    # containers: what is inside is fingerprinted too, within the container limits
+    out["zip"] = _zip({"a.jpg": out["jpeg"], "b.png": out["png"], "c.txt": b"notes\n" * 40})
+    out["zip-nested"] = _zip({"inner.zip": _zip({"a.jpg": out["jpeg"]}), "b.gif": out["gif-animated"]})
+    out["zip-stored"] = _zip({"a.jpg": out["jpeg"]}, zipfile.ZIP_STORED)
+    out["tar.gz"] = _tar({"a.jpg": out["jpeg"], "b.webp": out["webp"]}, "w:gz")
+    out["tar.xz"] = _tar({"a.png": out["png"]}, "w:xz")
+    out["gz"] = gzip.compress(out["jpeg"])
+    out["bz2"] = bz2.compress(out["png"])
     for name, fmt in (("heic", "HEIF"), ("avif", "AVIF")):
         try:
             out[name] = _save(scene, fmt, quality=60)
         except Exception:  # no encoder in this build: a hand-made ftyp box still exercises the path
             out[name] = _ftyp(b"heic" if name == "heic" else b"avif")
     return out
+
+
+def _zip(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return out.getvalue()
+
+
+def _tar(entries: dict[str, bytes], mode: str) -> bytes:
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode=mode) as archive:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return out.getvalue()
 
 
 def _ftyp(brand: bytes) -> bytes:
@@ -212,7 +244,18 @@ def crafted(base: dict[str, bytes]) -> dict[str, bytes]:
         "heic-ftyp-only": _ftyp(b"heic"),
         "avif-ftyp-only": _ftyp(b"avif"),
         "empty": b"",
+        "zip-bomb": _zip({"zeros.bin": bytes(64 * 1024 * 1024)}),  # 64 MB of zeros in ~64 KB
+        "zip-nested-6": _nested_zip(6),
+        "zip-10001-entries": _zip({f"{i}.txt": b"" for i in range(10_001)}),
+        "gz-of-zeros": gzip.compress(bytes(256 * 1024 * 1024)),
     }
+
+
+def _nested_zip(depth: int) -> bytes:
+    data = b"deep\n"
+    for level in range(depth):
+        data = _zip({f"level{level}": data})
+    return data
 
 
 # --- mutations -----------------------------------------------------------------------------------

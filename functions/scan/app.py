@@ -67,9 +67,12 @@ def scan_record(record: SQSRecord, lambda_context) -> None:
             name="ScanLatency", unit=MetricUnit.Milliseconds, value=(time.perf_counter() - started) * 1000
         )
         metrics.add_metric(name="BytesScanned", unit=MetricUnit.Bytes, value=outcome.get("size", 0))
-        metric = {"quarantined": "Matches", "unscannable": "Unscannable", "review": "HeldForReview"}.get(
-            outcome["status"]
-        )
+        metric = {
+            "quarantined": "Matches",
+            "unscannable": "Unscannable",
+            "review": "HeldForReview",
+            "opaque": "Opaque",
+        }.get(outcome["status"])
         if metric:
             metrics.add_metric(name=metric, unit=MetricUnit.Count, value=1)
 

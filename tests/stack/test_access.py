@@ -22,7 +22,7 @@ from tests.iam.evaluator import decide
 from tests.iam.stack import ACCOUNT, Principal, StackPolicies
 
 ROOT = Path(__file__).resolve().parents[2]
-STATUSES = ("none", "pending", "clean", "quarantined", "unscannable", "review", "error", "released")
+STATUSES = ("none", "pending", "clean", "quarantined", "unscannable", "review", "error", "released", "opaque")
 OUTSIDER = Principal(
     "another account",
     "arn:aws:iam::999988887777:role/Outsider",
@@ -165,9 +165,10 @@ def test_the_readme_shows_the_writes_the_policies_allow(policies):
 
 
 def test_nothing_but_clean_and_released_is_readable_by_people(policies):
+    """(and `opaque`, an encrypted archive nobody can look inside, unless the hoster blocks it)"""
     for who in ("hoster's app", "reviewer", "admin"):
         readable = {s for s in STATUSES if allowed(policies, who, "s3:GetObject", "x.jpg", status_context(s))}
-        expected = {"clean", "released"} | ({"none"} if policies.mode == "deny-list" else set())
+        expected = {"clean", "released", "opaque"} | ({"none"} if policies.mode == "deny-list" else set())
         assert readable == expected, who
 
 

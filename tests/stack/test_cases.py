@@ -123,6 +123,7 @@ def test_open_case_records_the_evidence(env):
         "list": "hotline-a",
         "ref_id": "ref-17",
         "variant": "rotate90",
+        "member": "",  # the object itself, not something inside it
         "acts": True,
         "category": None,
     }
@@ -199,8 +200,8 @@ def test_notify_alerts_once_without_hash_values(env):
     )
     assert alert["match_count"] == 3
     assert alert["lists"] == [
-        {"list": "hotline-a", "matches": 2, "algorithms": ["pdq", "sha256"]},
-        {"list": "hotline-b", "matches": 1, "algorithms": ["phash"]},
+        {"list": "hotline-a", "matches": 2, "algorithms": ["pdq", "sha256"], "members": [""]},
+        {"list": "hotline-b", "matches": 1, "algorithms": ["phash"], "members": [""]},
     ]
     assert alert["quarantine"]["evidence_key"] == MOVED.evidence_key
     for text in (alerts[0], events[0]):

@@ -5,6 +5,7 @@ our code."""
 
 import io
 import json
+import zipfile
 from urllib.parse import quote_plus
 
 import pytest
@@ -266,3 +267,34 @@ def test_a_truncated_picture_that_matches_nothing_is_blocked_not_readable(stack)
     context = {"aws:PrincipalArn": app, "aws:SecureTransport": "true", "s3:ExistingObjectTag/hashcheck-status": status}
     decision = decide(app, "s3:GetObject", resource, context, [grant], policies.resource_policy(resource), ACCOUNT)
     assert not decision.allowed and decision.deny == [("resource", "HashcheckBlockedIsUnreadable")]
+
+
+def test_a_listed_picture_zipped_is_quarantined_and_the_case_names_it_inside(stack):
+    """One step, zip it: the archive is opened, the picture inside matches, and the case and the alert
+    say where it was."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("readme.txt", b"holiday pictures\n")
+        z.writestr("2024/beach.jpg", samples.EDITS["jpeg-q50"](samples.picture(1)))
+    upload(stack, "customers/3/photos.zip", archive.getvalue())
+    deliver(stack)
+    (case,) = cases(stack)
+    assert (case["verdict"]["S"], case["status"]["S"]) == ("match", "quarantined")
+    assert {m["M"]["member"]["S"] for m in case["matches"]["L"]} == {"2024/beach.jpg"}
+    (alert,) = [json.loads(m["Message"]) for m in drain_bodies(stack, stack.inbox)]
+    assert alert["lists"][0]["members"] == ["2024/beach.jpg"]
+
+
+def test_a_fingerprint_too_large_to_hand_back_leaves_the_object_unscannable(stack, monkeypatch):
+    """The fingerprint function answers within Lambda's 6 MB; an archive whose members would not fit
+    is not clean for it (the limit is lowered here to a few hundred bytes)."""
+    from hashcheck.jobs import reader
+
+    monkeypatch.setattr(reader, "MAX_ANSWER", 400)
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        for i in range(5):
+            z.writestr(f"pictures/{i}.jpg", samples.jpeg(samples.picture(60 + i)))
+    version = upload(stack, "customers/4/many.zip", archive.getvalue())
+    deliver(stack)
+    assert tags(stack, "customers/4/many.zip", version)["hashcheck-status"] == "unscannable"

@@ -44,13 +44,11 @@ def test_upload_bucket_policy_blocks_every_status_but_clean_and_tag_tampering():
     by_sid = {s["Sid"]: s for s in policy if "Sid" in s}
     blocked = by_sid["HashcheckBlockedIsUnreadable"]
     assert blocked["Effect"] == "Deny" and "s3:GetObject" in blocked["Action"]
-    assert set(blocked["Condition"]["StringEquals"]["s3:ExistingObjectTag/hashcheck-status"]) == {
-        "quarantined",
-        "error",
-        "unscannable",
-        "review",
-        "pending",
-    }
+    condition, with_opaque, without = blocked["Condition"]["StringEquals"]["s3:ExistingObjectTag/hashcheck-status"][
+        "Fn::If"
+    ]
+    assert set(without) == {"quarantined", "error", "unscannable", "review", "pending"}
+    assert (condition, set(with_opaque)) == ("BlockOpaque", {*without, "opaque"})
     for sid in ("HashcheckOnlyTheScannerChangesTags", "HashcheckOnlyTheScannerSetsTheStatusAtUpload"):
         assert by_sid[sid]["Effect"] == "Deny"
         allowed = by_sid[sid]["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
@@ -66,7 +64,8 @@ def test_fail_closed_read_policy_is_an_allow_list_of_clean_objects():
     )
     condition, statement, _ = fail_closed["Fn::If"]
     assert condition == "FailClosed"
-    assert statement["Condition"]["StringNotEquals"]["s3:ExistingObjectTag/hashcheck-status"] == ["clean", "released"]
+    readable = statement["Condition"]["StringNotEquals"]["s3:ExistingObjectTag/hashcheck-status"]
+    assert readable == {"Fn::If": ["BlockOpaque", ["clean", "released"], ["clean", "released", "opaque"]]}
 
 
 def test_every_undelivered_scan_reaches_the_dead_letter_queue_its_function_judges_and_alarms():

@@ -19,6 +19,9 @@ class ObjectStatus(StrEnum):
     REVIEW = "review"  # a weak near hit held for a person; nothing moved
     ERROR = "error"  # every attempt failed: blocked like quarantined
     RELEASED = "released"  # a false positive, reviewed and restored
+    # Holds an encrypted archive nobody can look inside: readable unless the hoster blocks it
+    # (BlockOpaqueObjects), because customers' encrypted backups are common.
+    OPAQUE = "opaque"
 
 
 class Absence(StrEnum):
@@ -30,8 +33,8 @@ class Absence(StrEnum):
 
 
 # What the bucket policies do with a status: every status but clean and released keeps an object
-# unreadable; an object without a status is readable in the default (deny-list) mode until its scan
-# tags it, and unreadable in the fail-closed mode.
+# unreadable (opaque: as the hoster chooses); an object without a status is readable in the default
+# (deny-list) mode until its scan tags it, and unreadable in the fail-closed mode.
 READABLE = (ObjectStatus.CLEAN, ObjectStatus.RELEASED)
 BLOCKED = (
     ObjectStatus.QUARANTINED,
@@ -43,10 +46,17 @@ BLOCKED = (
 
 # A status a new reference can still change (the re-match): quarantined is done, released is for the
 # allowlist to decide, error and the absences have no fingerprint to match or are already blocked.
-REMATCHABLE = frozenset({ObjectStatus.CLEAN, ObjectStatus.REVIEW, ObjectStatus.UNSCANNABLE})
+REMATCHABLE = frozenset({ObjectStatus.CLEAN, ObjectStatus.REVIEW, ObjectStatus.UNSCANNABLE, ObjectStatus.OPAQUE})
 # A status that ends a scan: the backfill skips an object recorded with one against the current list.
 FINAL = frozenset(
-    {ObjectStatus.CLEAN, ObjectStatus.QUARANTINED, ObjectStatus.UNSCANNABLE, ObjectStatus.REVIEW, ObjectStatus.RELEASED}
+    {
+        ObjectStatus.CLEAN,
+        ObjectStatus.QUARANTINED,
+        ObjectStatus.UNSCANNABLE,
+        ObjectStatus.REVIEW,
+        ObjectStatus.RELEASED,
+        ObjectStatus.OPAQUE,
+    }
 )
 
 
@@ -56,6 +66,7 @@ class FingerprintStatus(StrEnum):
     IMAGE = "image"
     NOT_IMAGE = "not_image"
     UNSCANNABLE = "unscannable"
+    OPAQUE = "opaque"  # an encrypted archive: nobody without the key can look inside
 
 
 class Verdict(StrEnum):
@@ -65,6 +76,7 @@ class Verdict(StrEnum):
     REVIEW = "review"  # a weak near hit for a person
     CLEAN = "clean"
     UNSCANNABLE = "unscannable"
+    OPAQUE = "opaque"  # nothing listed found, but an encrypted part could not be looked at
 
 
 class CaseStatus(StrEnum):

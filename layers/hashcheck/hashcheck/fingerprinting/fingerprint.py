@@ -24,6 +24,16 @@ from PIL import Image
 
 from hashcheck.algorithms import EXACT
 from hashcheck.fingerprinting import pdq, phash
+from hashcheck.fingerprinting.containers import (
+    CORRUPT,
+    DEFAULT_CONTAINER_LIMITS,
+    Budget,
+    ContainerLimits,
+    Encrypted,
+    Refused,
+    entries,
+    kind,
+)
 from hashcheck.fingerprinting.imaging import (
     DEFAULT_LIMITS,
     Decoded,
@@ -50,6 +60,12 @@ class NearHash:
 
 
 @dataclass
+class Member:
+    path: str
+    fingerprint: Fingerprint
+
+
+@dataclass
 class Fingerprint:
     size: int
     md5: str
@@ -66,6 +82,9 @@ class Fingerprint:
     phash: str | None = None
     partial: bool = False  # decoded only as far as its data went (truncated or partly corrupt)
     near: list[NearHash] = field(default_factory=list, repr=False)
+    # What a container holds, every level flattened: each entry's own fingerprint under its path
+    # ("inner.zip!deep/c.jpg"). The object's verdict is its worst member's.
+    members: list[Member] = field(default_factory=list, repr=False)
 
     def exact(self) -> dict[str, str]:
         return {name: getattr(self, name) for name in EXACT}
@@ -89,6 +108,18 @@ class Fingerprint:
         return out
 
 
+def problem(fp: Fingerprint, status: FingerprintStatus) -> str | None:
+    """Why the object, or the first member that has `status`, has it (a member's reason names it)."""
+    if fp.status == status and fp.error:
+        return fp.error
+    for member in fp.members:
+        if member.fingerprint.status == status or (
+            status == FingerprintStatus.UNSCANNABLE and member.fingerprint.partial
+        ):
+            return f"{member.path}: {member.fingerprint.error}"
+    return fp.error
+
+
 def to_message(fp: Fingerprint) -> dict:
     """All of `fp`, near hashes included, as JSON-ready data (what FingerprintFunction returns)."""
     return asdict(fp)
@@ -97,7 +128,8 @@ def to_message(fp: Fingerprint) -> dict:
 def from_message(message: dict) -> Fingerprint:
     fields = dict(message)
     near = [NearHash(**n) for n in fields.pop("near", [])]
-    return Fingerprint(**{**fields, "status": FingerprintStatus(fields["status"])}, near=near)
+    members = [Member(m["path"], from_message(m["fingerprint"])) for m in fields.pop("members", [])]
+    return Fingerprint(**{**fields, "status": FingerprintStatus(fields["status"])}, near=near, members=members)
 
 
 class Readable(Protocol):
@@ -109,16 +141,60 @@ class Readable(Protocol):
 Source = bytes | bytearray | memoryview | BinaryIO | Readable
 
 
-def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
-    """Fingerprint bytes or a readable stream (an S3 body), reading it exactly once."""
+def fingerprint(
+    source: Source, limits: Limits = DEFAULT_LIMITS, containers: ContainerLimits = DEFAULT_CONTAINER_LIMITS
+) -> Fingerprint:
+    """Fingerprint bytes or a readable stream (an S3 body), reading it exactly once; a container that
+    is not itself an image (an archive, a compressed file) is opened and every entry fingerprinted."""
+    result, data = _fingerprint_one(source, limits)
+    if data is not None and result.status != FingerprintStatus.IMAGE and kind(data):
+        _open_container(result, data, limits, containers)
+    return result
+
+
+def _open_container(result: Fingerprint, data: bytes, limits: Limits, containers: ContainerLimits) -> None:
+    """Every entry's fingerprint into `result.members`; over a limit or corrupt anywhere, the object is
+    unscannable (never clean); encrypted, the object (or that nested member) is opaque."""
+    try:
+        _walk(result, data, "", 1, limits, Budget(containers))
+    except Encrypted as exc:
+        result.status, result.error = FingerprintStatus.OPAQUE, str(exc)
+    except Refused as exc:
+        result.status, result.error = FingerprintStatus.UNSCANNABLE, f"not opened: {exc}"
+
+
+def _walk(result: Fingerprint, data: bytes, prefix: str, depth: int, limits: Limits, budget: Budget) -> None:
+    if depth > budget.limits.max_depth:
+        raise Refused(f"containers nested deeper than {budget.limits.max_depth}")
+    for entry in entries(data, budget):
+        path = prefix + entry.path
+        try:
+            member, inner = _fingerprint_one(entry.stream, limits)
+        except CORRUPT as exc:  # a tar entry's stream, read through a damaged decompressor
+            raise Refused(f"{path} is corrupt ({type(exc).__name__})") from exc
+        if member.near:
+            budget.picture()
+        result.members.append(Member(path, member))
+        if inner is not None and member.status != FingerprintStatus.IMAGE and kind(inner):
+            try:
+                _walk(result, inner, path + "!", depth + 1, limits, budget)
+            except Encrypted as exc:
+                member.status, member.error = FingerprintStatus.OPAQUE, str(exc)
+
+
+HEAD = 512  # leading bytes kept to tell an image or a container by (a tar's mark is at 257)
+
+
+def _fingerprint_one(source: Source, limits: Limits) -> tuple[Fingerprint, bytes | None]:
+    """The object's own fingerprint, and its bytes when they fit in memory (to decode or open)."""
     in_memory = isinstance(source, bytes | bytearray | memoryview)
     digests = {name: hashlib.new(name) for name in EXACT}  # hashlib's names are ours
     size, head, kept, fits = 0, b"", bytearray(), True
     for chunk in _chunks(source):
         for digest in digests.values():
             digest.update(chunk)
-        if len(head) < 32:  # a stream may hand out a few bytes at a time
-            head += bytes(chunk[: 32 - len(head)])
+        if len(head) < HEAD:  # a stream may hand out a few bytes at a time
+            head += bytes(chunk[: HEAD - len(head)])
         size += len(chunk)
         fits = fits and size <= limits.max_decode_bytes
         if fits and not in_memory:  # a stream's bytes are kept for decoding only while they fit
@@ -127,13 +203,17 @@ def fingerprint(source: Source, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
     result = Fingerprint(size, **exact, status=FingerprintStatus.NOT_IMAGE)
     if size == 0:
         result.error = "empty object"
-    elif not fits:
-        result.status = FingerprintStatus.UNSCANNABLE if looks_like_image(head) else FingerprintStatus.NOT_IMAGE
-        result.error = f"larger than the {limits.max_decode_bytes} bytes decoded at most"
-    else:
-        whole = source if isinstance(source, bytes | bytearray | memoryview) else kept
-        _add_perceptual(result, bytes(memoryview(whole).cast("B")), limits)
-    return result
+        return result, None
+    if not fits:
+        # an image or a container too large to look inside is not clean: what it hides is unknown
+        unknown = looks_like_image(head[:32]) or kind(head) is not None
+        result.status = FingerprintStatus.UNSCANNABLE if unknown else FingerprintStatus.NOT_IMAGE
+        result.error = f"larger than the {limits.max_decode_bytes} bytes decoded or opened at most"
+        return result, None
+    whole = source if isinstance(source, bytes | bytearray | memoryview) else kept
+    data = bytes(memoryview(whole).cast("B"))
+    _add_perceptual(result, data, limits)
+    return result, data
 
 
 def _chunks(source) -> Iterator[bytes | memoryview]:

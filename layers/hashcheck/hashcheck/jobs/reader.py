@@ -11,6 +11,8 @@ gone or the key holds other content than the event named. A failed read raises: 
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import logging
 from dataclasses import asdict
@@ -21,7 +23,7 @@ from botocore.exceptions import ClientError
 from hashcheck.aws import is_gone, precondition_failed
 from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint, from_message, to_message
 from hashcheck.objects import ObjectRef
-from hashcheck.status import Absence
+from hashcheck.status import Absence, FingerprintStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_lambda import LambdaClient
@@ -82,12 +84,25 @@ class FingerprintFunction:
             raise ReadFailed(f"FingerprintFunction failed ({kind or response.get('FunctionError')})")
         if "absent" in answer:
             return Absence(answer["absent"])
-        return from_message(answer["fingerprint"])
+        return from_message(json.loads(gzip.decompress(base64.b64decode(answer["fingerprint_gz"]))))
+
+
+MAX_ANSWER = 5_500_000  # Lambda returns at most 6 MB to a synchronous caller
 
 
 def answer(s3: S3Client, event: dict) -> dict:
-    """What FingerprintFunction returns for `event` (an ObjectRef's fields)."""
+    """What FingerprintFunction returns for `event` (an ObjectRef's fields): the fingerprint, gzipped
+    (an archive's members make it large: hex hashes and repeated keys compress ~3.5x)."""
     result = read_here(s3, ObjectRef(**event))
     if isinstance(result, Absence):
         return {"absent": str(result)}
-    return {"fingerprint": to_message(result)}
+    packed = _pack(result)
+    if len(packed) > MAX_ANSWER:  # too much to hand back: the object is not clean for it
+        result.members, result.status = [], FingerprintStatus.UNSCANNABLE
+        result.error = "its fingerprint is too large to hand back (too many entries inside)"
+        packed = _pack(result)
+    return {"fingerprint_gz": packed}
+
+
+def _pack(fp: Fingerprint) -> str:
+    return base64.b64encode(gzip.compress(json.dumps(to_message(fp)).encode(), compresslevel=6)).decode()

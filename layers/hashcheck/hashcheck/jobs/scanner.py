@@ -31,7 +31,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from hashcheck.aws import Clients
-from hashcheck.fingerprinting.fingerprint import Fingerprint
+from hashcheck.fingerprinting.fingerprint import Fingerprint, problem
 from hashcheck.jobs.deadletter import block_as_error
 from hashcheck.jobs.reader import FingerprintFunction, Here, Reader
 from hashcheck.matching.allowlist import Allowlist, status_for
@@ -209,10 +209,12 @@ class Scanner:
             return self._quarantine(upload, fp, result)
         if result.verdict == Verdict.REVIEW:
             return self._hold_for_review(upload, fp, result)
-        clean = result.verdict == Verdict.CLEAN
-        status = ObjectStatus.CLEAN if clean else ObjectStatus.UNSCANNABLE
-        reason = fp.error if not clean else (None if fp.status == FingerprintStatus.IMAGE else fp.status)
-        return self._finish(obj, fp, result, status, reason)
+        if result.verdict == Verdict.CLEAN:
+            reason = None if fp.status == FingerprintStatus.IMAGE else fp.status
+            return self._finish(obj, fp, result, ObjectStatus.CLEAN, reason)
+        if result.verdict == Verdict.OPAQUE:  # an encrypted archive, here or inside: nobody can look in
+            return self._finish(obj, fp, result, ObjectStatus.OPAQUE, problem(fp, FingerprintStatus.OPAQUE))
+        return self._finish(obj, fp, result, ObjectStatus.UNSCANNABLE, problem(fp, FingerprintStatus.UNSCANNABLE))
 
     def act(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
         """Act on a verdict reached without reading the object (re-match): the same steps as a scan."""

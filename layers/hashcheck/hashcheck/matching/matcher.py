@@ -64,6 +64,7 @@ class Match:
     acts: bool  # False: a weak hit, for review only
     variant: str = "original"
     category: str | None = None
+    member: str = ""  # where inside the object: "inner.zip!deep/c.jpg"; empty for the object itself
 
     def as_dict(self) -> dict:
         return {
@@ -72,6 +73,7 @@ class Match:
             "list": self.list,
             "ref_id": self.ref_id,
             "variant": self.variant,
+            "member": self.member,
         }
 
 
@@ -81,57 +83,89 @@ class Result:
     matches: list[Match] = field(default_factory=list)
 
 
+# The worse verdict wins: an object is as bad as its worst member.
+_SEVERITY = [Verdict.CLEAN, Verdict.OPAQUE, Verdict.UNSCANNABLE, Verdict.REVIEW, Verdict.MATCH]
+
+
 def match(fp: Fingerprint, store: ReferenceStore, policy: Policy = DEFAULT_POLICY) -> Result:
-    found = _exact_matches(fp, store) + _pdq_matches(fp, store, policy) + _phash_matches(fp, store, policy)
-    found = _best_per_reference(found)
+    """The object and every member it holds, looked up together (one round of store calls)."""
+    subjects = [("", fp), *((m.path, m.fingerprint) for m in fp.members)]
+    found = _exact_matches(subjects, store) + _pdq_matches(subjects, store, policy)
+    found = _best_per_reference(found + _phash_matches(subjects, store, policy))
     if any(m.acts for m in found):
-        verdict = Verdict.MATCH
-    elif found:
-        verdict = Verdict.REVIEW
-    elif fp.status == FingerprintStatus.NOT_IMAGE or (fp.status == FingerprintStatus.IMAGE and not fp.partial):
-        verdict = Verdict.CLEAN
-    # else: nothing could be hashed, or only part of a truncated image was: the part shown matched
-    # nothing, but the rest could be a listed picture's, so it is not clean
-    else:
-        verdict = Verdict.UNSCANNABLE
-    return Result(verdict, found)
+        return Result(Verdict.MATCH, found)
+    if found:
+        return Result(Verdict.REVIEW, found)
+    return Result(max((_unmatched(f) for _, f in subjects), key=_SEVERITY.index), found)
 
 
-def _exact_matches(fp: Fingerprint, store: ReferenceStore) -> list[Match]:
-    hits = store.exact(fp.exact().items())
-    return [_as_match(ref, 0, True) for refs in hits.values() for ref in refs]
+def _unmatched(fp: Fingerprint) -> Verdict:
+    """What matching nothing means for one fingerprint."""
+    if fp.status == FingerprintStatus.NOT_IMAGE or (fp.status == FingerprintStatus.IMAGE and not fp.partial):
+        return Verdict.CLEAN
+    if fp.status == FingerprintStatus.OPAQUE:
+        return Verdict.OPAQUE
+    # nothing could be hashed, or only part of a truncated image was: the part shown matched nothing,
+    # but the rest could be a listed picture's, so it is not clean
+    return Verdict.UNSCANNABLE
 
 
-def _pdq_matches(fp: Fingerprint, store: ReferenceStore, policy: Policy) -> list[Match]:
-    queries = [h for h in fp.near if h.algorithm == "pdq" and (h.quality or 0) >= policy.pdq_min_quality]
-    hits = store.near("pdq", [h.hash for h in queries], policy.search_radius("pdq"))
+Subjects = list[tuple[str, Fingerprint]]
+
+
+def _exact_matches(subjects: Subjects, store: ReferenceStore) -> list[Match]:
+    hits = store.exact({key for _, fp in subjects for key in fp.exact().items()})
     return [
-        _as_match(hit.reference, hit.distance, True, queries[hit.query])
+        _as_match(ref, 0, True, member=path)
+        for path, fp in subjects
+        for key in fp.exact().items()
+        for ref in hits.get(key, [])
+    ]
+
+
+def _queries(subjects: Subjects, algorithm: str, min_quality: int = 0) -> list[tuple[str, NearHash]]:
+    return [
+        (path, h)
+        for path, fp in subjects
+        for h in fp.near
+        if h.algorithm == algorithm and (algorithm != "pdq" or (h.quality or 0) >= min_quality)
+    ]
+
+
+def _pdq_matches(subjects: Subjects, store: ReferenceStore, policy: Policy) -> list[Match]:
+    queries = _queries(subjects, "pdq", policy.pdq_min_quality)
+    hits = store.near("pdq", [h.hash for _, h in queries], policy.search_radius("pdq"))
+    return [
+        _as_match(hit.reference, hit.distance, True, queries[hit.query][1], queries[hit.query][0])
         for hit in hits
         if hit.distance <= policy.threshold("pdq", hit.reference.list)
     ]
 
 
-def _phash_matches(fp: Fingerprint, store: ReferenceStore, policy: Policy) -> list[Match]:
-    queries = [h for h in fp.near if h.algorithm == "phash"]
-    hits = store.near("phash", [h.hash for h in queries], policy.search_radius("phash"))
-    our_pdq = [h.hash for h in fp.near if h.algorithm == "pdq"]
+def _phash_matches(subjects: Subjects, store: ReferenceStore, policy: Policy) -> list[Match]:
+    queries = _queries(subjects, "phash")
+    hits = store.near("phash", [h.hash for _, h in queries], policy.search_radius("phash"))
+    pdq_of = {path: [h.hash for h in fp.near if h.algorithm == "pdq"] for path, fp in subjects}
     # Several query variants (orientations, tilts) often hit the same listed image: keep the closest hit
-    # per image, so its PDQ siblings are looked up once (a store round trip each), not once per variant.
-    closest: dict[tuple[str, str], NearHit] = {}
+    # per image and member, so its PDQ siblings are looked up once (a store round trip each), not once
+    # per variant.
+    closest: dict[tuple[str, str, str], NearHit] = {}
     for hit in hits:
-        image = (hit.reference.list, hit.reference.id)
+        key = (queries[hit.query][0], hit.reference.list, hit.reference.id)
         if hit.distance <= policy.threshold("phash", hit.reference.list) and (
-            image not in closest or hit.distance < closest[image].distance
+            key not in closest or hit.distance < closest[key].distance
         ):
-            closest[image] = hit
+            closest[key] = hit
+    siblings: dict[tuple[str, str], list[Reference]] = {}
     matches = []
-    for hit in closest.values():
-        pdq_gap = _pdq_distance(our_pdq, store.siblings(hit.reference))
+    for (path, list_id, ref_id), hit in closest.items():
+        if (list_id, ref_id) not in siblings:
+            siblings[(list_id, ref_id)] = store.siblings(hit.reference)
+        pdq_gap = _pdq_distance(pdq_of[path], siblings[(list_id, ref_id)])
         if pdq_gap is not None and pdq_gap > policy.phash_review_pdq:
             continue
         confirmed = pdq_gap is not None and pdq_gap <= policy.phash_confirm_pdq
-        matches.append(_as_match(hit.reference, hit.distance, confirmed, queries[hit.query]))
+        matches.append(_as_match(hit.reference, hit.distance, confirmed, queries[hit.query][1], path))
     return matches
 
 
@@ -142,16 +176,16 @@ def _pdq_distance(ours: list[str], siblings: list[Reference]) -> int | None:
     return min((algorithms.hamming(a, b) for a in ours for b in theirs), default=None)
 
 
-def _as_match(ref: Reference, distance: int, acts: bool, query: NearHash | None = None) -> Match:
+def _as_match(ref: Reference, distance: int, acts: bool, query: NearHash | None = None, member: str = "") -> Match:
     variant = query.variant if query else "original"
     if query and query.frame:
         variant = f"frame{query.frame}:{variant}"
-    return Match(ref.algorithm, distance, ref.list, ref.id, acts, variant, ref.category)
+    return Match(ref.algorithm, distance, ref.list, ref.id, acts, variant, ref.category, member)
 
 
 def _best_per_reference(matches: list[Match]) -> list[Match]:
-    """One line per (list, reference, algorithm): the strongest, closest hit; strongest first."""
-    best: dict[tuple[str, str, str], Match] = {}
+    """One line per (member, list, reference, algorithm): the strongest, closest hit; strongest first."""
+    best: dict[tuple[str, str, str, str], Match] = {}
     for m in sorted(matches, key=lambda m: (not m.acts, m.distance)):
-        best.setdefault((m.list, m.ref_id, m.algorithm), m)
+        best.setdefault((m.member, m.list, m.ref_id, m.algorithm), m)
     return list(best.values())

@@ -208,12 +208,13 @@ def alert_subject(detail: dict) -> str:
 
 
 def _list_summary(matches: list[dict]) -> list[dict]:
-    per_list: dict[str, dict[str, Any]] = defaultdict(lambda: {"matches": 0, "algorithms": set()})
+    per_list: dict[str, dict[str, Any]] = defaultdict(lambda: {"matches": 0, "algorithms": set(), "members": set()})
     for m in matches:
         per_list[m["list"]]["matches"] += 1
         per_list[m["list"]]["algorithms"].add(m["algorithm"])
+        per_list[m["list"]]["members"].add(m.get("member", ""))
     return [
-        {"list": name, "matches": s["matches"], "algorithms": sorted(s["algorithms"])}
+        {"list": name, "matches": s["matches"], "algorithms": sorted(s["algorithms"]), "members": sorted(s["members"])}
         for name, s in sorted(per_list.items())
     ]
 

@@ -169,16 +169,24 @@ def _fingerprint(args) -> int:
     files = _files(args.paths)
     progress = Progress(len(files), "fingerprint")
     for path in files:
-        row = {"path": str(path), **_fingerprint_file(path).as_dict()}
+        fp = _fingerprint_file(path)
         progress.advance()
-        if args.json:
-            print(json.dumps(row))
-        else:
-            extra = f"pdq={row['pdq']} q={row['pdq_quality']} phash={row['phash']}" if row["pdq"] else ""
-            error = row.get("error", "")
-            print(f"{row['status']:<12} {path}  sha256={row['sha256']} {extra} {error}".rstrip())
+        # the object, then what it holds, each under its member path ("a.zip!inner/b.jpg")
+        rows = [{"path": str(path), **fp.as_dict()}]
+        rows += [{"path": f"{path}!{m.path}", **m.fingerprint.as_dict()} for m in fp.members]
+        for row in rows:
+            _print_fingerprint(row, args.json)
     progress.close()
     return EXIT_OK
+
+
+def _print_fingerprint(row: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(row))
+        return
+    extra = f"pdq={row['pdq']} q={row['pdq_quality']} phash={row['phash']}" if row["pdq"] else ""
+    error = row.get("error", "")
+    print(f"{row['status']:<12} {row['path']}  sha256={row['sha256']} {extra} {error}".rstrip())
 
 
 def load_store(path: str) -> MemoryStore:
@@ -358,7 +366,8 @@ def _protect(args) -> int:
     reviewer = f"arn:aws:iam::{account}:role/hashcheck-reviewer"
     fail_closed = outputs.get("FailClosedReadPolicy") == "true"
     readers = [arn for arn in outputs.get("FingerprintRoleArn", "").split(",") if arn]
-    statements = protect.bucket_statements(args.bucket, scanners, reviewer, fail_closed, readers)
+    block_opaque = outputs.get("BlockOpaqueObjects") == "true"
+    statements = protect.bucket_statements(args.bucket, scanners, reviewer, fail_closed, readers, block_opaque)
     state = protect.protect(s3, args.bucket, statements)
     print(json.dumps({**state, "protected": True}))
     if not state["eventbridge_notifications"]:

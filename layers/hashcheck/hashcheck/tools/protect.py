@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from hashcheck.aws import error_code
 from hashcheck.objects import STATUS_TAG
-from hashcheck.status import BLOCKED, READABLE
+from hashcheck.status import BLOCKED, READABLE, ObjectStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -37,10 +37,18 @@ EXISTING_STATUS = f"s3:ExistingObjectTag/{STATUS_TAG}"
 
 
 def bucket_statements(
-    bucket: str, scanners: Sequence[str], reviewer: str, fail_closed: bool, readers: Sequence[str] = ()
+    bucket: str,
+    scanners: Sequence[str],
+    reviewer: str,
+    fail_closed: bool,
+    readers: Sequence[str] = (),
+    block_opaque: bool = False,
 ) -> list[dict]:
     """The statements that protect `bucket` (its name), for the scan path's role ARNs, the reviewer role
-    and the roles that only read objects to fingerprint them (`readers`: exempt from the read rules only)."""
+    and the roles that only read objects to fingerprint them (`readers`: exempt from the read rules only);
+    `block_opaque`: objects holding an encrypted archive are unreadable too."""
+    blocked = [*BLOCKED, ObjectStatus.OPAQUE] if block_opaque else list(BLOCKED)
+    readable = list(READABLE) if block_opaque else [*READABLE, ObjectStatus.OPAQUE]
     bucket_arn, objects = f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"
     scan_path = {"aws:PrincipalArn": [*scanners, *readers]}
     scan_path_and_reviewers = {"aws:PrincipalArn": [*scanners, reviewer]}
@@ -51,7 +59,7 @@ def bucket_statements(
             "BlockedIsUnreadable",
             reads,
             objects,
-            {"StringEquals": {EXISTING_STATUS: [str(s) for s in BLOCKED]}, "ArnNotEquals": scan_path},
+            {"StringEquals": {EXISTING_STATUS: [str(s) for s in blocked]}, "ArnNotEquals": scan_path},
         ),
         _deny(
             "OnlyTheScannerSetsTheStatusAtUpload",
@@ -87,7 +95,7 @@ def bucket_statements(
                 "ReadableOnlyOnceClean",
                 reads,
                 objects,
-                {"StringNotEquals": {EXISTING_STATUS: [str(s) for s in READABLE]}, "ArnNotEquals": scan_path},
+                {"StringNotEquals": {EXISTING_STATUS: [str(s) for s in readable]}, "ArnNotEquals": scan_path},
             )
         )
     return statements
