@@ -193,3 +193,13 @@ def test_too_many_pictures_inside_is_unscannable():
     many = zipped({f"p{i}.jpg": OTHER for i in range(4)})
     fp = fingerprint(many, containers=ContainerLimits(max_pictures=3))
     assert fp.status == "unscannable" and "more than 3 pictures" in fp.error
+
+
+def test_a_compression_method_we_cannot_read_is_unscannable():
+    """Deflate64 (method 9), which the standard library does not read: not opened, so not clean."""
+    data = bytearray(zipped({"b.jpg": LISTED}))
+    for signature, offset in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+        start = data.find(signature)
+        data[start + offset] = 9
+    fp = fingerprint(bytes(data))
+    assert fp.status == "unscannable" and fp.error.startswith("not opened")

@@ -41,8 +41,19 @@ class ContainerLimits:
 DEFAULT_CONTAINER_LIMITS = ContainerLimits()
 
 
-# What the standard library's readers raise on damaged data (all of it is a corrupt container to us).
-CORRUPT = (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError, ValueError)
+# What the standard library's readers raise on damaged data, or on a method they cannot read (Deflate64,
+# PPMd, a version from the future, a password asked for): all of it is a container we cannot open.
+CORRUPT = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    OSError,
+    EOFError,
+    zlib.error,
+    lzma.LZMAError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 class Refused(Exception):
