@@ -82,6 +82,11 @@ def svg(image: Image.Image) -> bytes:
     ).encode()
 
 
+def html(image: Image.Image) -> bytes:
+    data = base64.b64encode(jpeg(image)).decode()
+    return f'<!DOCTYPE html><html><body><img src="data:image/jpeg;base64,{data}"></body></html>'.encode()
+
+
 def long_gif(image: Image.Image, frames: int = 300) -> bytes:
     """The picture at frame 1 for a minute, among `frames` 100 ms frames of noise."""
     small = image.convert("L").resize((240, 180))
@@ -135,8 +140,12 @@ WRAPPERS: dict[str, dict[str, Callable[[Image.Image], bytes]]] = {
         "docx": lambda im: zipped({"[Content_Types].xml": b"<Types/>", "word/media/image1.jpeg": jpeg(im)}),
     },
     "documents": {
-        "pdf page": pdf,
+        "pdf page (jpeg)": pdf,
+        "pdf page (deflated)": lambda im: pdf(im.convert("L")),
         "svg data: URI": svg,
+        "html data: URI": lambda im: (
+            b"<!DOCTYPE html><html><body><img src=" + svg(im).split(b"href=")[1][:-2] + b"></body></html>"
+        ),
     },
     "animations": {
         "gif frame 1 of 300, 60 s": long_gif,

@@ -23,6 +23,7 @@ Prints a table per family and, last, `cases=… crashes=0 max_ms=… peak_mb=…
 from __future__ import annotations
 
 import argparse
+import base64
 import bz2
 import gzip
 import hashlib
@@ -107,6 +108,9 @@ def seeds() -> dict[str, bytes]:
     out["tar.xz"] = _tar({"a.png": out["png"]}, "w:xz")
     out["gz"] = gzip.compress(out["jpeg"])
     out["bz2"] = bz2.compress(out["png"])
+    out["pdf"] = _save(scene, "PDF")  # a page showing a JPEG stream
+    out["pdf-deflate"] = _save(scene.convert("L"), "PDF")
+    out["html"] = b"<!DOCTYPE html><img src='data:image/png;base64," + base64.b64encode(out["png"]) + b"'>"
     for name, fmt in (("heic", "HEIF"), ("avif", "AVIF")):
         try:
             out[name] = _save(scene, fmt, quality=60)

@@ -197,6 +197,16 @@ def _zip() -> bytes:
     return out.getvalue()
 
 
+def _text_pdf() -> bytes:
+    import pypdf
+
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(width=200, height=200)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 NOT_IMAGES = {
     "zero-bytes": b"",
     "one-byte": b"\x00",
@@ -205,8 +215,7 @@ NOT_IMAGES = {
     "png-signature-prefix": PNG_SIGNATURE[:4],
     "text": ("Hello, world. Plain text with ümlauts.\n" * 50).encode(),
     "svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10"/></svg>',
-    "pdf": b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n"
-    + b"2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\nxref\n0 3\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n",
+    "pdf": _text_pdf(),  # a real PDF with no picture on its page
     "zip": _zip(),
     "gzip": zlib.compress(b"x" * 1000, wbits=31),
     "random": np.random.default_rng(1).bytes(4096),

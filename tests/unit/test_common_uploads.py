@@ -64,10 +64,23 @@ PICTURES = {
     "bmp": lambda: saved(PICTURE, "BMP"),
     "ico": lambda: saved(PICTURE.resize((64, 48)), "ICO"),
 }
+
+
+def a_pdf() -> bytes:
+    """A real document as a writer makes it: opened, and no picture on its page."""
+    import pypdf
+
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(width=300, height=200)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 OTHER_FILES = {
     "text": lambda: b"shopping list: bread, milk\n",
     "json": lambda: b'{"a": 1}',
-    "pdf": lambda: b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n",
+    "pdf": a_pdf,
     "zip (an office file too)": a_zip,
     "mp4 header": lambda: b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64),
     "empty": lambda: b"",

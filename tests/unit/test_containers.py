@@ -3,6 +3,7 @@ stand for listed ones; every wrapper is built here with the standard library."""
 
 from __future__ import annotations
 
+import base64
 import bz2
 import gzip
 import io
@@ -12,6 +13,7 @@ import tarfile
 import zipfile
 
 import pytest
+from PIL import Image
 
 from hashcheck.fingerprinting.containers import ContainerLimits
 from hashcheck.fingerprinting.fingerprint import fingerprint, from_message, to_message
@@ -203,3 +205,69 @@ def test_a_compression_method_we_cannot_read_is_unscannable():
         data[start + offset] = 9
     fp = fingerprint(bytes(data))
     assert fp.status == "unscannable" and fp.error.startswith("not opened")
+
+
+# --- documents ---------------------------------------------------------------------------------------
+
+
+def pdf_of(picture: bytes, mode: str = "RGB") -> bytes:
+    """A one-page PDF showing the picture (Pillow writes RGB as a JPEG stream, other modes deflated)."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(picture)).convert(mode).save(out, "PDF", resolution=72)
+    return out.getvalue()
+
+
+def pdf_encrypted(document: bytes, password: str) -> bytes:
+    import pypdf
+
+    writer = pypdf.PdfWriter(clone_from=pypdf.PdfReader(io.BytesIO(document)))
+    writer.encrypt(user_password=password, owner_password="owner", algorithm="AES-128")
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def html_with(picture: bytes) -> bytes:
+    data = base64.b64encode(picture).decode()
+    return f'<!DOCTYPE html>\n<html><body><p>hi</p><img src="data:image/jpeg;base64,{data}"></body></html>'.encode()
+
+
+DOCUMENTS = {
+    "pdf (jpeg stream)": (lambda pic: pdf_of(pic), "page=1/image"),
+    "pdf (deflated grey)": (lambda pic: pdf_of(pic, "L"), "page=1/image"),
+    "pdf, empty user password": (lambda pic: pdf_encrypted(pdf_of(pic), ""), "page=1/image"),
+    "html data: URI": (html_with, "data-uri=1"),
+    "svg data: URI": (
+        lambda pic: (
+            b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/jpeg;base64,'
+            + base64.b64encode(pic)
+            + b'"/></svg>'
+        ),
+        "data-uri=1",
+    ),
+}
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_a_listed_picture_in_a_document_is_found(document):
+    make, where = DOCUMENTS[document]
+    result = match(fingerprint(make(LISTED)), perceptual_list())
+    assert result.verdict == "match" and {m.member for m in result.matches} == {where}
+    assert match(fingerprint(make(OTHER)), perceptual_list()).verdict == "clean"
+
+
+def test_a_password_protected_pdf_is_opaque():
+    fp = fingerprint(pdf_encrypted(pdf_of(LISTED), "secret"))
+    assert fp.status == "opaque" and "password" in fp.error
+
+
+def test_a_corrupt_pdf_is_unscannable():
+    document = pdf_of(OTHER)
+    fp = fingerprint(document[: len(document) // 3])
+    assert fp.status == "unscannable" and fp.error.startswith("not opened")
+
+
+def test_a_pdf_image_declaring_too_many_pixels_is_unscannable():
+    document = pdf_of(OTHER).replace(b"/Width 800", b"/Width 99999").replace(b"/Height 600", b"/Height 99999")
+    fp = fingerprint(document)
+    assert fp.status == "unscannable" and "over the limit" in fp.error

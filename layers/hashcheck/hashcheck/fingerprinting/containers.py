@@ -1,7 +1,8 @@
 """Containers opened as an unpacker would, within limits that fail closed.
 
 ZIP (stored or deflated, ZIP64, nested; office files, ODF and EPUB are ZIPs too), tar (plain, gzip,
-bzip2, xz) and single gzip / bzip2 / xz files, all with the standard library. Each entry comes out
+bzip2, xz) and single gzip / bzip2 / xz files, all with the standard library; PDF (the images its
+pages show, with pypdf) and SVG / HTML (images embedded as `data:` URIs). Each entry comes out
 with its path inside the container and its bytes, one at a time (nothing is extracted to disk).
 
 Everything here assumes hostile input. Over a limit (depth, entries, decompressed bytes, ratio), or
@@ -13,10 +14,13 @@ is exact-hashed like any other file.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import bz2
 import gzip
 import io
 import lzma
+import re
 import tarfile
 import zipfile
 import zlib
@@ -117,6 +121,10 @@ def kind(data: bytes) -> str | None:
     """Which container `data` is, by its own bytes (never by a file name), or None."""
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08"):
         return "zip"
+    if b"%PDF-" in data[:1024]:  # readers accept junk before the header, so an evasion would too
+        return "pdf"
+    if _is_markup(data[:4096]):
+        return "markup"
     if data[:2] == b"\x1f\x8b":
         return "gzip"
     if data[:3] == b"BZh":
@@ -138,9 +146,23 @@ def entries(data: bytes, budget: Budget) -> Iterator[Entry]:
             yield from _compressed_entries(data, which, budget)
         elif which == "tar":
             yield from _tar_entries(io.BytesIO(data), budget)
+        elif which == "pdf":
+            yield from _hostile(_pdf_entries(data, budget), "pdf")
+        elif which == "markup":
+            yield from _markup_entries(data, budget)
     except (Refused, Encrypted):
         raise
     except CORRUPT as exc:
+        raise Refused(f"{which} is corrupt ({type(exc).__name__})") from exc
+
+
+def _hostile(found: Iterator[Entry], which: str) -> Iterator[Entry]:
+    """A pure-Python parser's entries, any error it raises on damaged input being a corrupt container."""
+    try:
+        yield from found
+    except (Refused, Encrypted):
+        raise
+    except Exception as exc:  # noqa: BLE001 - every failure of the parser on hostile bytes
         raise Refused(f"{which} is corrupt ({type(exc).__name__})") from exc
 
 
@@ -184,3 +206,86 @@ def _tar_entries(stream, budget: Budget, streaming: bool = False) -> Iterator[En
             if member is not None:
                 # the tar's own bytes are metered already when it came out of a decompressor
                 yield Entry(info.name, member if streaming else Metered(member, budget, max(info.size, 1)))
+
+
+# --- documents -------------------------------------------------------------------------------------
+
+MAX_PDF_IMAGE_PIXELS = 50_000_000  # an image a page declares, checked before pypdf decodes it
+
+
+def _pdf_entries(data: bytes, budget: Budget) -> Iterator[Entry]:
+    """Every image a page shows (its image XObjects, in forms too), as the image file it holds: a JPEG
+    stream as is, other encodings as PNG. Path: `page=3/Im1`."""
+    import pypdf  # only when a PDF arrives: the layer ships it, the import is not free
+
+    reader = pypdf.PdfReader(io.BytesIO(data))
+    if reader.is_encrypted and not _opens_without_password(reader):
+        raise Encrypted("the PDF is password-protected")
+    for number, page in enumerate(reader.pages, 1):
+        for name, image in _page_images(page.get("/Resources"), depth=0):
+            budget.entry()
+            width, height = int(image.get("/Width", 0)), int(image.get("/Height", 0))
+            if width * height > MAX_PDF_IMAGE_PIXELS:
+                raise Refused(f"page {number} holds an image of {width}x{height} pixels, over the limit")
+            encoded = _image_file(image)
+            budget.bytes += len(encoded)
+            if budget.bytes > budget.limits.max_total_bytes:
+                raise Refused(f"more than {budget.limits.max_total_bytes} bytes once unpacked")
+            yield Entry(f"page={number}/{name.lstrip('/')}", io.BytesIO(encoded))
+
+
+def _opens_without_password(reader: Any) -> bool:
+    """Many PDFs are encrypted with an empty user password (only printing or copying is restricted):
+    every viewer opens them, so must we."""
+    try:
+        return bool(reader.decrypt(""))
+    except Exception:  # noqa: BLE001 - an unknown cipher is as closed to us as a password
+        return False
+
+
+def _page_images(resources: Any, depth: int) -> Iterator[tuple[str, Any]]:
+    if resources is None or depth > 3:
+        return
+    objects = resources.get_object().get("/XObject")
+    if objects is None:
+        return
+    for name, reference in objects.get_object().items():
+        obj = reference.get_object()
+        if obj.get("/Subtype") == "/Image":
+            yield name, obj
+        elif obj.get("/Subtype") == "/Form":  # a form can draw images of its own
+            yield from _page_images(obj.get("/Resources"), depth + 1)
+
+
+def _image_file(image: Any) -> bytes:
+    filters = image.get("/Filter")
+    names = [str(f) for f in filters] if isinstance(filters, list) else [str(filters)]
+    if names == ["/DCTDecode"]:
+        return bytes(image._data)  # the stream is a JPEG file
+    out = io.BytesIO()
+    image.decode_as_image().save(out, "PNG")
+    return out.getvalue()
+
+
+# An image embedded in SVG or HTML as a data: URI is shown like any other picture.
+_DATA_URI = re.compile(rb"data:image/[a-z0-9.+-]+;base64,([A-Za-z0-9+/=\s]+)", re.IGNORECASE)
+
+
+def _is_markup(head: bytes) -> bool:
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if text.startswith((b"<svg", b"<!doctype html", b"<html")):
+        return True
+    return text.startswith(b"<?xml") and b"<svg" in text
+
+
+def _markup_entries(data: bytes, budget: Budget) -> Iterator[Entry]:
+    for number, found in enumerate(_DATA_URI.finditer(data), 1):
+        budget.entry()
+        try:
+            decoded = base64.b64decode(re.sub(rb"\s+", b"", found.group(1)))
+        except binascii.Error as exc:
+            raise Refused(f"data: URI {number} is not valid base64") from exc
+        budget.bytes += len(decoded)
+        if budget.bytes > budget.limits.max_total_bytes:
+            raise Refused(f"more than {budget.limits.max_total_bytes} bytes once unpacked")
+        yield Entry(f"data-uri={number}", io.BytesIO(decoded))
