@@ -12,6 +12,7 @@ import lzma
 import tarfile
 import zipfile
 
+import py7zr
 import pytest
 from PIL import Image
 
@@ -51,6 +52,14 @@ def tarred(entries: dict[str, bytes], mode: str = "w") -> bytes:
     return out.getvalue()
 
 
+def sevenzipped(entries: dict[str, bytes], password: str | None = None, header_encryption: bool = False) -> bytes:
+    out = io.BytesIO()
+    with py7zr.SevenZipFile(out, "w", password=password, header_encryption=header_encryption) as archive:
+        for name, data in entries.items():
+            archive.writestr(data, name)
+    return out.getvalue()
+
+
 WRAPPERS = {
     "zip": lambda pic: zipped({"photos/a.jpg": OTHER, "photos/b.jpg": pic}),
     "zip-stored": lambda pic: zipped({"b.jpg": pic}, zipfile.ZIP_STORED),
@@ -64,6 +73,8 @@ WRAPPERS = {
     "xz": lzma.compress,
     "docx": lambda pic: zipped({"[Content_Types].xml": b"<Types/>", "word/media/image1.jpeg": pic}),
     "zip-in-tar.gz": lambda pic: tarred({"backup/photos.zip": zipped({"b.jpg": pic})}, "w:gz"),
+    "7z": lambda pic: sevenzipped({"notes.txt": b"hello", "photos/b.jpg": pic, "c.jpg": OTHER}),
+    "7z-in-zip": lambda pic: zipped({"backup.7z": sevenzipped({"b.jpg": pic})}),
 }
 WHERE = {
     "zip": "photos/b.jpg",
@@ -78,6 +89,8 @@ WHERE = {
     "xz": "content",
     "docx": "word/media/image1.jpeg",
     "zip-in-tar.gz": "backup/photos.zip!b.jpg",
+    "7z": "photos/b.jpg",
+    "7z-in-zip": "backup.7z!b.jpg",
 }
 
 
@@ -197,6 +210,13 @@ def test_too_many_pictures_inside_is_unscannable():
     assert fp.status == "unscannable" and "more than 3 pictures" in fp.error
 
 
+def test_looking_inside_longer_than_the_time_budget_is_unscannable():
+    many = zipped({f"p{i}.jpg": OTHER for i in range(6)})
+    assert fingerprint(many, containers=ContainerLimits(max_seconds=30)).status == "not_image"
+    fp = fingerprint(many, containers=ContainerLimits(max_seconds=0.001))  # each picture takes longer
+    assert fp.status == "unscannable" and "took longer than 0.001 s" in fp.error
+
+
 def test_a_compression_method_we_cannot_read_is_unscannable():
     """Deflate64 (method 9), which the standard library does not read: not opened, so not clean."""
     data = bytearray(zipped({"b.jpg": LISTED}))
@@ -205,6 +225,35 @@ def test_a_compression_method_we_cannot_read_is_unscannable():
         data[start + offset] = 9
     fp = fingerprint(bytes(data))
     assert fp.status == "unscannable" and fp.error.startswith("not opened")
+
+
+def test_an_encrypted_7z_is_opaque_whether_its_file_list_is_encrypted_or_not():
+    for header_encryption in (False, True):
+        fp = fingerprint(sevenzipped({"b.jpg": LISTED}, "secret", header_encryption))
+        assert fp.status == "opaque" and "encrypted" in fp.error
+
+
+def test_a_7z_bomb_is_refused_before_anything_is_unpacked():
+    """The sizes a 7z declares bound what py7zr writes, so they are checked first: 64 MiB of zeros
+    pack to a few KB, far over the 1,000:1 ratio."""
+    fp = fingerprint(sevenzipped({"zeros.bin": bytes(64 << 20)}))
+    assert fp.status == "unscannable" and "1000x" in fp.error and fp.members == []
+
+
+def test_a_corrupt_7z_is_unscannable():
+    data = bytearray(sevenzipped({"b.jpg": OTHER, "c.jpg": LISTED}))
+    data[40:80] = bytes(40)  # inside the packed stream
+    fp = fingerprint(bytes(data))
+    assert fp.status == "unscannable" and fp.error.startswith("not opened: 7z is corrupt")
+
+
+def test_a_7z_over_the_entry_limit_stops_its_unpacking_thread():
+    import threading
+
+    before = threading.active_count()
+    fp = fingerprint(sevenzipped({f"f{i}.txt": b"x" * i for i in range(40)}), containers=ContainerLimits(max_entries=5))
+    assert fp.status == "unscannable" and "more than 5 entries" in fp.error
+    assert not any(t.name == "unpacker" for t in threading.enumerate()) and threading.active_count() == before
 
 
 # --- documents ---------------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """Containers opened as an unpacker would, within limits that fail closed.
 
 ZIP (stored or deflated, ZIP64, nested; office files, ODF and EPUB are ZIPs too), tar (plain, gzip,
-bzip2, xz) and single gzip / bzip2 / xz files, all with the standard library; PDF (the images its
-pages show, with pypdf) and SVG / HTML (images embedded as `data:` URIs). Each entry comes out
+bzip2, xz) and single gzip / bzip2 / xz files, all with the standard library; 7z (py7zr); PDF (the
+images its pages show, with pypdf) and SVG / HTML (images embedded as `data:` URIs). Each entry comes out
 with its path inside the container and its bytes, one at a time (nothing is extracted to disk).
 
-Everything here assumes hostile input. Over a limit (depth, entries, decompressed bytes, ratio), or
+Everything here assumes hostile input. Over a limit (depth, entries, decompressed bytes, ratio, time), or
 corrupt, a container raises `Refused`: the caller records the object `unscannable`, never clean. An
 encrypted archive raises `Encrypted`: nobody can check it, the caller records it `opaque`.
 RAR is not opened: the only decoders are non-free (unrar's licence) or external binaries; a RAR file
@@ -22,6 +22,7 @@ import io
 import lzma
 import re
 import tarfile
+import time
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -40,6 +41,9 @@ class ContainerLimits:
     # pictures fingerprinted in one object: each is ~3 KB of hashes, and the whole fingerprint must fit
     # in a Lambda response (6 MB) on its way from FingerprintFunction
     max_pictures: int = 2_000
+    # looking inside one object: well within FingerprintFunction's 100 s, so that a slow container is
+    # recorded unscannable with this reason instead of timing out (and retried) with none
+    max_seconds: float = 60.0
 
 
 DEFAULT_CONTAINER_LIMITS = ContainerLimits()
@@ -82,13 +86,20 @@ class Budget:
         self.entries = 0
         self.bytes = 0
         self.pictures = 0
+        self.deadline = time.monotonic() + limits.max_seconds
+
+    def in_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise Refused(f"looking inside took longer than {self.limits.max_seconds:g} s")
 
     def entry(self) -> None:
+        self.in_time()
         self.entries += 1
         if self.entries > self.limits.max_entries:
             raise Refused(f"more than {self.limits.max_entries} entries inside")
 
     def picture(self) -> None:
+        self.in_time()
         self.pictures += 1
         if self.pictures > self.limits.max_pictures:
             raise Refused(f"more than {self.limits.max_pictures} pictures inside")
@@ -108,6 +119,7 @@ class Metered:
             chunk = self.stream.read(n if n and n > 0 else CHUNK)
         except CORRUPT as exc:  # the data behind a valid header may be anything
             raise Refused(f"an entry is corrupt ({type(exc).__name__})") from exc
+        self.budget.in_time()
         self.produced += len(chunk)
         self.budget.bytes += len(chunk)
         if self.budget.bytes > self.budget.limits.max_total_bytes:
@@ -131,6 +143,8 @@ def kind(data: bytes) -> str | None:
         return "bzip2"
     if data[:6] == b"\xfd7zXZ\x00":
         return "xz"
+    if data[:6] == b"7z\xbc\xaf\x27\x1c":
+        return "7z"
     if len(data) > 262 and data[257:262] == b"ustar":
         return "tar"
     return None
@@ -146,6 +160,8 @@ def entries(data: bytes, budget: Budget) -> Iterator[Entry]:
             yield from _compressed_entries(data, which, budget)
         elif which == "tar":
             yield from _tar_entries(io.BytesIO(data), budget)
+        elif which == "7z":
+            yield from _hostile(_sevenzip_entries(data, budget), "7z")
         elif which == "pdf":
             yield from _hostile(_pdf_entries(data, budget), "pdf")
         elif which == "markup":
@@ -206,6 +222,148 @@ def _tar_entries(stream, budget: Budget, streaming: bool = False) -> Iterator[En
             if member is not None:
                 # the tar's own bytes are metered already when it came out of a decompressor
                 yield Entry(info.name, member if streaming else Metered(member, budget, max(info.size, 1)))
+
+
+# --- 7z ----------------------------------------------------------------------------------------------
+
+
+def _sevenzip_entries(data: bytes, budget: Budget) -> Iterator[Entry]:
+    """A 7z archive's files. py7zr only pushes (it writes each file into an object it asks a factory
+    for), so it runs in a thread and hands the bytes over a small queue (`_pulled`): one chunk at a
+    time in memory, whatever the archive holds. Its declared sizes bound what it writes, and are checked
+    against the budget and the ratio before anything is unpacked."""
+    import py7zr  # only when a 7z arrives
+
+    try:
+        archive = py7zr.SevenZipFile(io.BytesIO(data))
+    except py7zr.PasswordRequired as exc:  # the file list itself is encrypted
+        raise Encrypted("the 7z archive is encrypted") from exc
+    with archive:
+        if archive.needs_password():
+            raise Encrypted("the 7z archive is encrypted")
+        declared = sum(f.uncompressed for f in archive.list() if not f.is_directory)
+        if budget.bytes + declared > budget.limits.max_total_bytes:
+            raise Refused(f"more than {budget.limits.max_total_bytes} bytes once unpacked")
+        if declared > budget.limits.max_ratio * len(data) + CHUNK:
+            raise Refused(f"the 7z archive expands over {budget.limits.max_ratio}x (a zip bomb)")
+        for path, stream in _pulled(lambda factory: archive.extract(factory=factory)):
+            budget.entry()
+            yield Entry(path, Metered(stream, budget, len(data)))
+
+
+class _Stopped(Exception):
+    """The consumer stopped reading: the pushing unpacker's thread ends."""
+
+
+def _pulled(extract: Callable[[Any], None]) -> Iterator[tuple[str, Any]]:
+    """(path, stream) pairs from an unpacker that pushes: `extract(factory)` runs in a thread and
+    writes into the writers `factory.create(path)` returns; the writers hand their chunks over a
+    queue of a few chunks, so the thread waits while an entry is being read. Stopping early (a limit,
+    an error) stops the thread at its next write."""
+    import queue
+    import threading
+
+    from py7zr.io import Py7zIO, WriterFactory
+
+    handoff: queue.Queue = queue.Queue(maxsize=4)
+    stopped = threading.Event()
+
+    def put(item: tuple[str, Any]) -> None:
+        while not stopped.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    class Writer(Py7zIO):
+        def __init__(self, path: str):
+            put(("entry", path))
+
+        def write(self, s: bytes | bytearray) -> int:
+            put(("data", bytes(s)))
+            return len(s)
+
+        def close(self) -> None:
+            put(("end", None))
+
+        def read(self, size: int | None = None) -> bytes:
+            return b""
+
+        def seek(self, offset: int, whence: int = 0) -> int:
+            return 0
+
+        def flush(self) -> None:
+            pass
+
+        def size(self) -> int:
+            return 0
+
+    class Factory(WriterFactory):
+        def create(self, filename: str) -> Py7zIO:
+            return Writer(filename)
+
+    def run() -> None:
+        try:
+            extract(Factory())
+            put(("done", None))
+        except _Stopped:
+            pass
+        except Exception as exc:  # noqa: BLE001 - handed to the reader, who decides what it means
+            try:
+                put(("error", exc))
+            except _Stopped:
+                pass
+
+    thread = threading.Thread(target=run, name="unpacker", daemon=True)
+    thread.start()
+    reader = _Handoff(handoff)
+    try:
+        while (path := reader.next_entry()) is not None:
+            yield path, reader
+            reader.skip_rest()  # what the consumer did not read of this entry
+    finally:
+        stopped.set()
+        thread.join(timeout=5)
+
+
+class _Handoff:
+    """The reading end of `_pulled`'s queue: the current entry's chunks, then the next entry."""
+
+    def __init__(self, handoff: Any):
+        self.handoff = handoff
+        self.in_entry = False
+
+    def _get(self) -> tuple[str, Any]:
+        kind, value = self.handoff.get()
+        if kind == "error":
+            if type(value).__name__ == "PasswordRequired":
+                raise Encrypted("the 7z archive is encrypted") from value
+            raise Refused(f"7z is corrupt ({type(value).__name__})") from value
+        return kind, value
+
+    def next_entry(self) -> str | None:
+        kind, value = self._get()
+        if kind == "done":
+            return None
+        if kind != "entry":  # the unpacker's calls out of order: nothing we can trust
+            raise Refused("7z is corrupt (unexpected order)")
+        self.in_entry = True
+        return value
+
+    def read(self, n: int = -1) -> bytes:
+        if not self.in_entry:
+            return b""
+        kind, value = self._get()
+        if kind == "end":
+            self.in_entry = False
+            return b""
+        return value
+
+    def skip_rest(self) -> None:
+        while self.read():
+            pass
 
 
 # --- documents -------------------------------------------------------------------------------------
