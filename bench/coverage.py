@@ -16,14 +16,12 @@ baseline_recall=… ms_per_mb=…
 from __future__ import annotations
 
 import argparse
-import base64
 import bz2
 import gzip
 import io
 import lzma
 import os
 import sys
-import tarfile
 import time
 import zipfile
 from collections import defaultdict
@@ -41,50 +39,13 @@ from hashcheck.fingerprinting.fingerprint import fingerprint  # noqa: E402
 from hashcheck.lists.build import references_for  # noqa: E402
 from hashcheck.matching.matcher import match  # noqa: E402
 from hashcheck.matching.stores.memory import MemoryStore  # noqa: E402
+from hashcheck.tools.wrappers import html_with, pdf_inline, pdf_page, sevenzipped, svg_with, tarred, zipped  # noqa: E402
 
 
 def jpeg(image: Image.Image, **options) -> bytes:
     out = io.BytesIO()
     image.convert("RGB").save(out, "JPEG", quality=90, **options)
     return out.getvalue()
-
-
-def zipped(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return out.getvalue()
-
-
-def tarred(entries: dict[str, bytes], mode: str) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode=mode) as archive:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def pdf(image: Image.Image) -> bytes:
-    out = io.BytesIO()
-    image.convert("RGB").save(out, "PDF", resolution=72)  # a page holding the picture as a JPEG
-    return out.getvalue()
-
-
-def svg(image: Image.Image) -> bytes:
-    data = base64.b64encode(jpeg(image)).decode()
-    w, h = image.size
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
-        f'<image href="data:image/jpeg;base64,{data}" width="{w}" height="{h}"/></svg>'
-    ).encode()
-
-
-def html(image: Image.Image) -> bytes:
-    data = base64.b64encode(jpeg(image)).decode()
-    return f'<!DOCTYPE html><html><body><img src="data:image/jpeg;base64,{data}"></body></html>'.encode()
 
 
 def long_gif(image: Image.Image, frames: int = 300) -> bytes:
@@ -138,14 +99,15 @@ WRAPPERS: dict[str, dict[str, Callable[[Image.Image], bytes]]] = {
         "bz2": lambda im: bz2.compress(jpeg(im)),
         "xz": lambda im: lzma.compress(jpeg(im)),
         "docx": lambda im: zipped({"[Content_Types].xml": b"<Types/>", "word/media/image1.jpeg": jpeg(im)}),
+        "7z": lambda im: sevenzipped({"photos/a.jpg": jpeg(im)}),
+        "7z in tar.gz": lambda im: tarred({"backup.7z": sevenzipped({"a.jpg": jpeg(im)})}, "w:gz"),
     },
     "documents": {
-        "pdf page (jpeg)": pdf,
-        "pdf page (deflated)": lambda im: pdf(im.convert("L")),
-        "svg data: URI": svg,
-        "html data: URI": lambda im: (
-            b"<!DOCTYPE html><html><body><img src=" + svg(im).split(b"href=")[1][:-2] + b"></body></html>"
-        ),
+        "pdf page (jpeg)": lambda im: pdf_page(im.convert("RGB")),
+        "pdf page (deflated)": lambda im: pdf_page(im.convert("L")),
+        "pdf inline image": pdf_inline,
+        "svg data: URI": lambda im: svg_with(jpeg(im)),
+        "html data: URI": lambda im: html_with(jpeg(im)),
     },
     "animations": {
         "gif frame 1 of 300, 60 s": long_gif,

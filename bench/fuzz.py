@@ -7,7 +7,8 @@ number alone (`--only K`). Families: mutations (bit flips, interesting integers 
 truncation, insertion, deletion, duplicated and spliced ranges) of benign generated JPEG (baseline,
 progressive, EXIF), PNG (RGB, palette, 16-bit, interlaced), GIF (animated), WebP (still, animated),
 TIFF, BMP, HEIC and AVIF (ftyp boxes) and of containers holding them (ZIP, nested ZIP, stored ZIP,
-tar.gz, tar.xz, gzip, bzip2), plus crafted inputs: huge declared dimensions, zlib bombs that fit the
+tar.gz, tar.xz, gzip, bzip2, 7z) and documents (PDF with image XObjects or an inline image, HTML with a
+data: URI), plus crafted inputs: huge declared dimensions, zlib bombs that fit the
 declared-size check, endless animations, zip bombs, too deep nesting, too many entries, truncated
 streams and signature + random tail.
 
@@ -36,7 +37,6 @@ import signal
 import struct
 import subprocess
 import sys
-import tarfile
 import time
 import zipfile
 import zlib
@@ -50,6 +50,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
+
+from hashcheck.tools.wrappers import pdf_inline, sevenzipped, tarred, zipped  # noqa: E402
 
 STATUSES = ("image", "not_image", "unscannable", "opaque")
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
@@ -101,15 +103,17 @@ def seeds() -> dict[str, bytes]:
         "bmp": _save(scene, "BMP"),
     }
     # containers: what is inside is fingerprinted too, within the container limits
-    out["zip"] = _zip({"a.jpg": out["jpeg"], "b.png": out["png"], "c.txt": b"notes\n" * 40})
-    out["zip-nested"] = _zip({"inner.zip": _zip({"a.jpg": out["jpeg"]}), "b.gif": out["gif-animated"]})
-    out["zip-stored"] = _zip({"a.jpg": out["jpeg"]}, zipfile.ZIP_STORED)
-    out["tar.gz"] = _tar({"a.jpg": out["jpeg"], "b.webp": out["webp"]}, "w:gz")
-    out["tar.xz"] = _tar({"a.png": out["png"]}, "w:xz")
+    out["zip"] = zipped({"a.jpg": out["jpeg"], "b.png": out["png"], "c.txt": b"notes\n" * 40})
+    out["zip-nested"] = zipped({"inner.zip": zipped({"a.jpg": out["jpeg"]}), "b.gif": out["gif-animated"]})
+    out["zip-stored"] = zipped({"a.jpg": out["jpeg"]}, zipfile.ZIP_STORED)
+    out["tar.gz"] = tarred({"a.jpg": out["jpeg"], "b.webp": out["webp"]}, "w:gz")
+    out["tar.xz"] = tarred({"a.png": out["png"]}, "w:xz")
     out["gz"] = gzip.compress(out["jpeg"])
     out["bz2"] = bz2.compress(out["png"])
     out["pdf"] = _save(scene, "PDF")  # a page showing a JPEG stream
     out["pdf-deflate"] = _save(scene.convert("L"), "PDF")
+    out["pdf-inline"] = pdf_inline(scene)
+    out["7z"] = sevenzipped({"a.jpg": out["jpeg"], "b.png": out["png"], "c.txt": b"notes\n" * 40})
     out["html"] = b"<!DOCTYPE html><img src='data:image/png;base64," + base64.b64encode(out["png"]) + b"'>"
     for name, fmt in (("heic", "HEIF"), ("avif", "AVIF")):
         try:
@@ -117,24 +121,6 @@ def seeds() -> dict[str, bytes]:
         except Exception:  # no encoder in this build: a hand-made ftyp box still exercises the path
             out[name] = _ftyp(b"heic" if name == "heic" else b"avif")
     return out
-
-
-def _zip(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return out.getvalue()
-
-
-def _tar(entries: dict[str, bytes], mode: str) -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode=mode) as archive:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
 
 
 def _ftyp(brand: bytes) -> bytes:
@@ -248,17 +234,17 @@ def crafted(base: dict[str, bytes]) -> dict[str, bytes]:
         "heic-ftyp-only": _ftyp(b"heic"),
         "avif-ftyp-only": _ftyp(b"avif"),
         "empty": b"",
-        "zip-bomb": _zip({"zeros.bin": bytes(64 * 1024 * 1024)}),  # 64 MB of zeros in ~64 KB
-        "zip-nested-6": _nested_zip(6),
-        "zip-10001-entries": _zip({f"{i}.txt": b"" for i in range(10_001)}),
+        "zip-bomb": zipped({"zeros.bin": bytes(64 * 1024 * 1024)}),  # 64 MB of zeros in ~64 KB
+        "zip-nested-6": _nestedzipped(6),
+        "zip-10001-entries": zipped({f"{i}.txt": b"" for i in range(10_001)}),
         "gz-of-zeros": gzip.compress(bytes(256 * 1024 * 1024)),
     }
 
 
-def _nested_zip(depth: int) -> bytes:
+def _nestedzipped(depth: int) -> bytes:
     data = b"deep\n"
     for level in range(depth):
-        data = _zip({f"level{level}": data})
+        data = zipped({f"level{level}": data})
     return data
 
 

@@ -3,16 +3,13 @@ stand for listed ones; every wrapper is built here with the standard library."""
 
 from __future__ import annotations
 
-import base64
 import bz2
 import gzip
 import io
 import json
 import lzma
-import tarfile
 import zipfile
 
-import py7zr
 import pytest
 from PIL import Image
 
@@ -23,6 +20,7 @@ from hashcheck.lists.build import references_for
 from hashcheck.matching.matcher import match
 from hashcheck.matching.stores.memory import MemoryStore
 from hashcheck.tools import samples
+from hashcheck.tools.wrappers import html_with, pdf_inline, pdf_page, sevenzipped, svg_with, tarred, zipped
 
 LISTED = samples.jpeg(samples.picture(501))
 OTHER = samples.jpeg(samples.picture(502))
@@ -32,32 +30,6 @@ LISTED_FILE = b"a listed file that is not a picture\n" * 20  # lists carry exact
 def perceptual_list() -> MemoryStore:
     """The listed picture by its PDQ and pHash only: a wrapper changes every exact hash anyway."""
     return MemoryStore([r for r in references_for(fingerprint(LISTED), "l", "pic") if r.algorithm in ("pdq", "phash")])
-
-
-def zipped(entries: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", compression) as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return out.getvalue()
-
-
-def tarred(entries: dict[str, bytes], mode: str = "w") -> bytes:
-    out = io.BytesIO()
-    with tarfile.open(fileobj=out, mode=mode) as archive:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return out.getvalue()
-
-
-def sevenzipped(entries: dict[str, bytes], password: str | None = None, header_encryption: bool = False) -> bytes:
-    out = io.BytesIO()
-    with py7zr.SevenZipFile(out, "w", password=password, header_encryption=header_encryption) as archive:
-        for name, data in entries.items():
-            archive.writestr(data, name)
-    return out.getvalue()
 
 
 WRAPPERS = {
@@ -260,10 +232,7 @@ def test_a_7z_over_the_entry_limit_stops_its_unpacking_thread():
 
 
 def pdf_of(picture: bytes, mode: str = "RGB") -> bytes:
-    """A one-page PDF showing the picture (Pillow writes RGB as a JPEG stream, other modes deflated)."""
-    out = io.BytesIO()
-    Image.open(io.BytesIO(picture)).convert(mode).save(out, "PDF", resolution=72)
-    return out.getvalue()
+    return pdf_page(Image.open(io.BytesIO(picture)).convert(mode))
 
 
 def pdf_encrypted(document: bytes, password: str) -> bytes:
@@ -276,24 +245,14 @@ def pdf_encrypted(document: bytes, password: str) -> bytes:
     return out.getvalue()
 
 
-def html_with(picture: bytes) -> bytes:
-    data = base64.b64encode(picture).decode()
-    return f'<!DOCTYPE html>\n<html><body><p>hi</p><img src="data:image/jpeg;base64,{data}"></body></html>'.encode()
-
-
 DOCUMENTS = {
     "pdf (jpeg stream)": (lambda pic: pdf_of(pic), "page=1/image"),
     "pdf (deflated grey)": (lambda pic: pdf_of(pic, "L"), "page=1/image"),
     "pdf, empty user password": (lambda pic: pdf_encrypted(pdf_of(pic), ""), "page=1/image"),
     "html data: URI": (html_with, "data-uri=1"),
-    "svg data: URI": (
-        lambda pic: (
-            b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><image href="data:image/jpeg;base64,'
-            + base64.b64encode(pic)
-            + b'"/></svg>'
-        ),
-        "data-uri=1",
-    ),
+    "svg data: URI": (svg_with, "data-uri=1"),
+    "pdf inline image (jpeg)": (lambda pic: pdf_inline(Image.open(io.BytesIO(pic))), "page=1/inline=1"),
+    "pdf inline image (raw)": (lambda pic: pdf_inline(Image.open(io.BytesIO(pic)), jpeg=False), "page=1/inline=1"),
 }
 
 
@@ -314,6 +273,14 @@ def test_a_corrupt_pdf_is_unscannable():
     document = pdf_of(OTHER)
     fp = fingerprint(document[: len(document) // 3])
     assert fp.status == "unscannable" and fp.error.startswith("not opened")
+
+
+def test_an_inline_pdf_image_declaring_too_many_pixels_is_unscannable():
+    document = pdf_inline(samples.picture(502).resize((64, 48)), jpeg=False).replace(
+        b"/W 64 /H 48", b"/W 99999 /H 99999"
+    )
+    fp = fingerprint(document)
+    assert fp.status == "unscannable" and "over the limit" in fp.error
 
 
 def test_a_pdf_image_declaring_too_many_pixels_is_unscannable():

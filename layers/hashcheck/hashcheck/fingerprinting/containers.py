@@ -2,8 +2,9 @@
 
 ZIP (stored or deflated, ZIP64, nested; office files, ODF and EPUB are ZIPs too), tar (plain, gzip,
 bzip2, xz) and single gzip / bzip2 / xz files, all with the standard library; 7z (py7zr); PDF (the
-images its pages show, with pypdf) and SVG / HTML (images embedded as `data:` URIs). Each entry comes out
-with its path inside the container and its bytes, one at a time (nothing is extracted to disk).
+images its pages show, inline ones too, with pypdf) and SVG / HTML (images embedded as `data:` URIs).
+Each entry comes out with its path inside the container and its bytes, one at a time (nothing is
+extracted to disk).
 
 Everything here assumes hostile input. Over a limit (depth, entries, decompressed bytes, ratio, time), or
 corrupt, a container raises `Refused`: the caller records the object `unscannable`, never clean. An
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bz2
+import contextlib
 import gzip
 import io
 import lzma
@@ -311,10 +313,8 @@ def _pulled(extract: Callable[[Any], None]) -> Iterator[tuple[str, Any]]:
         except _Stopped:
             pass
         except Exception as exc:  # noqa: BLE001 - handed to the reader, who decides what it means
-            try:
+            with contextlib.suppress(_Stopped):
                 put(("error", exc))
-            except _Stopped:
-                pass
 
     thread = threading.Thread(target=run, name="unpacker", daemon=True)
     thread.start()
@@ -372,8 +372,8 @@ MAX_PDF_IMAGE_PIXELS = 50_000_000  # an image a page declares, checked before py
 
 
 def _pdf_entries(data: bytes, budget: Budget) -> Iterator[Entry]:
-    """Every image a page shows (its image XObjects, in forms too), as the image file it holds: a JPEG
-    stream as is, other encodings as PNG. Path: `page=3/Im1`."""
+    """Every image a page shows (its image XObjects, in forms too, and its inline images), as the image
+    file it holds: a JPEG stream as is, other encodings as PNG. Path: `page=3/Im1`, `page=3/inline=1`."""
     import pypdf  # only when a PDF arrives: the layer ships it, the import is not free
 
     reader = pypdf.PdfReader(io.BytesIO(data))
@@ -390,6 +390,43 @@ def _pdf_entries(data: bytes, budget: Budget) -> Iterator[Entry]:
             if budget.bytes > budget.limits.max_total_bytes:
                 raise Refused(f"more than {budget.limits.max_total_bytes} bytes once unpacked")
             yield Entry(f"page={number}/{name.lstrip('/')}", io.BytesIO(encoded))
+        for name, encoded in _inline_images(page, number):
+            budget.entry()
+            budget.bytes += len(encoded)
+            if budget.bytes > budget.limits.max_total_bytes:
+                raise Refused(f"more than {budget.limits.max_total_bytes} bytes once unpacked")
+            yield Entry(f"page={number}/{name}", io.BytesIO(encoded))
+
+
+# An inline image (BI ... ID <data> EI) sits in the page's drawing operators. Parsing those is slow in
+# pure Python, so only a page whose operators hold one pays for it.
+_INLINE_IMAGE = re.compile(rb"(?:^|\s)BI\s.*?\sID\s", re.DOTALL)
+
+
+def _inline_images(page: Any, number: int) -> Iterator[tuple[str, bytes]]:
+    """A page's inline images as image files (`inline=1`, ...), their declared pixels checked before
+    pypdf decodes them."""
+    contents = page.get_contents()
+    if contents is None or not _INLINE_IMAGE.search(contents.get_data()):
+        return
+    for operands, operator in contents.operations:
+        if operator == b"INLINE IMAGE":
+            settings = operands["settings"]
+            width = int(settings.get("/W", settings.get("/Width", 0)))
+            height = int(settings.get("/H", settings.get("/Height", 0)))
+            if width * height > MAX_PDF_IMAGE_PIXELS:
+                raise Refused(f"page {number} holds an image of {width}x{height} pixels, over the limit")
+    inline = (image for image in page.images if image.is_inline)
+    for count, image in enumerate(inline, 1):
+        yield f"inline={count}", _as_file(image)
+
+
+def _as_file(image: Any) -> bytes:
+    if image.name.endswith(".jpg"):
+        return bytes(image.data)  # the inline data is a JPEG file
+    out = io.BytesIO()
+    image.image.save(out, "PNG")
+    return out.getvalue()
 
 
 def _opens_without_password(reader: Any) -> bool:
