@@ -19,6 +19,7 @@ from hashcheck.tables.dynamo import from_item
 from hashcheck.tables.fingerprint_table import EXACT_INDEXES, encode_near, fingerprint_of, near_of
 from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
+from hashcheck.tools.wrappers import zipped
 from tests.helpers import alerts_inbox, drain, listed_stack
 
 STORED = samples.EDITS["jpeg-q50"](samples.picture(7))  # an upload "from last week"
@@ -107,8 +108,9 @@ def count_reads(client, bucket: str) -> list[str]:
 
 
 def record(stack, key: str) -> dict:
+    """The object's own record (not its members')."""
     items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
-    (item,) = [from_item(i) for i in items if i["key"]["S"] == key]
+    (item,) = [from_item(i) for i in items if i["key"]["S"] == key and "parent" not in i]
     return item
 
 
@@ -152,6 +154,32 @@ def test_list_update_quarantines_a_stored_clean_object_without_reading_it_again(
     assert {m["ref_id"] for m in case["matches"]} == {"ref-7"}
     assert record(stack, "customers/3/last week.jpg")["status"] == "quarantined"
     assert record(stack, "customers/3/other.jpg")["status"] == "clean"
+    assert alerts(stack) == 1
+
+
+@pytest.mark.parametrize("listed", ["near", "exact"])
+def test_a_list_update_naming_a_picture_inside_a_stored_archive_quarantines_the_archive(stack, listed):
+    """An archive's entries are recorded as members of it: a list that names one of them later finds
+    it without reading the archive again, and the archive is what is acted on, its case naming the entry."""
+    bucket = stack.outputs["UploadBucketName"]
+    archive = zipped({"notes.txt": b"hello\n", "photos/a.jpg": OTHER, "photos/b.jpg": STORED})
+    upload_and_scan(stack, "customers/3/backup.zip", archive)
+    assert record(stack, "customers/3/backup.zip")["status"] == "clean"
+    stream_fingerprints(stack)
+    source = samples.jpeg(samples.picture(7)) if listed == "near" else STORED
+    rows = [
+        r
+        for r in references_for(fingerprint(source), "hotline", "ref-7")
+        if (r.algorithm in ("pdq", "phash")) == (listed == "near")
+    ]
+    reads = count_reads(stack.rematch.s3, bucket)
+
+    report = run_rematch(stack, list_update(stack, rows))
+
+    assert reads == [] and report["matched"] == 1 and report["errors"] == 0
+    assert record(stack, "customers/3/backup.zip")["status"] == "quarantined"
+    (case,) = cases(stack)
+    assert case["key"] == "customers/3/backup.zip" and {m["member"] for m in case["matches"]} == {"photos/b.jpg"}
     assert alerts(stack) == 1
 
 

@@ -29,7 +29,20 @@ SUBSET = 400  # every crafted header, then mutated seeds of every format: a few 
 SLOW_MS = 5_000  # generous: the machine is shared; a hang is caught by the bench's 20 s alarm
 
 
-CONTAINER_SEEDS = {"zip", "zip-nested", "zip-stored", "tar.gz", "tar.xz", "gz", "bz2", "pdf", "pdf-deflate", "html"}
+CONTAINER_SEEDS = {
+    "zip",
+    "zip-nested",
+    "zip-stored",
+    "tar.gz",
+    "tar.xz",
+    "gz",
+    "bz2",
+    "pdf",
+    "pdf-deflate",
+    "pdf-inline",
+    "7z",
+    "html",
+}
 
 
 def test_every_seed_format_decodes_as_an_image():

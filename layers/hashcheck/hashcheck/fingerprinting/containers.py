@@ -21,6 +21,7 @@ import bz2
 import contextlib
 import gzip
 import io
+import logging
 import lzma
 import re
 import tarfile
@@ -376,6 +377,8 @@ def _pdf_entries(data: bytes, budget: Budget) -> Iterator[Entry]:
     file it holds: a JPEG stream as is, other encodings as PNG. Path: `page=3/Im1`, `page=3/inline=1`."""
     import pypdf  # only when a PDF arrives: the layer ships it, the import is not free
 
+    # pypdf's warnings about damaged files quote the file's bytes: a customer's content, not for our logs
+    logging.getLogger("pypdf").setLevel(logging.CRITICAL + 1)
     reader = pypdf.PdfReader(io.BytesIO(data))
     if reader.is_encrypted and not _opens_without_password(reader):
         raise Encrypted("the PDF is password-protected")

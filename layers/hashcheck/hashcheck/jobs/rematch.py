@@ -11,17 +11,20 @@ invokes RematchFunction. Finding candidates costs in proportion to the delta, no
 
 Every candidate's record is read (consistently), turned back into a ``Fingerprint`` and decided by
 ``matcher.match`` against the scanner's full store plus the delta, so the decision rule is exactly a
-scan's. A quarantined, released or deleted object is not touched again. Nothing here logs a hash.
+scan's. A candidate that is a member record (an archive's entry, a document's picture) is decided as
+its object holding that member, and the object is what is acted on. A quarantined, released or
+deleted object is not touched again. Nothing here logs a hash.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hashcheck.algorithms import EXACT, PERCEPTUAL
+from hashcheck.fingerprinting.fingerprint import Fingerprint, Member
 from hashcheck.jobs.s3events import Upload
 from hashcheck.jobs.scanner import Scanner
 from hashcheck.lists.deltas import delta_key, read_delta, version_of
@@ -77,8 +80,8 @@ class Rematcher:
         near = self._near_candidates(refs) - exact
         report.exact_candidates, report.near_candidates = len(exact), len(near)
         store = CompositeStore(self.scanner.store, _delta_store(self.scanner.tables.references, refs))
-        for record in self.fingerprints.records(sorted(exact | near)):
-            self._check(record, store, report)
+        for record, fp in self._subjects(list(self.fingerprints.records(sorted(exact | near)))):
+            self._check(record, fp, store, report)
         try:
             self.stored.compact()
         except Exception as exc:  # costs speed, not correctness: never fail a re-match on it
@@ -101,8 +104,27 @@ class Rematcher:
             found |= self.stored.candidates(alg, hashes, policy.search_radius(alg))
         return found
 
-    def _check(self, record: Mapping[str, Any], store: ReferenceStore, report: RematchReport) -> None:
-        fp = fingerprint_of(record)
+    def _subjects(self, candidates: list[dict]) -> Iterator[tuple[dict, Fingerprint | None]]:
+        """Each candidate object's record and fingerprint; member candidates join their object's
+        fingerprint as its members (read from the object's own record)."""
+        members: dict[str, list[Member]] = {}
+        for record in candidates:
+            if "parent" in record:
+                member_fp = fingerprint_of(record)
+                if member_fp is not None:
+                    members.setdefault(record["parent"], []).append(Member(record["member"], member_fp))
+        objects = {r["object_id"]: r for r in candidates if "parent" not in r}
+        missing = sorted(set(members) - set(objects))
+        objects.update({r["object_id"]: r for r in self.fingerprints.records(missing)})
+        for object_id, record in objects.items():
+            fp = fingerprint_of(record)
+            if fp is not None:
+                fp.members = members.get(object_id, [])
+            yield record, fp
+
+    def _check(
+        self, record: Mapping[str, Any], fp: Fingerprint | None, store: ReferenceStore, report: RematchReport
+    ) -> None:
         if record.get("status") not in REMATCHABLE or fp is None:
             report.skipped += 1
             return

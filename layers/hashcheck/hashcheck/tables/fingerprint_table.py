@@ -8,24 +8,31 @@ when it was fingerprinted its exact hashes (one attribute per exact algorithm, e
 index ``<algorithm>-index``), ``pdq``, ``pdq_quality``, ``phash``, ``image_status``, ``size`` and
 ``near``: every rotation/mirror/tilt/frame variant as ``alg:hash:quality:variant:frame`` joined by
 ``;`` (~80 bytes per variant). The table's stream (NEW_IMAGE) feeds the re-match's stored index.
+
+An object that holds members (archive entries, a document's pictures) also gets one **member record**
+per member while it stays stored and matchable (`REMATCHABLE`): keyed `member_id(parent, number, path)`, with
+``parent`` (the object's id) and ``member`` (the path), the object's ``bucket``/``key``/``version_id``/
+``etag``/``status``, and the member's own hashes as above. So the exact-hash indexes and the stored
+index find a member that a later list update names, and the re-match acts on its object.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hashcheck.algorithms import EXACT
-from hashcheck.fingerprinting.fingerprint import Fingerprint, NearHash
+from hashcheck.fingerprinting.fingerprint import Fingerprint, Member, NearHash
 from hashcheck.objects import ObjectRef
-from hashcheck.status import Absence, FingerprintStatus, ObjectStatus
-from hashcheck.tables.dynamo import DEFAULT_RETRY, Retry, batch_get, from_item, to_item
+from hashcheck.status import REMATCHABLE, Absence, FingerprintStatus, ObjectStatus
+from hashcheck.tables.dynamo import DEFAULT_RETRY, Retry, batch_get, batch_put, from_item, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["EXACT_INDEXES", "FingerprintTable", "fingerprint_of", "near_of", "records_from_stream"]
+__all__ = ["EXACT_INDEXES", "FingerprintTable", "fingerprint_of", "member_id", "near_of", "records_from_stream"]
 
 KEY = "object_id"
 # One index per exact hash: a new reference finds the stored objects that carry it with one Query.
@@ -72,8 +79,12 @@ class FingerprintTable:
         list_version: int | None = None,
         reason: str | None = None,
     ) -> None:
-        """Write (or overwrite) the record of this object version."""
+        """Write (or overwrite) the record of this object version, and its members' records while it
+        stays matchable."""
         self.client.put_item(TableName=self.name, Item=to_item(_record(obj, status, verdict, fp, list_version, reason)))
+        if fp is not None and fp.members and status in REMATCHABLE:
+            records = [_member_record(obj, status, n, member) for n, member in enumerate(fp.members)]
+            batch_put(self.client, self.name, records, retry=self.retry)
 
     def get(self, obj: ObjectRef) -> dict | None:
         item = self.client.get_item(TableName=self.name, Key=to_item({KEY: obj.identity()}), ConsistentRead=True)
@@ -84,11 +95,13 @@ class FingerprintTable:
         keys = [{KEY: object_id} for object_id in dict.fromkeys(object_ids)]
         return batch_get(self.client, self.name, keys, consistent=True, retry=self.retry)
 
-    def scan_all(self) -> Iterator[dict]:
-        """Every record (a paginated Scan): for tools and audits, never on the scan path."""
+    def scan_all(self, members: bool = False) -> Iterator[dict]:
+        """Every object's record, and with `members` its members' too (a paginated Scan): for tools
+        and audits, never on the scan path."""
         for page in self.client.get_paginator("scan").paginate(TableName=self.name, ConsistentRead=True):
             for item in page.get("Items", []):
-                yield from_item(item)
+                if members or "parent" not in item:
+                    yield from_item(item)
 
     def objects_with(self, algorithm: str, hash_value: str) -> set[str]:
         """The ids of the stored objects whose `algorithm` hash is `hash_value` (its exact-hash index)."""
@@ -126,6 +139,35 @@ def _record(
         # every rotation, mirror and frame variant: the re-match searches them without the object
         record.update(fp.exact(), pdq=fp.pdq, phash=fp.phash, image_status=fp.status, near=encode_near(fp.near) or None)
         record.update(size=fp.size, pdq_quality=fp.pdq_quality)
+    return {name: value for name, value in record.items() if value is not None}
+
+
+def member_id(parent_id: str, number: int, path: str) -> str:
+    """A member record's key, by its place among the object's members (an archive may repeat a name):
+    hex like an object id, as the stored index keeps ids as 32 bytes."""
+    return hashlib.sha256(f"{parent_id}!{number}!{path}".encode()).hexdigest()
+
+
+def _member_record(obj: ObjectRef, status: str, number: int, member: Member) -> dict:
+    fp = member.fingerprint
+    record: dict[str, Any] = {
+        KEY: member_id(obj.identity(), number, member.path),
+        "parent": obj.identity(),
+        "member": member.path,
+        "bucket": obj.bucket,
+        "key": obj.key,
+        "version_id": obj.version_id,
+        "etag": obj.etag,
+        "status": status,
+        "scanned_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        **fp.exact(),
+        "image_status": fp.status,
+        "size": fp.size,
+        "pdq": fp.pdq,
+        "pdq_quality": fp.pdq_quality,
+        "phash": fp.phash,
+        "near": encode_near(fp.near) or None,
+    }
     return {name: value for name, value in record.items() if value is not None}
 
 
