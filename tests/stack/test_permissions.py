@@ -31,6 +31,7 @@ from hashcheck.response.report import ReportConfig, Reporter
 from hashcheck.tables.case_table import CaseTable
 from hashcheck.tools import samples, sandbox
 from hashcheck.tools.cli import main as cli
+from hashcheck.tools.wrappers import zipped
 from tests.fake_provider import FakeHotline
 from tests.helpers import drain
 from tests.iam.calls import Recorder, Request, requests_for, service_requests
@@ -103,6 +104,7 @@ def run() -> Iterator[Run]:
             ("u/clean.jpg", CLEAN),
             ("u/broken.jpg", CLEAN[: len(CLEAN) // 3]),
             ("u/notes.txt", b"not a picture"),
+            ("u/backup.zip", zipped({"notes.txt": b"not a picture", "photos/clean.jpg": CLEAN})),
         ):
             s3.put_object(Bucket=upload, Key=key, Body=body)
         s3.put_object(Bucket=CUSTOMER_BUCKET, Key="site/listed.jpg", Body=LISTED)
@@ -260,6 +262,8 @@ def test_the_scenarios_made_the_calls_they_should(run):
         "ReportFunction",
     } <= principals
     operations = {(c.service, c.operation) for c in run.recorder.calls}
+    by_scan = {(c.service, c.operation) for c in run.recorder.calls if c.principal == "ScanFunction"}
+    assert ("dynamodb", "BatchWriteItem") in by_scan  # a container's member records
     for expected in [
         ("s3", "CopyObject"),
         ("s3", "PutObjectLegalHold"),
