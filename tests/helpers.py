@@ -61,9 +61,9 @@ def mocked_aws(region: str = "us-east-1"):
 
 
 @contextlib.contextmanager
-def listed_stack(listed: bytes, ref_id: str = "ref-1"):
-    """template.yaml deployed into moto (hashcheck.tools.sandbox), with the picture `listed` on the list
-    "test-list" as `ref_id` and a published version, as a sync would leave it."""
+def listed_stack(listed: bytes, ref_id: str = "ref-1", parameters: dict[str, str] | None = None):
+    """template.yaml deployed into moto (hashcheck.tools.sandbox) with `parameters`, with the picture
+    `listed` on the list "test-list" as `ref_id` and a published version, as a sync would leave it."""
     from hashcheck.fingerprinting.fingerprint import fingerprint
     from hashcheck.lists.build import references_for
     from hashcheck.tables.reference_table import ReferenceTable
@@ -71,7 +71,7 @@ def listed_stack(listed: bytes, ref_id: str = "ref-1"):
 
     sandbox.fake_credentials()
     with mock_aws():
-        stack = sandbox.deploy()
+        stack = sandbox.deploy(parameters)
         references = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
         references.apply_rows(references_for(fingerprint(listed), "test-list", ref_id))
         references.bump_version(references.get_version().version)

@@ -60,6 +60,13 @@ FINAL = frozenset(
 )
 
 
+class BreakerState(StrEnum):
+    """A reference's circuit breaker (`hashcheck.response.breaker`); no state: it acts, counted."""
+
+    HELD = "held"  # its hits are held for review, nothing acts, until a person releases it
+    RELEASED = "released"  # a person vouched for it: it acts, no longer counted
+
+
 class FingerprintStatus(StrEnum):
     """What the fingerprint could make of the bytes (`hashcheck fingerprint`'s `status`)."""
 

@@ -30,12 +30,13 @@ from hashcheck.jobs.scanner import Scanner
 from hashcheck.lists.deltas import delta_key, read_delta, version_of
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
-from hashcheck.matching.matcher import match
+from hashcheck.matching.matcher import Result, match
 from hashcheck.matching.stored import StoredIndex
 from hashcheck.matching.stores.base import ReferenceStore
 from hashcheck.matching.stores.composite import CompositeStore
 from hashcheck.matching.stores.dynamodb import DynamoStore
 from hashcheck.objects import ObjectRef
+from hashcheck.response.breaker import UPDATE_HELD_EVENT, update_is_suspect
 from hashcheck.status import REMATCHABLE, Absence, ObjectStatus, Verdict
 from hashcheck.tables.fingerprint_table import fingerprint_of
 from hashcheck.tables.reference_table import ReferenceTable
@@ -51,7 +52,9 @@ class RematchReport:
     near_candidates: int = 0
     checked: int = 0  # candidate records decided by the matcher
     matched: int = 0  # quarantined (or blocked) by this run
-    review: int = 0  # held for review by this run
+    review: int = 0  # held for review by this run (weak hits)
+    held: int = 0  # matches held for review by a circuit breaker (of a reference, or of this update)
+    update_held: str | None = None  # why the whole update was held, if it was
     gone: int = 0  # matched, but the object version no longer existed (recorded; case source_missing)
     skipped: int = 0  # candidates already quarantined, released, deleted, or without a fingerprint
     errors: int = 0
@@ -80,8 +83,15 @@ class Rematcher:
         near = self._near_candidates(refs) - exact
         report.exact_candidates, report.near_candidates = len(exact), len(near)
         store = CompositeStore(self.scanner.store, _delta_store(self.scanner.tables.references, refs))
-        for record, fp in self._subjects(list(self.fingerprints.records(sorted(exact | near)))):
-            self._check(record, fp, store, report)
+        subjects = self._subjects(list(self.fingerprints.records(sorted(exact | near))))
+        decided = []
+        for record, fp in subjects:
+            result = self._decide(record, fp, store, report)
+            if fp is not None and result is not None:
+                decided.append((record, fp, result))
+        report.update_held = self._hold_whole_update(report, decided)
+        for record, fp, result in decided:
+            self._act(record, fp, result, report)
         try:
             self.stored.compact()
         except Exception as exc:  # costs speed, not correctness: never fail a re-match on it
@@ -122,25 +132,41 @@ class Rematcher:
                 fp.members = members.get(object_id, [])
             yield record, fp
 
-    def _check(
+    def _decide(
         self, record: Mapping[str, Any], fp: Fingerprint | None, store: ReferenceStore, report: RematchReport
-    ) -> None:
+    ) -> Result | None:
+        """The verdict to act on for this candidate, or None (nothing new to do)."""
         if record.get("status") not in REMATCHABLE or fp is None:
             report.skipped += 1
-            return
+            return None
         report.checked += 1
         result = match(fp, store, self.config.policy)
         new_review = result.verdict == Verdict.REVIEW and record.get("status") != ObjectStatus.REVIEW
-        if result.verdict != Verdict.MATCH and not new_review:
-            return
+        return result if result.verdict == Verdict.MATCH or new_review else None
+
+    def _hold_whole_update(self, report: RematchReport, decided: list) -> str | None:
+        """The update's circuit breaker: acting on far more stored objects than a list update should,
+        every match it found is held for review instead, with one alert."""
+        acting = sum(1 for _, _, result in decided if result.verdict == Verdict.MATCH)
+        why = update_is_suspect(self.config.breaker, acting, self.fingerprints.approximate_count())
+        if why:
+            log.warning("list update held by its circuit breaker", extra={"version": report.version, "acting": acting})
+            detail = {"version": report.version, "objects": acting, "reason": why}
+            self.scanner.cases.announce(UPDATE_HELD_EVENT, detail)
+        return why
+
+    def _act(self, record: Mapping[str, Any], fp: Fingerprint, result: Result, report: RematchReport) -> None:
         obj = ObjectRef(record["bucket"], record["key"], record.get("version_id"), record.get("etag"), fp.size)
+        upload = Upload(obj, {"principal": "hashcheck-rematch"})
         try:
-            outcome = self.scanner.act(Upload(obj, {"principal": "hashcheck-rematch"}), fp, result)
+            outcome = self.scanner.act(upload, fp, result, hold=report.update_held)
         except Exception as exc:  # one object must not stop the others; its case (if filed) resumes next time
             report.errors += 1
             log.error("rematch could not act", extra={"key": obj.key, "error": type(exc).__name__})
             return
-        if result.verdict == Verdict.MATCH and outcome.location is None:
+        if result.verdict == Verdict.MATCH and outcome.status == ObjectStatus.REVIEW:
+            report.held += 1
+        elif result.verdict == Verdict.MATCH and outcome.location is None:
             report.gone += 1
             outcome.reason = "matched a list update after the object was deleted; no evidence copy"
             self.scanner.record_gone(obj, fp, result, outcome.reason)

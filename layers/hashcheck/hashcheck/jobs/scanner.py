@@ -41,6 +41,7 @@ from hashcheck.matching.stores.base import ReferenceStore
 from hashcheck.matching.stores.composite import CompositeStore
 from hashcheck.matching.stores.remote import RemoteLookupStore
 from hashcheck.objects import ContentChanged, ObjectRef, set_status
+from hashcheck.response.breaker import Breaker, BreakerLimits
 from hashcheck.response.cases import CONFIRMED_EVENT, Cases, decision_detail
 from hashcheck.response.events import EventPublisher
 from hashcheck.response.quarantine import Quarantine
@@ -72,6 +73,7 @@ class ScanConfig:
     remote_lookup_url: str | None = None  # a hotline's lookup service, consulted beside the table
     remote_lookup_secret: str | None = None  # Secrets Manager id of its auth header value
     fingerprint_function: str | None = None  # where object bytes are parsed; None: in this process
+    breaker: BreakerLimits = BreakerLimits()  # how far one reference, or one list update, may act
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ScanConfig:
@@ -94,6 +96,7 @@ class ScanConfig:
             remote_lookup_url=env.get("REMOTE_LOOKUP_URL") or None,
             remote_lookup_secret=env.get("REMOTE_LOOKUP_SECRET") or None,
             fingerprint_function=env.get("FINGERPRINT_FUNCTION") or None,
+            breaker=BreakerLimits.from_env(env),
         )
 
     @classmethod
@@ -185,6 +188,7 @@ class Scanner:
             s3, config.quarantine_bucket, mode=config.quarantine_mode, kms_key_id=config.evidence_kms_key
         )
         self.allowlist = Allowlist(tables.references)
+        self.breaker = Breaker(tables.references, config.breaker, cases.announce)
 
     def scan(self, upload: Upload) -> Outcome:
         try:
@@ -206,7 +210,7 @@ class Scanner:
                 status = status_for(self.s3, obj)
                 return self._finish(obj, fp, Result(Verdict.CLEAN, result.matches), status, allowed.reason)
         if result.verdict == Verdict.MATCH:
-            return self._quarantine(upload, fp, result)
+            return self._act_on_match(upload, fp, result)
         if result.verdict == Verdict.REVIEW:
             return self._hold_for_review(upload, fp, result)
         if result.verdict == Verdict.CLEAN:
@@ -216,13 +220,16 @@ class Scanner:
             return self._finish(obj, fp, result, ObjectStatus.OPAQUE, problem(fp, FingerprintStatus.OPAQUE))
         return self._finish(obj, fp, result, ObjectStatus.UNSCANNABLE, problem(fp, FingerprintStatus.UNSCANNABLE))
 
-    def act(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
-        """Act on a verdict reached without reading the object (re-match): the same steps as a scan."""
+    def act(self, upload: Upload, fp: Fingerprint, result: Result, hold: str | None = None) -> Outcome:
+        """Act on a verdict reached without reading the object (re-match): the same steps as a scan.
+        With `hold` (why), a match is held for review instead (a list update's breaker tripped)."""
         if result.verdict not in (Verdict.MATCH, Verdict.REVIEW):
             raise ValueError(f"nothing to act on for verdict {result.verdict!r}")
         try:
+            if result.verdict == Verdict.MATCH and hold:
+                return self._hold_by_breaker(upload, fp, result, hold)
             if result.verdict == Verdict.MATCH:
-                return self._quarantine(upload, fp, result)
+                return self._act_on_match(upload, fp, result)
             return self._hold_for_review(upload, fp, result)
         except ContentChanged:  # an unversioned key overwritten since its scan: the verdict was not about it
             return self._record_gone(upload.obj, Absence.SUPERSEDED, "overwritten since its scan")
@@ -295,11 +302,26 @@ class Scanner:
             obj.bucket, obj.key, obj.version_id, status, result.verdict, reason=reason, location=_url(obj), size=fp.size
         )
 
+    def _act_on_match(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
+        """Quarantine, unless a reference of the match has acted on too many objects already."""
+        held = self.breaker.held(upload.obj, result)
+        if held:
+            return self._hold_by_breaker(upload, fp, result, self.breaker.reason(held))
+        return self._quarantine(upload, fp, result)
+
     def _hold_for_review(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
         outcome = self._finish(upload.obj, fp, result, ObjectStatus.REVIEW, "weak near match: held for review")
         case = self._open_case(upload, fp, result)
         self.cases.notify(case)
         outcome.case_id = case["case_id"]
+        return outcome
+
+    def _hold_by_breaker(self, upload: Upload, fp: Fingerprint, result: Result, why: str) -> Outcome:
+        """A match a circuit breaker stopped: held for review like a weak hit, its case filed, but not
+        alerted one by one (the breaker's one alert stands for all it holds)."""
+        held = Result(Verdict.REVIEW, result.matches)
+        outcome = self._finish(upload.obj, fp, held, ObjectStatus.REVIEW, why)
+        outcome.case_id = self._open_case(upload, fp, held)["case_id"]
         return outcome
 
     def _quarantine(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:

@@ -18,6 +18,7 @@ Marking before publishing would turn that crash into an alert never sent, the wo
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Mapping
@@ -111,6 +112,24 @@ class Cases:
             self.events.put(EVENT_DETAIL_TYPE, detail)
             self.table.mark_channel(case_id, "events")
         self.table.mark_notified(case_id)
+
+    def announce(self, event: str, detail: dict) -> None:
+        """An alert that is not about one case (a reference held by its breaker): SNS and EventBridge.
+        `detail` names lists and references, never a hash value."""
+        detail = {"schema_version": SCHEMA_VERSION, **detail}
+        if self.sns and self.topic_arn:
+            args: dict[str, Any] = {
+                "TopicArn": self.topic_arn,
+                "Subject": f"hashcheck: {event}"[:MAX_SUBJECT],
+                "Message": json.dumps(detail, ensure_ascii=False),
+                "MessageAttributes": {"event": {"DataType": "String", "StringValue": event}},
+            }
+            if self.topic_arn.endswith(".fifo"):
+                same = hashlib.sha256(json.dumps(detail, sort_keys=True).encode()).hexdigest()
+                args.update(MessageGroupId="hashcheck", MessageDeduplicationId=same)
+            self.sns.publish(**args)
+        if self.events:
+            self.events.put(event, detail)
 
     def _publish_sns(self, detail: dict) -> None:
         assert self.sns is not None and self.topic_arn is not None

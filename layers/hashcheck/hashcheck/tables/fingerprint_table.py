@@ -103,6 +103,10 @@ class FingerprintTable:
                 if members or "parent" not in item:
                     yield from_item(item)
 
+    def approximate_count(self) -> int:
+        """How many records the table holds, as DynamoDB last counted them (every ~6 hours)."""
+        return int(self.client.describe_table(TableName=self.name)["Table"].get("ItemCount", 0))
+
     def objects_with(self, algorithm: str, hash_value: str) -> set[str]:
         """The ids of the stored objects whose `algorithm` hash is `hash_value` (its exact-hash index)."""
         pages = self.client.get_paginator("query").paginate(

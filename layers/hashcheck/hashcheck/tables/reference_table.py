@@ -17,14 +17,18 @@ Schema (one table, partition key ``pk`` (S), no sort key):
   it after rebuilding the near-match snapshot; scanners reload their index when it changes.
 - Sync bookkeeping, one per list source: ``pk = "meta#checkpoint#<source>"`` (where the source's last
   applied delta ended) and ``pk = "meta#progress#<source>"`` (how far a delta too large for one run got).
+- Breaker items (`hashcheck.response.breaker`): ``pk = "acted#<window>#<list>#<id>"`` with ``objects``,
+  the string set of object ids the reference acted on in that window (it stops growing at the limit),
+  and ``pk = "hold#<list>#<id>"`` with the reference's breaker ``state`` (held, or released by a
+  person) and its ``history``. The scan path may write these two prefixes only (IAM LeadingKeys).
 - Allow item, one per released SHA-256: ``pk = "allow#sha256#<hex>"`` with the references that fired
   (``allowed_refs``, a string set of ref keys) and the cases that released them (``case_ids``). Reviewers
   may write ``allow#*`` keys only (IAM ``dynamodb:LeadingKeys``), never the lists.
 
 Keys never collide: a hash is hex, so a hash item's pk has exactly one ``#``; an image pk has two or
-more and starts ``image#``; the ``meta#`` and ``allow#`` prefixes are not hex. Inside keys, ``%`` and
-``#`` in list and reference ids are percent-escaped (``"%25"``, ``"%23"``) so ``"<list>#<id>"`` is
-unambiguous; the attributes keep the ids as given. Readers of hash items select them by their
+more and starts ``image#``; the ``meta#``, ``allow#``, ``acted#`` and ``hold#`` prefixes are not hex.
+Inside keys, ``%`` and ``#`` in list and reference ids are percent-escaped (``"%25"``, ``"%23"``) so
+``"<list>#<id>"`` is unambiguous; the attributes keep the ids as given. Readers of hash items select them by their
 ``algorithm`` and ``live`` attributes, which no other item has.
 
 The writer assumes a single writer: the sync function runs with reserved concurrency 1, and its
@@ -79,6 +83,8 @@ CHECKPOINT_PREFIX = "meta#checkpoint#"
 PROGRESS_PREFIX = "meta#progress#"
 IMAGE_PREFIX = "image#"
 ALLOW_PREFIX = "allow#sha256#"
+ACTED_PREFIX = "acted#"
+HOLD_PREFIX = "hold#"
 ROWS_PER_BATCH = ITEMS_PER_WRITE  # one BatchWriteItem's worth of rows at most
 
 
@@ -104,6 +110,14 @@ def image_pk(list_id: str, ref_id: str) -> str:
 
 def allow_pk(sha256: str) -> str:
     return ALLOW_PREFIX + sha256.strip().lower()
+
+
+def acted_pk(list_id: str, ref_id: str, window: str) -> str:
+    return f"{ACTED_PREFIX}{window}#{ref_key(list_id, ref_id)}"
+
+
+def hold_pk(list_id: str, ref_id: str) -> str:
+    return HOLD_PREFIX + ref_key(list_id, ref_id)
 
 
 def _now() -> str:
@@ -411,6 +425,81 @@ class ReferenceTable:
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+    # --- circuit breaker items ------------------------------------------------------------------------
+
+    def count_acted(self, list_id: str, ref_id: str, window: str, object_id: str, limit: int) -> int:
+        """Count `object_id` among the objects the reference acted on in `window`, and return how many
+        that makes: limit + 1 once the set is full and the object is not in it (the set stays at the
+        limit, so the item stays small). Counting the same object again changes nothing (retries)."""
+        try:
+            response = self.client.update_item(
+                TableName=self.name,
+                Key=to_item({PK: acted_pk(list_id, ref_id, window)}),
+                UpdateExpression="ADD objects :object SET list_id = :list, ref_id = :ref",
+                ConditionExpression="attribute_not_exists(objects) OR size(objects) < :limit OR contains(objects, :id)",
+                ExpressionAttributeValues={
+                    ":object": {"SS": [object_id]},
+                    ":id": {"S": object_id},
+                    ":list": {"S": list_id},
+                    ":ref": {"S": ref_id},
+                    ":limit": {"N": str(limit)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if condition_failed(exc):
+                return limit + 1
+            raise
+        return len(response["Attributes"]["objects"]["SS"])
+
+    def breaker_states(self, refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+        """The hold items of those references (list, id) that have one."""
+        wanted = {hold_pk(list_id, ref_id): (list_id, ref_id) for list_id, ref_id in refs}
+        return {wanted[pk]: item for pk, item in self.items(wanted, consistent=True).items()}
+
+    def set_breaker(self, list_id: str, ref_id: str, state: str, why: str, who: str, only_if_new: bool = False) -> bool:
+        """Set a reference's breaker state, its history growing by one entry; with `only_if_new`, only
+        if it has none yet (the trip: exactly one caller wins, and alerts). True if written."""
+        entry = {"M": {"state": {"S": state}, "why": {"S": why}, "who": {"S": who}, "at": {"S": _now()}}}
+        args: dict[str, Any] = {}
+        if only_if_new:
+            args["ConditionExpression"] = "attribute_not_exists(pk)"
+        try:
+            self.client.update_item(
+                TableName=self.name,
+                Key=to_item({PK: hold_pk(list_id, ref_id)}),
+                UpdateExpression=(
+                    "SET #state = :state, list_id = :list, ref_id = :ref, updated_at = :at, "
+                    "history = list_append(if_not_exists(history, :empty), :entry)"
+                ),
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={
+                    ":state": {"S": state},
+                    ":list": {"S": list_id},
+                    ":ref": {"S": ref_id},
+                    ":at": {"S": _now()},
+                    ":empty": {"L": []},
+                    ":entry": {"L": [entry]},
+                },
+                **args,
+            )
+        except ClientError as exc:
+            if only_if_new and condition_failed(exc):
+                return False
+            raise
+        return True
+
+    def breakers(self) -> Iterator[dict]:
+        """Every reference's hold item (a Scan: for the operator's command line)."""
+        pages = self.client.get_paginator("scan").paginate(
+            TableName=self.name,
+            FilterExpression="begins_with(pk, :hold)",
+            ExpressionAttributeValues={":hold": {"S": HOLD_PREFIX}},
+            ConsistentRead=True,
+        )
+        for page in pages:
+            yield from (from_item(item) for item in page.get("Items", []))
 
     def _get(self, pk: str) -> dict:
         response = self.client.get_item(TableName=self.name, Key=to_item({PK: pk}), ConsistentRead=True)

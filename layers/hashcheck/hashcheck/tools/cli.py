@@ -91,6 +91,21 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--bucket", metavar="BUCKET", help="the ArtifactsBucket (with --table)")
         command.set_defaults(run=_list_import if name == "import" else _list_sync)
 
+    for name, text in (
+        ("hold", "hold a reference: its hits are held for review, nothing acts, until it is released"),
+        ("release", "release a reference's circuit breaker: it acts again, no longer counted"),
+    ):
+        breaker = list_commands.add_parser(name, help=text)
+        breaker.add_argument("ref_id", metavar="REF")
+        breaker.add_argument("--list", required=True, dest="list_id", metavar="LIST")
+        breaker.add_argument("--why", required=True, help="recorded in the reference's breaker history")
+        breaker.add_argument("--who", default=None, help="default: the caller's AWS identity")
+        breaker.add_argument("--stack", required=True, metavar="NAME")
+        breaker.set_defaults(run=_list_breaker, state="held" if name == "hold" else "released")
+    holds = list_commands.add_parser("holds", help="every reference with a breaker state (held or released)")
+    holds.add_argument("--stack", required=True, metavar="NAME")
+    holds.set_defaults(run=_list_holds)
+
     backfill = commands.add_parser("backfill", help="scan objects stored before the stack (the stack's state machine)")
     backfill.add_argument("bucket", metavar="BUCKET")
     backfill.add_argument("--prefix", default="")
@@ -322,6 +337,30 @@ def _list_sync(args) -> int:
         raise UsageError(f"list sources: {exc}") from exc
     progress = Progress(None, "rows applied")
     return _report(sync.run_sync(config, clients, on_rows=progress.advance), progress)
+
+
+def _reference_table(stack: str):
+    from hashcheck.tables.reference_table import ReferenceTable
+
+    return ReferenceTable(Clients().dynamodb, stack_outputs(stack)["ReferenceTableName"])
+
+
+def _list_breaker(args) -> int:
+    table = _reference_table(args.stack)
+    table.set_breaker(args.list_id, args.ref_id, args.state, args.why, args.who or _caller_identity())
+    (state,) = table.breaker_states([(args.list_id, args.ref_id)]).values()
+    print(json.dumps(_breaker_row(state)))
+    return EXIT_OK
+
+
+def _list_holds(args) -> int:
+    for item in sorted(_reference_table(args.stack).breakers(), key=lambda i: (i["list_id"], i["ref_id"])):
+        print(json.dumps(_breaker_row(item)))
+    return EXIT_OK
+
+
+def _breaker_row(item: dict) -> dict:
+    return {name: item.get(name) for name in ("list_id", "ref_id", "state", "updated_at", "history")}
 
 
 def _backfill(args) -> int:

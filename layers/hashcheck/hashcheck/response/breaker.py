@@ -1,0 +1,126 @@
+"""Circuit breakers: a wrong list must not empty a customer's bucket.
+
+Lists are made by people and pipelines, and they go wrong (a CMS's default image listed by mistake, a
+compromised feed). So the power of one reference is capped: each reference may act (quarantine, and
+in `move` mode delete from the customer's bucket) on at most `max_objects` objects per window. The
+next object it hits trips its breaker: that object and every later hit of the reference are held
+instead (tagged `review`, so blocked from reads; nothing moved, nothing reported; a case for a
+person), and one alert names the reference and its list, never a hash value. A person then looks at
+the reference and releases the breaker (`hashcheck list release`: the reference acts again, without
+a cap) or has it withdrawn from the list; the held objects' cases are confirmed or released one by
+one as any review.
+
+The re-match adds a breaker per list update (`UpdateBreaker`): an update whose new references would
+act on more objects than a list update plausibly should holds every one of them, with one alert.
+
+Counting lives in the ReferenceTable (`acted#` and `hold#` items): the scan functions run in
+parallel, and a conditional update is the one count they all agree on.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from hashcheck.matching.matcher import Result
+from hashcheck.objects import ObjectRef
+from hashcheck.status import BreakerState
+from hashcheck.tables.reference_table import ReferenceTable
+
+log = logging.getLogger(__name__)
+
+HELD_EVENT = "HashCheck Reference Held"
+UPDATE_HELD_EVENT = "HashCheck List Update Held"
+
+
+@dataclass(frozen=True)
+class BreakerLimits:
+    max_objects: int = 5  # objects one reference may act on per window before it is held
+    window_hours: int = 24
+    # a list update is held as a whole when its new references would act on more objects than this,
+    # or on more than `update_max_share` of the stored objects (once that is over `update_min_objects`)
+    update_max_objects: int = 1000
+    update_max_share: float = 0.01
+    update_min_objects: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> BreakerLimits:
+        defaults = cls()
+        return cls(
+            max_objects=int(env.get("BREAKER_MAX_OBJECTS", defaults.max_objects)),
+            window_hours=int(env.get("BREAKER_WINDOW_HOURS", defaults.window_hours)),
+            update_max_objects=int(env.get("UPDATE_BREAKER_MAX_OBJECTS", defaults.update_max_objects)),
+            update_max_share=float(env.get("UPDATE_BREAKER_MAX_SHARE", defaults.update_max_share)),
+        )
+
+    def window(self, now: float | None = None) -> str:
+        """The fixed window `now` falls in, as the hour it started (UTC epoch hours)."""
+        hours = int((time.time() if now is None else now) // 3600)
+        return str(hours - hours % self.window_hours)
+
+
+Announce = Callable[[str, dict], None]  # (event name, detail): SNS and EventBridge
+
+
+class Breaker:
+    """Decides, before a match acts, whether one of its references is held (and counts it if not)."""
+
+    def __init__(
+        self, table: ReferenceTable, limits: BreakerLimits = BreakerLimits(), announce: Announce | None = None
+    ):
+        self.table, self.limits, self.announce = table, limits, announce
+
+    def held(self, obj: ObjectRef, result: Result) -> list[tuple[str, str]]:
+        """The acting references (list, id) of `result` that may not act on `obj`; empty if all may.
+        Each reference not held counts `obj` against its cap; the one that passes it trips."""
+        refs = sorted({(m.list, m.ref_id) for m in result.matches if m.acts})
+        states = self.table.breaker_states(refs)
+        held = [ref for ref in refs if states.get(ref, {}).get("state") == BreakerState.HELD]
+        window = self.limits.window()
+        for ref in refs:
+            if ref in states:  # held (above) or released by a person: not counted
+                continue
+            acted = self.table.count_acted(*ref, window, obj.identity(), self.limits.max_objects)
+            if acted > self.limits.max_objects:
+                held.append(ref)
+                self._trip(ref)
+        return held
+
+    def reason(self, held: list[tuple[str, str]]) -> str:
+        names = ", ".join(f"{ref_id} of list {list_id}" for list_id, ref_id in held)
+        return (
+            f"held by the circuit breaker: reference {names} acted on more than {self.limits.max_objects} "
+            f"objects in {self.limits.window_hours} h"
+        )
+
+    def _trip(self, ref: tuple[str, str]) -> None:
+        list_id, ref_id = ref
+        why = f"acted on more than {self.limits.max_objects} objects in {self.limits.window_hours} h"
+        if not self.table.set_breaker(list_id, ref_id, BreakerState.HELD, why, "hashcheck", only_if_new=True):
+            return  # another scan tripped it first and alerted
+        log.warning("reference held by its circuit breaker", extra={"list": list_id, "ref_id": ref_id})
+        if self.announce:
+            detail = {
+                "list": list_id,
+                "ref_id": ref_id,
+                "max_objects": self.limits.max_objects,
+                "window_hours": self.limits.window_hours,
+                "reason": why,
+            }
+            self.announce(HELD_EVENT, detail)
+
+
+def update_is_suspect(limits: BreakerLimits, acting: int, stored: int) -> str | None:
+    """Why a list update whose new references would act on `acting` of `stored` objects is held, or None."""
+    if acting > limits.update_max_objects:
+        return f"the update would act on {acting} stored objects, more than {limits.update_max_objects}"
+    share = limits.update_max_share * stored
+    if acting > max(limits.update_min_objects, share):
+        return (
+            f"the update would act on {acting} of {stored} stored objects, more than "
+            f"{limits.update_max_share:.0%} of them"
+        )
+    return None

@@ -1,0 +1,170 @@
+"""Circuit breakers: a wrong list acts on a few objects at most, the rest are held for a person.
+
+The stack in moto (hashcheck.tools.sandbox) with a benign picture pretending to be listed by mistake,
+as a CMS's default image would be: many customers store it."""
+
+import json
+
+import pytest
+
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.lists.build import references_for
+from hashcheck.response.breaker import HELD_EVENT, UPDATE_HELD_EVENT
+from hashcheck.tables.dynamo import from_item
+from hashcheck.tables.reference_table import ReferenceTable
+from hashcheck.tools import samples, sandbox
+from hashcheck.tools.cli import main as cli
+from tests.helpers import alerts_inbox, drain, listed_stack
+from tests.stack.test_rematch import list_update, run_rematch, stream_fingerprints
+
+DEFAULT_IMAGE = samples.jpeg(samples.picture(31))  # stands for a CMS default image, listed by mistake
+LIMIT = 3
+
+
+@pytest.fixture()
+def stack():
+    with listed_stack(DEFAULT_IMAGE, ref_id="wp-default", parameters={"ReferenceBreakerObjects": str(LIMIT)}) as stack:
+        stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+        stack.rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
+        stack.inbox = alerts_inbox(stack)
+        yield stack
+
+
+def upload(stack, keys: list[str], body: bytes = DEFAULT_IMAGE) -> None:
+    for key in keys:
+        stack.client("s3").put_object(Bucket=stack.outputs["UploadBucketName"], Key=key, Body=body)
+    sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], stack.scan.handler, "ScanFunction")
+
+
+def statuses(stack) -> dict[str, str]:
+    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
+    return {i["key"]["S"]: i["status"]["S"] for i in items if "parent" not in i}
+
+
+def stored_keys(stack) -> set[str]:
+    listing = stack.client("s3").list_objects_v2(Bucket=stack.outputs["UploadBucketName"])
+    return {o["Key"] for o in listing.get("Contents", [])}
+
+
+def alerts(stack) -> list[dict]:
+    """The alerts sent, each with the event it announces (`_event`)."""
+    out = []
+    for message in drain(stack, stack.inbox):
+        envelope = json.loads(message["Body"])
+        out.append({**json.loads(envelope["Message"]), "_event": envelope["MessageAttributes"]["event"]["Value"]})
+    return out
+
+
+def breaker_alerts(stack, sent: list[dict]) -> list[dict]:
+    return [a for a in sent if a["_event"] in (HELD_EVENT, UPDATE_HELD_EVENT)]
+
+
+def test_one_reference_acts_on_at_most_its_limit_and_the_rest_are_held_with_one_alert(stack):
+    keys = [f"customers/{n}/wp-content/default.jpg" for n in range(8)]
+    upload(stack, keys)
+
+    status = statuses(stack)
+    quarantined = sorted(k for k in keys if status[k] == "quarantined")
+    held = sorted(k for k in keys if status[k] == "review")
+    assert len(quarantined) == LIMIT and len(held) == len(keys) - LIMIT
+    assert stored_keys(stack) == set(held)  # held objects stay where they are: nothing moved or deleted
+    for key in held:
+        tags = stack.client("s3").get_object_tagging(Bucket=stack.outputs["UploadBucketName"], Key=key)["TagSet"]
+        assert {"Key": "hashcheck-status", "Value": "review"} in tags  # blocked from reads
+    sent = alerts(stack)
+    (tripped,) = breaker_alerts(stack, sent)
+    assert tripped["_event"] == HELD_EVENT and tripped["list"] == "test-list" and tripped["ref_id"] == "wp-default"
+    assert len(sent) == 1 + LIMIT  # and one per quarantine
+    fp = fingerprint(DEFAULT_IMAGE)
+    assert not any(value in json.dumps(tripped) for value in (fp.md5, fp.sha1, fp.sha256, fp.pdq, fp.phash))
+    cases = [from_item(i) for i in stack.client("dynamodb").scan(TableName=stack.outputs["CaseTableName"])["Items"]]
+    held_cases = [c for c in cases if c["key"] in held]
+    assert len(held_cases) == len(held) and {c["verdict"] for c in held_cases} == {"review"}
+
+    upload(stack, ["customers/9/later.jpg"])  # once held, every later hit is held without counting
+    assert statuses(stack)["customers/9/later.jpg"] == "review"
+    assert breaker_alerts(stack, alerts(stack)) == []
+
+
+def test_a_released_reference_acts_again_and_a_held_one_does_not(stack, capsys):
+    upload(stack, [f"a/{n}.jpg" for n in range(LIMIT + 1)])
+    assert statuses(stack)[f"a/{LIMIT}.jpg"] == "review"
+
+    assert (
+        cli(
+            [
+                "list",
+                "release",
+                "wp-default",
+                "--list",
+                "test-list",
+                "--why",
+                "checked",
+                "--who",
+                "officer",
+                "--stack",
+                sandbox.STACK,
+            ]
+        )
+        == 0
+    )
+    released = json.loads(capsys.readouterr().out)
+    assert released["state"] == "released" and [h["state"] for h in released["history"]] == ["held", "released"]
+    upload(stack, [f"b/{n}.jpg" for n in range(LIMIT + 2)])  # released: no longer counted
+    assert {statuses(stack)[f"b/{n}.jpg"] for n in range(LIMIT + 2)} == {"quarantined"}
+
+    assert (
+        cli(
+            [
+                "list",
+                "hold",
+                "wp-default",
+                "--list",
+                "test-list",
+                "--why",
+                "owner asked",
+                "--who",
+                "officer",
+                "--stack",
+                sandbox.STACK,
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    upload(stack, ["c/0.jpg"])
+    assert statuses(stack)["c/0.jpg"] == "review"
+    assert cli(["list", "holds", "--stack", sandbox.STACK]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert (row["list_id"], row["ref_id"], row["state"]) == ("test-list", "wp-default", "held")
+
+
+def test_a_retried_scan_does_not_use_up_the_limit(stack):
+    """Counting is by object: the same object counted twice is one (a retry after a crash)."""
+    table = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+    counts = [table.count_acted("test-list", "wp-default", "w", "object-1", LIMIT) for _ in range(3)]
+    assert counts == [1, 1, 1]
+    more = [table.count_acted("test-list", "wp-default", "w", f"object-{n}", LIMIT) for n in range(2, 6)]
+    assert more == [2, 3, LIMIT + 1, LIMIT + 1]
+
+
+def test_a_list_update_that_would_act_on_too_many_stored_objects_is_held_whole():
+    parameters = {"ReferenceBreakerObjects": "1000", "ListUpdateBreakerObjects": "4"}
+    with listed_stack(samples.jpeg(samples.picture(99)), parameters=parameters) as stack:
+        stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+        stack.rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
+        stack.inbox = alerts_inbox(stack)
+        keys = [f"site/{n}/logo.jpg" for n in range(6)]
+        upload(stack, keys)
+        upload(stack, ["site/other.jpg"], samples.jpeg(samples.picture(70)))
+        assert set(statuses(stack).values()) == {"clean"}
+        stream_fingerprints(stack)
+
+        report = run_rematch(stack, list_update(stack, references_for(fingerprint(DEFAULT_IMAGE), "feed", "bad-1")))
+
+        assert report["update_held"] and report["held"] == len(keys) and report["matched"] == 0
+        assert {statuses(stack)[k] for k in keys} == {"review"} and statuses(stack)["site/other.jpg"] == "clean"
+        assert stored_keys(stack) == {*keys, "site/other.jpg"}
+        (held,) = breaker_alerts(stack, alerts(stack))
+        assert held["_event"] == UPDATE_HELD_EVENT and held["objects"] == len(keys)
+        assert "would act on 6" in held["reason"]
