@@ -168,3 +168,6 @@ def test_a_list_update_that_would_act_on_too_many_stored_objects_is_held_whole()
         (held,) = breaker_alerts(stack, alerts(stack))
         assert held["_event"] == UPDATE_HELD_EVENT and held["objects"] == len(keys)
         assert "would act on 6" in held["reason"]
+        assert held["references"] == [{"list": "feed", "ref_id": "bad-1", "objects": len(keys)}]
+        upload(stack, ["site/new/logo.jpg"])  # the update's references are held on the scan path too
+        assert statuses(stack)["site/new/logo.jpg"] == "review" and stored_keys(stack) >= {"site/new/logo.jpg"}

@@ -269,6 +269,17 @@ def test_stored_index_compacts_and_still_finds_everything(stack):
     assert stored.candidates("pdq", [fps[2].pdq], 0) == {f"2{j:x}" * 32 for j in range(3)}
 
 
+def test_stored_index_keeps_object_ids_that_end_in_zero_bytes(stack):
+    """1 object id in 256 ends in a zero byte; each must come back whole, or its object is never found."""
+    stored = StoredIndex(stack.client("s3"), stack.outputs["ArtifactsBucketName"])
+    fp = fingerprint(samples.jpeg(samples.picture(210)))
+    ids = ["ab" * 31 + "00", "00" * 32, "cd" * 30 + "0000"]
+    stored.add([{"object_id": i, "status": "clean", "near": encode_near(fp.near)} for i in ids])
+    assert StoredIndex(stack.client("s3"), stack.outputs["ArtifactsBucketName"]).candidates("pdq", [fp.pdq], 0) == set(
+        ids
+    )
+
+
 def test_delta_round_trip_and_names(stack):
     s3, bucket = stack.client("s3"), stack.outputs["ArtifactsBucketName"]
     rows = references_for(fingerprint(STORED), "hotline", "ref-7")

@@ -19,7 +19,17 @@ def test_an_update_is_held_over_its_object_cap_or_its_share_of_what_is_stored():
 
 
 def test_limits_come_from_the_environment_the_template_sets():
-    env = {"BREAKER_MAX_OBJECTS": "7", "BREAKER_WINDOW_HOURS": "6", "UPDATE_BREAKER_MAX_OBJECTS": "50"}
+    env = {
+        "BREAKER_MAX_OBJECTS": "7",
+        "BREAKER_WINDOW_HOURS": "6",
+        "UPDATE_BREAKER_MAX_OBJECTS": "50",
+        "UPDATE_BREAKER_PERCENT": "5",
+    }
     limits = BreakerLimits.from_env(env)
-    assert (limits.max_objects, limits.window_hours, limits.update_max_objects) == (7, 6, 50)
+    assert (limits.max_objects, limits.window_hours, limits.update_max_objects, limits.update_max_share) == (
+        7,
+        6,
+        50,
+        0.05,
+    )
     assert BreakerLimits.from_env({}) == BreakerLimits()

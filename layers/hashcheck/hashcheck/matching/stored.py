@@ -54,7 +54,10 @@ class _Segment:
 
 
 def _segment_bytes(objects: list[str], hashes: dict[str, list[bytes]], owners: dict[str, list[int]]) -> bytes:
-    arrays: dict[str, Any] = {"objects": np.array([bytes.fromhex(o) for o in objects], dtype="S32")}
+    # object ids as rows of 32 bytes: numpy's fixed-width bytes ("S32") would drop an id's trailing zero
+    # bytes (1 id in 256), and that object would never be found again
+    ids = np.frombuffer(b"".join(bytes.fromhex(o) for o in objects), dtype=np.uint8).reshape(-1, 32)
+    arrays: dict[str, Any] = {"objects": ids}
     for alg in PERCEPTUAL:
         nbytes = ALGORITHMS[alg].hex_length // 2
         arrays[f"{alg}_hashes"] = np.frombuffer(b"".join(hashes.get(alg, [])), dtype=np.uint8).reshape(-1, nbytes)
@@ -66,7 +69,11 @@ def _segment_bytes(objects: list[str], hashes: dict[str, list[bytes]], owners: d
 
 def _segment_from_bytes(key: str, data: bytes) -> _Segment:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        objects = [o.hex() for o in z["objects"]]
+        stored = z["objects"]
+        if stored.dtype.kind == "S":  # segments written before ids were stored as bytes rows
+            objects = [o.ljust(32, b"\0").hex() for o in stored]
+        else:
+            objects = [row.tobytes().hex() for row in stored]
         hashes = {alg: np.ascontiguousarray(z[f"{alg}_hashes"]) for alg in PERCEPTUAL}
         owners = {alg: z[f"{alg}_owners"] for alg in PERCEPTUAL}
     return _Segment(key, objects, hashes, owners)

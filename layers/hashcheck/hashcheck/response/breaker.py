@@ -10,8 +10,9 @@ the reference and releases the breaker (`hashcheck list release`: the reference 
 a cap) or has it withdrawn from the list; the held objects' cases are confirmed or released one by
 one as any review.
 
-The re-match adds a breaker per list update (`UpdateBreaker`): an update whose new references would
-act on more objects than a list update plausibly should holds every one of them, with one alert.
+The re-match adds a breaker per list update (`update_is_suspect`): an update whose new references
+would act on more stored objects than a list update plausibly should is held as a whole: every match
+it found held for review, the references behind them held as above, and one alert.
 
 Counting lives in the ReferenceTable (`acted#` and `hold#` items): the scan functions run in
 parallel, and a conditional update is the one count they all agree on.
@@ -53,7 +54,7 @@ class BreakerLimits:
             max_objects=int(env.get("BREAKER_MAX_OBJECTS", defaults.max_objects)),
             window_hours=int(env.get("BREAKER_WINDOW_HOURS", defaults.window_hours)),
             update_max_objects=int(env.get("UPDATE_BREAKER_MAX_OBJECTS", defaults.update_max_objects)),
-            update_max_share=float(env.get("UPDATE_BREAKER_MAX_SHARE", defaults.update_max_share)),
+            update_max_share=float(env.get("UPDATE_BREAKER_PERCENT", 100 * defaults.update_max_share)) / 100,
         )
 
     def window(self, now: float | None = None) -> str:
