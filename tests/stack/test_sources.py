@@ -60,8 +60,12 @@ def test_the_configuration_parses_both_types():
         ({"name": "a b", "type": "https", "url": "https://x"}, "name"),
         ({"name": "a", "type": "ftp"}, "type"),
         ({"name": "a", "type": "https", "url": "https://x", "max_bad_shar": 0.5}, "unknown keys max_bad_shar"),
-        ({"name": "a", "type": "https", "url": "https://x", "max_bad_share": 2}, "max_bad_share"),
+        ({"name": "a", "type": "https", "url": "https://x", "list_id": "L", "max_bad_share": 2}, "max_bad_share"),
         ({"name": "a", "type": "s3", "key": "k"}, "list_id"),
+        # a source that may name any list could add to or withdraw from every provider's lists
+        ({"name": "a", "type": "https", "url": "https://x"}, "list_id is required"),
+        ({"name": "a", "type": "https", "url": "https://x", "list_id": "L", "max_removed": -1}, "max_removed"),
+        ({"name": "a", "type": "https", "url": "https://x", "list_id": "L", "max_added_per_day": "9"}, "max_added"),
     ],
 )
 def test_a_malformed_configuration_is_refused(entry, message):
@@ -81,7 +85,7 @@ def test_duplicate_names_and_shared_full_lists_are_refused():
 
 def test_only_https_urls_are_accepted_from_the_configuration():
     for url in ("http://127.0.0.1:1/feed", "file:///etc/passwd", "https://user:pw@host/x"):
-        spec = parse_specs(json.dumps([{"name": "a", "type": "https", "url": url}]))[0]
+        spec = parse_specs(json.dumps([{"name": "a", "type": "https", "url": url, "list_id": "L"}]))[0]
         with pytest.raises(ConfigError):
             make_source(spec, clients=None)
 
@@ -198,7 +202,9 @@ def test_sources_are_made_from_specs_and_secrets_are_read_at_fetch_time(s3, prov
     provider.require = ("Authorization", "Bearer t0ken")
 
     clients = Clients(s3=s3, secretsmanager=secrets)
-    config = [{"name": "f", "type": "https", "url": "https://x.example/", "auth_secret": "hashcheck/fake"}]
+    config = [
+        {"name": "f", "type": "https", "url": "https://x.example/", "auth_secret": "hashcheck/fake", "list_id": "L"}
+    ]
     feed = make_source(parse_specs(json.dumps(config))[0], clients)
     # the configuration never allows loopback; point the same reader at the fake for this test
     local = HttpsSource("f", provider.url, auth=feed._auth, allow_insecure_loopback=True, backoff=0.01)

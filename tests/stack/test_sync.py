@@ -23,7 +23,7 @@ from hashcheck.jobs.sync import (
 )
 from hashcheck.lists.deltas import read_delta
 from hashcheck.lists.listformat import Reference
-from hashcheck.lists.sources import SourceSpec
+from hashcheck.lists.sources import CAPS, SourceSpec
 from hashcheck.lists.sources.https import HttpsSource
 from hashcheck.lists.sources.s3 import S3Source
 from hashcheck.matching import snapshot
@@ -95,9 +95,9 @@ def provider():
         yield fake
 
 
-def feed(provider: FakeProvider, list_id: str | None = "L1", max_bad_share: float = 0.01):
+def feed(provider: FakeProvider, list_id: str | None = "L1", max_bad_share: float = 0.01, **caps: int):
     source = HttpsSource("hotline", provider.url, allow_insecure_loopback=True, backoff=0.01)
-    return source, SourceSpec("hotline", "https", list_id, max_bad_share)
+    return source, SourceSpec("hotline", "https", list_id, max_bad_share, caps={**CAPS, **caps})
 
 
 def references(clients) -> ReferenceTable:
@@ -210,6 +210,55 @@ def test_rows_of_another_list_are_rejected(clients, provider):
     provider.append(line(ref("md5", "mine")), line(ref("md5", "theirs", list_id="L2", deleted=True)))
     report = sync(clients, feed(provider, max_bad_share=0.5))
     assert (report.sources[0].rows, report.sources[0].rejected) == (1, 1)
+    assert report.sources[0].rejections == {"the row's list id is not this source's list_id": 1}
+    assert report.sources[0].rejected_lines == [2]
+
+
+# --- hostile sources: each rule against a feed that breaks it ---------------------------------------------
+
+
+def test_a_feed_withdrawing_more_than_its_cap_per_run_is_rejected_whole(clients, provider):
+    provider.append(*(line(ref("md5", f"r{i}")) for i in range(12)))
+    assert sync(clients, feed(provider)).sources[0].status == "applied"
+    before = state(clients)
+    provider.append(*(line(ref("md5", f"r{i}", deleted=True)) for i in range(12)))  # a compromised feed
+    report = sync(clients, feed(provider, max_removed=10)).sources[0]
+    assert report.status == "rejected" and "withdraw 12 references, more than max_removed 10" in report.reason
+    assert state(clients) == before  # nothing withdrawn, the checkpoint kept: the next run tries again
+    assert sync(clients, feed(provider, max_removed=12)).sources[0].removed == 12
+
+
+def test_a_feed_adding_more_than_its_cap_per_run_is_rejected_whole(clients, provider):
+    provider.append(*(line(ref("md5", f"a{i}")) for i in range(30)))
+    report = sync(clients, feed(provider, max_added=20)).sources[0]
+    assert report.status == "rejected" and "add 30 references, more than max_added 20" in report.reason
+    assert references_only(table(clients)) == {}
+
+
+def test_the_daily_cap_counts_every_run_of_the_day(clients, provider):
+    provider.append(*(line(ref("md5", f"d{i}")) for i in range(8)))
+    caps = {"max_removed": 10, "max_removed_per_day": 10}
+    assert sync(clients, feed(provider)).sources[0].added == 8
+    provider.append(*(line(ref("md5", f"d{i}", deleted=True)) for i in range(6)))
+    assert sync(clients, feed(provider, **caps)).sources[0].removed == 6  # 6 of the day's 10
+    before = state(clients)
+    provider.append(*(line(ref("md5", f"d{i}", deleted=True)) for i in range(6, 8)), line(ref("md5", "d0")))
+    provider.append(*(line(ref("md5", f"x{i}", deleted=True)) for i in range(3)))  # 5 more withdrawals
+    report = sync(clients, feed(provider, **caps)).sources[0]
+    assert report.status == "rejected" and "after 6 today, more than max_removed_per_day 10" in report.reason
+    assert state(clients) == before
+
+
+def test_an_overlong_hash_of_an_unknown_algorithm_is_rejected_by_line_and_the_rest_applied(clients, provider):
+    """A key over DynamoDB's limit would fail every run of the source; the row is rejected instead."""
+    huge = json.dumps({"algorithm": "photodna", "hash": "ab" * 1500, "list": "L1", "id": "big"})
+    fine = json.dumps({"algorithm": "photodna", "hash": "ab" * 144, "list": "L1", "id": "pdna"})
+    provider.append(line(ref("md5", "ok")), huge, fine)
+    report = sync(clients, feed(provider, max_bad_share=0.5)).sources[0]
+    assert report.status == "applied" and (report.rows, report.rejected) == (2, 1)
+    assert report.rejections == {"photodna hash has N hex digits, more than N": 1} and report.rejected_lines == [2]
+    hashes = {k.split("#")[0] for k in references_only(table(clients)) if not k.startswith("image#")}
+    assert hashes == {"md5", "photodna"}
 
 
 # --- crash-safety -----------------------------------------------------------------------------------------

@@ -62,12 +62,24 @@ def validate_hex(value: str, hex_length: int | None, name: str = "hash") -> str:
     return value
 
 
+# A hash of an algorithm we do not match locally (PhotoDNA: 144 bytes, 288 hex digits) is stored as it is,
+# up to this length: a longer one is no hash any list carries, and as a table key (at most 2,048 bytes)
+# it would make every run of its source fail.
+MAX_OTHER_HEX = 1024
+
+
 def validate(algorithm: str, value: str) -> str:
-    """Normalise a (algorithm, hash) pair from a list; unknown algorithms only need a sane name and hex."""
+    """Normalise a (algorithm, hash) pair from a list; unknown algorithms need a sane name and hex of at
+    most MAX_OTHER_HEX digits."""
     if not isinstance(algorithm, str) or not _NAME.match(algorithm):
         raise ValueError("algorithm name is missing or malformed")
     known = ALGORITHMS.get(algorithm)
-    return known.validate(value) if known else validate_hex(value, None, algorithm)
+    if known:
+        return known.validate(value)
+    value = validate_hex(value, None, algorithm)
+    if len(value) > MAX_OTHER_HEX:
+        raise ValueError(f"{algorithm} hash has {len(value)} hex digits, more than {MAX_OTHER_HEX}")
+    return value
 
 
 def hamming(a: str, b: str) -> int:

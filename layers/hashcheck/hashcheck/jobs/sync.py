@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -101,6 +102,9 @@ class SourceReport:
     updated: int = 0
     resumed_after: int = 0  # rows an earlier, stopped run had applied and this one skipped
     reason: str | None = None  # why rejected, failed or partial (never row contents)
+    # why rows were rejected, each reason with its count, and the first lines (never row contents)
+    rejections: dict[str, int] = field(default_factory=dict)
+    rejected_lines: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -293,7 +297,9 @@ class _Run:
         except Exception as exc:  # one broken source must not stop the others; it is retried next run
             report.status, report.reason = "failed", _describe(exc)
             log.error("source failed; nothing more of it applied", extra={"source": spec.name, "reason": report.reason})
+            self._note_changes(spec, report)
             return report, None, None
+        self._note_changes(spec, report)
         if progress is not None:
             report.status = "partial"
             report.reason = f"stopped after {progress.rows} of {report.rows} rows to finish in time; resumes next run"
@@ -303,6 +309,28 @@ class _Run:
         log.info("source applied", extra={"source": spec.name, **_counts(report)})
         return report, delta.checkpoint, None
 
+    def _note_changes(self, spec: SourceSpec, report: SourceReport) -> None:
+        if report.added or report.removed:
+            self.table.note_changes(spec.name, self._day(), report.added, report.removed)
+
+    def _day(self) -> str:
+        return self.now().date().isoformat()
+
+    def _check_caps(self, spec: SourceSpec, added: int, removed: int) -> None:
+        """The source's caps on what one run, and one day, may change; over one, nothing is applied."""
+        caps, today = spec.caps, self.table.changes_on(spec.name, self._day())
+        for kind, rows, done in (("added", added, today["added"]), ("removed", removed, today["removed"])):
+            verb = "add" if kind == "added" else "withdraw"
+            if rows > caps[f"max_{kind}"]:
+                raise _Implausible(
+                    f"the delta would {verb} {rows} references, more than max_{kind} {caps[f'max_{kind}']}"
+                )
+            if done + rows > caps[f"max_{kind}_per_day"]:
+                raise _Implausible(
+                    f"the delta would {verb} {rows} references after {done} today, more than "
+                    f"max_{kind}_per_day {caps[f'max_{kind}_per_day']}"
+                )
+
     def _validate_and_apply(
         self, source, spec: SourceSpec, delta: Delta, report: SourceReport, saved: dict | None
     ) -> _Prefix | None:
@@ -310,12 +338,14 @@ class _Run:
         full_list = getattr(source, "full_list", False)
         listed = _KeySet() if full_list else None
         with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
-            _spool_valid_rows(delta.rows, spool, spec, report, listed)
+            additions, tombstones = _spool_valid_rows(delta.rows, spool, spec, report, listed)
             _check_bad_share(spec, report)
             withdrawals = self._withdrawals(source, listed) if listed is not None else []
             spool.seek(0)
             applied = _resume(spool, saved)
             report.resumed_after = applied.rows
+            # rows an earlier, stopped run applied were counted that day already
+            self._check_caps(spec, max(0, additions - applied.rows), tombstones + len(withdrawals))
             if self._apply(_spooled_rows(spool, applied), report):
                 return applied
         if withdrawals and self._apply(iter(withdrawals), report):
@@ -370,19 +400,32 @@ class _Implausible(Exception):
     """The delta as a whole is not believable; none of it is applied."""
 
 
-def _spool_valid_rows(rows, spool, spec: SourceSpec, report: SourceReport, listed: _KeySet | None) -> None:
+def _spool_valid_rows(rows, spool, spec: SourceSpec, report: SourceReport, listed: _KeySet | None) -> tuple[int, int]:
+    """Spool the valid rows; count, name and log the rejected. Returns (additions, tombstones)."""
+    additions = tombstones = 0
     for position, row in enumerate(rows, start=1):
         if isinstance(row, Reference) and spec.list_id and row.list != spec.list_id:
             row = Rejected(position, "the row's list id is not this source's list_id")
         if isinstance(row, Rejected):
-            report.rejected += 1
-            if report.rejected <= LOGGED_REJECTIONS:
-                log.warning("row rejected", extra={"source": spec.name, "line": row.line, "reason": row.reason})
+            _note_rejection(spec, report, row)
             continue
         report.rows += 1
         spool.write(listformat.to_json(row) + "\n")
+        tombstones += row.deleted
+        additions += not row.deleted
         if listed is not None and not row.deleted:
             listed.add(row)
+    return additions, tombstones
+
+
+def _note_rejection(spec: SourceSpec, report: SourceReport, row: Rejected) -> None:
+    report.rejected += 1
+    # a reason names what is wrong, never a value (listformat's contract), so it can be counted by name
+    reason = re.sub(r"\d+", "N", row.reason)
+    report.rejections[reason] = report.rejections.get(reason, 0) + 1
+    if report.rejected <= LOGGED_REJECTIONS:
+        report.rejected_lines.append(row.line)
+        log.warning("row rejected", extra={"source": spec.name, "line": row.line, "reason": row.reason})
 
 
 def _check_bad_share(spec: SourceSpec, report: SourceReport) -> None:

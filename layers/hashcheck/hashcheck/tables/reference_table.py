@@ -16,7 +16,8 @@ Schema (one table, partition key ``pk`` (S), no sort key):
 - Version item: ``pk = "meta#version"``, ``version`` (N), ``snapshot_key``, ``updated``. The sync bumps
   it after rebuilding the near-match snapshot; scanners reload their index when it changes.
 - Sync bookkeeping, one per list source: ``pk = "meta#checkpoint#<source>"`` (where the source's last
-  applied delta ended) and ``pk = "meta#progress#<source>"`` (how far a delta too large for one run got).
+  applied delta ended), ``pk = "meta#progress#<source>"`` (how far a delta too large for one run got) and
+  ``pk = "meta#changes#<source>#<day>"`` (how many references its deltas added and removed that day).
 - Breaker items (`hashcheck.response.breaker`): ``pk = "acted#<window>#<list>#<id>"`` with ``objects``,
   the string set of object ids the reference acted on in that window (it stops growing at the limit),
   and ``pk = "hold#<list>#<id>"`` with the reference's breaker ``state`` (held, or released by a
@@ -81,6 +82,7 @@ PK = "pk"
 VERSION_PK = "meta#version"
 CHECKPOINT_PREFIX = "meta#checkpoint#"
 PROGRESS_PREFIX = "meta#progress#"
+CHANGES_PREFIX = "meta#changes#"
 IMAGE_PREFIX = "image#"
 ALLOW_PREFIX = "allow#sha256#"
 ACTED_PREFIX = "acted#"
@@ -381,6 +383,17 @@ class ReferenceTable:
 
     def store_progress(self, source: str, progress: Mapping[str, Any]) -> None:
         self.client.put_item(TableName=self.name, Item=to_item({PK: PROGRESS_PREFIX + source, **progress}))
+
+    def changes_on(self, source: str, day: str) -> dict[str, int]:
+        """What the source's deltas added and removed on that UTC day (``meta#changes#<source>#<day>``)."""
+        item = self._get(f"{CHANGES_PREFIX}{source}#{day}")
+        return {"added": int(item.get("added", 0)), "removed": int(item.get("removed", 0))}
+
+    def note_changes(self, source: str, day: str, added: int, removed: int) -> None:
+        """Add to the day's counts (a read and a put: the sync is the single writer)."""
+        today = self.changes_on(source, day)
+        counts = {"added": today["added"] + added, "removed": today["removed"] + removed}
+        self.client.put_item(TableName=self.name, Item=to_item({PK: f"{CHANGES_PREFIX}{source}#{day}", **counts}))
 
     def clear_progress(self, source: str) -> None:
         self.client.delete_item(TableName=self.name, Key=to_item({PK: PROGRESS_PREFIX + source}))

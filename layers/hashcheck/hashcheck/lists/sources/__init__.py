@@ -9,9 +9,14 @@ parameter that holds it)::
      {"name": "compliance", "type": "s3", "key": "lists/extra.jsonl", "list_id": "compliance"}]
 
 Common keys: ``name`` (required; letters, digits, ``.``, ``_``, ``-``; the checkpoint is stored under
-it), ``type`` (``https`` or ``s3``), ``list_id`` (optional: when set, every row must carry this list
-id or it is rejected, so one provider can never add to or withdraw from another provider's list),
-``max_bad_share`` (default 0.01: a delta with a larger share of malformed rows is rejected whole).
+it), ``type`` (``https`` or ``s3``), ``list_id`` (required: every row must carry this list id or it is
+rejected, so one provider can never add to or withdraw from another provider's list),
+``max_bad_share`` (default 0.01: a delta with a larger share of malformed rows is rejected whole), and
+caps on what one source may change, a delta over any of them being rejected whole (nothing applied,
+the checkpoint kept, the reason in the sync report): ``max_added`` / ``max_removed`` rows per run
+(default 2,000,000 / 1,000) and ``max_added_per_day`` / ``max_removed_per_day`` (default 5,000,000 /
+5,000, UTC days). A provider's first full load fits the defaults; a feed that suddenly withdraws
+most of a list, which would stop matches as surely as a wrong list starts them, does not.
 Type-specific keys are documented in ``sources/https.py`` and ``sources/s3.py``. Unknown keys are an
 error: a misspelt ``max_bad_share`` must not silently fall back to the default.
 """
@@ -40,7 +45,8 @@ __all__ = [
     "parse_specs",
 ]
 
-COMMON_KEYS = frozenset({"name", "type", "list_id", "max_bad_share"})
+CAPS = {"max_added": 2_000_000, "max_removed": 1_000, "max_added_per_day": 5_000_000, "max_removed_per_day": 5_000}
+COMMON_KEYS = frozenset({"name", "type", "list_id", "max_bad_share", *CAPS})
 DEFAULT_MAX_BAD_SHARE = 0.01
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -61,9 +67,10 @@ class ChecksumMismatch(SourceError):
 class SourceSpec:
     name: str
     type: str
-    list_id: str | None = None
+    list_id: str | None = None  # required in a configuration; None only for a local file import
     max_bad_share: float = DEFAULT_MAX_BAD_SHARE
     options: Mapping[str, object] = field(default_factory=dict)  # the type-specific keys
+    caps: Mapping[str, int] = field(default_factory=lambda: dict(CAPS))  # see the module docstring
 
 
 def parse_specs(text: str) -> list[SourceSpec]:
@@ -120,13 +127,17 @@ def _spec(entry: object, number: int) -> SourceSpec:
     if unknown:
         raise ConfigError(f"source {name}: unknown keys {', '.join(unknown)}")
     list_id = entry.get("list_id")
-    if list_id is not None and (not isinstance(list_id, str) or not list_id.strip()):
-        raise ConfigError(f"source {name}: list_id must be a non-empty string")
+    if not isinstance(list_id, str) or not list_id.strip():
+        raise ConfigError(f"source {name}: list_id is required, a non-empty string (the list it may change)")
     share = entry.get("max_bad_share", DEFAULT_MAX_BAD_SHARE)
     if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 1:
         raise ConfigError(f"source {name}: max_bad_share must be a number from 0 to 1")
+    caps = {cap: entry.get(cap, default) for cap, default in CAPS.items()}
+    for cap, value in caps.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(f"source {name}: {cap} must be a whole number, 0 or more")
     options = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
-    return SourceSpec(name, kind, list_id.strip() if list_id else None, float(share), options)
+    return SourceSpec(name, kind, list_id.strip(), float(share), options, caps)
 
 
 def _check_unique(specs: list[SourceSpec]) -> None:
@@ -137,8 +148,6 @@ def _check_unique(specs: list[SourceSpec]) -> None:
     for spec in specs:
         if spec.type != "s3":
             continue
-        if not spec.list_id:
-            raise ConfigError(f"source {spec.name}: an s3 source needs a list_id (it owns that list)")
         if sum(s.list_id == spec.list_id for s in specs) > 1:
             raise ConfigError(f"source {spec.name}: its list_id must belong to it alone")
 
