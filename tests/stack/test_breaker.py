@@ -171,3 +171,26 @@ def test_a_list_update_that_would_act_on_too_many_stored_objects_is_held_whole()
         assert held["references"] == [{"list": "feed", "ref_id": "bad-1", "objects": len(keys)}]
         upload(stack, ["site/new/logo.jpg"])  # the update's references are held on the scan path too
         assert statuses(stack)["site/new/logo.jpg"] == "review" and stored_keys(stack) >= {"site/new/logo.jpg"}
+
+
+def test_a_file_on_the_hosters_known_benign_list_is_never_acted_on_and_the_skip_is_recorded(caplog):
+    parameters = {"KnownBenignLists": "cms-defaults,stock"}
+    with listed_stack(DEFAULT_IMAGE, ref_id="wrong-1", parameters=parameters) as stack:
+        table = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+        vouched = [
+            r for r in references_for(fingerprint(DEFAULT_IMAGE), "cms-defaults", "wp-1") if r.algorithm == "sha256"
+        ]
+        table.apply_rows(vouched)
+        table.bump_version(table.get_version().version)
+        stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+        with caplog.at_level("WARNING"):
+            upload(stack, ["site/wp-content/default.jpg"])
+        items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
+        (record,) = [from_item(i) for i in items]
+        assert record["status"] == "clean" and stored_keys(stack) == {"site/wp-content/default.jpg"}
+        assert (
+            record["reason"] == "matched wrong-1 of list test-list, set aside: known-benign (wp-1 of list cms-defaults)"
+        )
+        fp = fingerprint(DEFAULT_IMAGE)
+        logs = "\n".join(str(r.__dict__) for r in caplog.records if "known-benign" in r.getMessage())
+        assert "wrong-1" in logs and not any(v in logs for v in (fp.md5, fp.sha1, fp.sha256, fp.pdq, fp.phash))

@@ -92,6 +92,7 @@ class ScanConfig:
                 pdq_threshold=int(env.get("PDQ_THRESHOLD", Policy.pdq_threshold)),
                 phash_threshold=int(env.get("PHASH_THRESHOLD", Policy.phash_threshold)),
                 per_list=json.loads(env.get("LIST_THRESHOLDS") or "{}"),
+                benign_lists=frozenset(filter(None, env.get("KNOWN_BENIGN_LISTS", "").split(","))),
             ),
             remote_lookup_url=env.get("REMOTE_LOOKUP_URL") or None,
             remote_lookup_secret=env.get("REMOTE_LOOKUP_SECRET") or None,
@@ -204,6 +205,11 @@ class Scanner:
         if isinstance(fp, Outcome):
             return fp
         result = match(fp, self.store, self.config.policy)
+        if result.skipped:  # every skip is on record: the log here, the object's record's reason if clean
+            skipped, benign = ([(m.member, m.list, m.ref_id) for m in ms] for ms in (result.skipped, result.benign))
+            logger.warning(
+                "matches set aside: known-benign", extra={"key": obj.key, "skipped": skipped, "benign": benign}
+            )
         if result.verdict in (Verdict.MATCH, Verdict.REVIEW):
             allowed = self.allowlist.check(fp.sha256, result.matches, size=fp.size)
             if allowed:  # these exact bytes were reviewed and released: a false positive stays released
@@ -214,7 +220,7 @@ class Scanner:
         if result.verdict == Verdict.REVIEW:
             return self._hold_for_review(upload, fp, result)
         if result.verdict == Verdict.CLEAN:
-            reason = None if fp.status == FingerprintStatus.IMAGE else fp.status
+            reason = _benign_reason(result) or (None if fp.status == FingerprintStatus.IMAGE else fp.status)
             return self._finish(obj, fp, result, ObjectStatus.CLEAN, reason)
         if result.verdict == Verdict.OPAQUE:  # an encrypted archive, here or inside: nobody can look in
             return self._finish(obj, fp, result, ObjectStatus.OPAQUE, problem(fp, FingerprintStatus.OPAQUE))
@@ -370,6 +376,15 @@ class Scanner:
         return self.cases.open_case(
             upload.obj, fp, result, self.list_version(), upload.uploader, detected, uploaded_at=upload.event_time
         )
+
+
+def _benign_reason(result: Result) -> str | None:
+    """What a known-benign list set aside, for the record (lists and reference ids, never hashes)."""
+    if not result.skipped:
+        return None
+    skipped = ", ".join(sorted({f"{m.ref_id} of list {m.list}" for m in result.skipped}))
+    benign = ", ".join(sorted({f"{m.ref_id} of list {m.list}" for m in result.benign}))
+    return f"matched {skipped}, set aside: known-benign ({benign})"
 
 
 def _url(obj: ObjectRef) -> str:

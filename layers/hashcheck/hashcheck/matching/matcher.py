@@ -11,6 +11,10 @@ Tiers (README, "Decision rule"):
   so one whose PDQ is farther still is dropped: a review queue flooded with noise protects nobody.
 Rotated, mirrored, tilted (turned back a few degrees), trimmed (inside a uniform border) and
 further-frame variants of the upload are searched like the original.
+
+Known-benign lists (`Policy.benign_lists`: CMS default images, stock assets) are lists like any other,
+but never act: a member (or the object itself) that matches one has its other matches set aside
+(`Result.skipped`), so a wrong reference to a well-known benign file cannot act on it.
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ class Policy:
     # Per-list thresholds, e.g. {"nl-police": {"pdq": 24}}: a list known for near-duplicates of
     # stock images can be held tighter than the default without touching the others.
     per_list: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    # Lists of files that must never act (the hoster names them: KnownBenignLists).
+    benign_lists: frozenset[str] = frozenset()
 
     def threshold(self, algorithm: str, list_id: str | None = None) -> int:
         default = self.pdq_threshold if algorithm == "pdq" else self.phash_threshold
@@ -81,6 +87,9 @@ class Match:
 class Result:
     verdict: Verdict
     matches: list[Match] = field(default_factory=list)
+    # matches set aside because the same member is on a known-benign list, and those benign matches
+    skipped: list[Match] = field(default_factory=list)
+    benign: list[Match] = field(default_factory=list)
 
 
 # The worse verdict wins: an object is as bad as its worst member.
@@ -92,11 +101,15 @@ def match(fp: Fingerprint, store: ReferenceStore, policy: Policy = DEFAULT_POLIC
     subjects = [("", fp), *((m.path, m.fingerprint) for m in fp.members)]
     found = _exact_matches(subjects, store) + _pdq_matches(subjects, store, policy)
     found = _best_per_reference(found + _phash_matches(subjects, store, policy))
+    benign = [m for m in found if m.list in policy.benign_lists]
+    vouched = {m.member for m in benign}
+    skipped = [m for m in found if m.list not in policy.benign_lists and m.member in vouched]
+    found = [m for m in found if m.list not in policy.benign_lists and m.member not in vouched]
     if any(m.acts for m in found):
-        return Result(Verdict.MATCH, found)
+        return Result(Verdict.MATCH, found, skipped, benign)
     if found:
-        return Result(Verdict.REVIEW, found)
-    return Result(max((_unmatched(f) for _, f in subjects), key=_SEVERITY.index), found)
+        return Result(Verdict.REVIEW, found, skipped, benign)
+    return Result(max((_unmatched(f) for _, f in subjects), key=_SEVERITY.index), found, skipped, benign)
 
 
 def _unmatched(fp: Fingerprint) -> Verdict:
