@@ -44,9 +44,11 @@ from hashcheck.objects import ContentChanged, ObjectRef, set_status
 from hashcheck.response.breaker import Breaker, BreakerLimits
 from hashcheck.response.cases import CONFIRMED_EVENT, Cases, decision_detail
 from hashcheck.response.events import EventPublisher
+from hashcheck.response.notices import DEFAULT_APPEAL, Notices
 from hashcheck.response.quarantine import Quarantine
 from hashcheck.status import Absence, CaseStatus, Decision, FingerprintStatus, ObjectStatus, Verdict
 from hashcheck.tables import Tables
+from hashcheck.tenancy import TenantRule, Tenants
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -74,6 +76,8 @@ class ScanConfig:
     remote_lookup_secret: str | None = None  # Secrets Manager id of its auth header value
     fingerprint_function: str | None = None  # where object bytes are parsed; None: in this process
     breaker: BreakerLimits = BreakerLimits()  # how far one reference, or one list update, may act
+    tenant_rule: TenantRule = TenantRule("none")  # whose an object is (hashcheck.tenancy)
+    appeal: str = DEFAULT_APPEAL  # how a tenant appeals, as the notices say it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ScanConfig:
@@ -98,6 +102,8 @@ class ScanConfig:
             remote_lookup_secret=env.get("REMOTE_LOOKUP_SECRET") or None,
             fingerprint_function=env.get("FINGERPRINT_FUNCTION") or None,
             breaker=BreakerLimits.from_env(env),
+            tenant_rule=TenantRule.parse(env.get("TENANT_RULE", "none")),
+            appeal=env.get("TENANT_APPEAL") or DEFAULT_APPEAL,
         )
 
     @classmethod
@@ -190,6 +196,8 @@ class Scanner:
         )
         self.allowlist = Allowlist(tables.references)
         self.breaker = Breaker(tables.references, config.breaker, cases.announce)
+        self.tenants = Tenants(config.tenant_rule, s3)
+        self.notices = Notices(cases.events, config.appeal)
 
     def scan(self, upload: Upload) -> Outcome:
         try:
@@ -303,7 +311,10 @@ class Scanner:
         self, obj: ObjectRef, fp: Fingerprint, result: Result, status: ObjectStatus, reason: str | None
     ) -> Outcome:
         set_status(self.s3, obj, status, reason)
-        self.tables.fingerprints.record(obj, status, result.verdict, fp, self.list_version(), reason)
+        tenant = self.tenants.of(obj)
+        self.tables.fingerprints.record(obj, status, result.verdict, fp, self.list_version(), reason, tenant)
+        if status == ObjectStatus.UNSCANNABLE:
+            self.notices.tell(obj, tenant, status)
         return Outcome(
             obj.bucket, obj.key, obj.version_id, status, result.verdict, reason=reason, location=_url(obj), size=fp.size
         )
@@ -320,6 +331,7 @@ class Scanner:
         case = self._open_case(upload, fp, result)
         self.cases.notify(case)
         outcome.case_id = case["case_id"]
+        self.notices.tell(upload.obj, self.tenants.of(upload.obj), ObjectStatus.REVIEW, outcome.case_id)
         return outcome
 
     def _hold_by_breaker(self, upload: Upload, fp: Fingerprint, result: Result, why: str) -> Outcome:
@@ -328,6 +340,7 @@ class Scanner:
         held = Result(Verdict.REVIEW, result.matches)
         outcome = self._finish(upload.obj, fp, held, ObjectStatus.REVIEW, why)
         outcome.case_id = self._open_case(upload, fp, held)["case_id"]
+        self.notices.tell(upload.obj, self.tenants.of(upload.obj), ObjectStatus.REVIEW, outcome.case_id)
         return outcome
 
     def _quarantine(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
@@ -340,8 +353,12 @@ class Scanner:
             self._alert_unsecured(case)
             raise  # the retry secures the evidence; the object stays blocked meanwhile
         case = self.cases.record_quarantine(case["case_id"], moved)
-        self.tables.fingerprints.record(obj, ObjectStatus.QUARANTINED, Verdict.MATCH, fp, self.list_version())
+        tenant = self.tenants.of(obj)
+        self.tables.fingerprints.record(
+            obj, ObjectStatus.QUARANTINED, Verdict.MATCH, fp, self.list_version(), None, tenant
+        )
         self.cases.notify(case)
+        self.notices.tell(obj, tenant, ObjectStatus.QUARANTINED, case["case_id"])
         location = f"s3://{moved.evidence_bucket}/{moved.evidence_key}" if moved.evidence_key else _url(obj)
         return Outcome(
             obj.bucket,
@@ -374,7 +391,14 @@ class Scanner:
     def _open_case(self, upload: Upload, fp: Fingerprint, result: Result) -> dict:
         detected = datetime.now(UTC).isoformat(timespec="seconds")
         return self.cases.open_case(
-            upload.obj, fp, result, self.list_version(), upload.uploader, detected, uploaded_at=upload.event_time
+            upload.obj,
+            fp,
+            result,
+            self.list_version(),
+            upload.uploader,
+            detected,
+            uploaded_at=upload.event_time,
+            tenant=self.tenants.of(upload.obj),
         )
 
 

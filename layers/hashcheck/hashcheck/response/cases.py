@@ -82,6 +82,7 @@ class Cases:
         detected_at: str,
         displaced_tags: Mapping[str, str] | None = None,
         uploaded_at: str | None = None,
+        tenant: str | None = None,
     ) -> dict:
         """File the case for this object version, or return the one already filed.
 
@@ -89,6 +90,8 @@ class Cases:
         case = new_case(obj, fingerprint, result, list_version, uploader, detected_at, self.table.entry("opened"))
         if uploaded_at:
             case["uploaded_at"] = uploaded_at
+        if tenant:  # whose file it is (hashcheck.tenancy): for notices, appeals and the figures
+            case["tenant"] = tenant
         if displaced_tags:  # customer tags `set_status` had to drop to fit the status tag
             case["displaced_tags"] = dict(displaced_tags)
         return self.table.put_new(case)

@@ -89,6 +89,8 @@ SUMMARY_FIELDS = (
     "detected_at",
     "lists",
     "reported_at",
+    "tenant",
+    "appeal",
 )
 
 
@@ -235,6 +237,19 @@ def release_case(target: Target, case_id: str, who: str, why: str) -> dict:
         case = cases.note(case_id, "release announced", who, marker="release_announced_at")
     logger.info("case %s released", case_id)
     return case
+
+
+def appeal_case(target: Target, case_id: str, who: str, why: str) -> dict:
+    """A customer's appeal, passed on by the hoster: recorded on the case (`appeal`, and in its history)
+    for a reviewer, who then releases or confirms it as any case. A decided case takes no appeal."""
+    _require(who, why)
+    cases = target.cases.acting_as(who)
+    case = cases.existing(case_id)
+    if case.get("decision"):
+        raise DecisionConflict(f"case {case_id} is already {case['decision']}")
+    appeal = {"why": why, "who": who, "at": cases.clock()}
+    logger.info("case %s appealed", case_id)
+    return cases.note(case_id, "appealed", who, detail={"why": why}, appeal=appeal)
 
 
 def _require(who: str, why: str) -> None:

@@ -3,7 +3,8 @@ can be checked against stored objects without downloading them again (re-match),
 what is done, and an operator can see when and against which list version an object was judged.
 
 One record per object version, keyed ``object_id`` = `ObjectRef.identity()`: ``bucket``, ``key``,
-``version_id``, ``etag``, ``status``, ``verdict``, ``reason``, ``list_version`` (S), ``scanned_at``, and
+``version_id``, ``etag``, ``status``, ``verdict``, ``reason``, ``list_version`` (S), ``scanned_at``,
+``tenant`` (whose it is, when the tenant rule places it), and
 when it was fingerprinted its exact hashes (one attribute per exact algorithm, each with a KEYS_ONLY
 index ``<algorithm>-index``), ``pdq``, ``pdq_quality``, ``phash``, ``image_status``, ``size`` and
 ``near``: every rotation/mirror/tilt/frame variant as ``alg:hash:quality:variant:frame`` joined by
@@ -78,10 +79,14 @@ class FingerprintTable:
         fp: Fingerprint | None = None,
         list_version: int | None = None,
         reason: str | None = None,
+        tenant: str | None = None,
     ) -> None:
         """Write (or overwrite) the record of this object version, and its members' records while it
         stays matchable."""
-        self.client.put_item(TableName=self.name, Item=to_item(_record(obj, status, verdict, fp, list_version, reason)))
+        record = _record(obj, status, verdict, fp, list_version, reason)
+        if tenant:
+            record["tenant"] = tenant
+        self.client.put_item(TableName=self.name, Item=to_item(record))
         if fp is not None and fp.members and status in REMATCHABLE:
             records = [_member_record(obj, status, n, member) for n, member in enumerate(fp.members)]
             batch_put(self.client, self.name, records, retry=self.retry)

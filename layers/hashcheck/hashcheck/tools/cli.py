@@ -138,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("confirm", "confirm a match: it goes to the hotline report"),
         ("release", "a false positive: restore the object and allowlist its bytes"),
+        ("appeal", "record a customer's appeal on the case, for a reviewer"),
     ):
         decide = case_commands.add_parser(name, help=text)
         decide.add_argument("case_id", metavar="CASE_ID")
@@ -147,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     audit = case_commands.add_parser("audit", help="the audit trail as JSON Lines")
     audit.add_argument("case_ids", nargs="*", metavar="CASE_ID")
     audit.set_defaults(run=_cases_audit)
-    for command in (listing, show, audit, *(case_commands.choices[n] for n in ("confirm", "release"))):
+    for command in (listing, show, audit, *(case_commands.choices[n] for n in ("confirm", "release", "appeal"))):
         command.add_argument("--stack", required=True, metavar="NAME")
 
     demo = commands.add_parser("demo", help="the whole pipeline on generated sample images")
@@ -454,7 +455,9 @@ def _cases_decide(args) -> int:
     from hashcheck.response import review
 
     who = args.who or _caller_identity()
-    decide = review.confirm_case if args.decision == "confirm" else review.release_case
+    decide = {"confirm": review.confirm_case, "release": review.release_case, "appeal": review.appeal_case}[
+        args.decision
+    ]
     print(json.dumps(_review_call(decide, _review_target(args), args.case_id, who, args.why), default=str))
     return EXIT_OK
 
