@@ -151,8 +151,16 @@ def _parser() -> argparse.ArgumentParser:
     for command in (listing, show, audit, *(case_commands.choices[n] for n in ("confirm", "release", "appeal"))):
         command.add_argument("--stack", required=True, metavar="NAME")
 
+    stats = commands.add_parser("stats", help="transparency figures: per month, per list, per tenant")
+    stats.add_argument("--stack", required=True, metavar="NAME")
+    stats.add_argument("--since", default=None, metavar="DATE", help="ISO date, e.g. 2026-01-01")
+    stats.add_argument("--json", action="store_true", help="the figures as one JSON object")
+    stats.add_argument("--plot", default=None, metavar="FILE", help="also draw the monthly figures as a PNG")
+    stats.set_defaults(run=_stats)
+
     demo = commands.add_parser("demo", help="the whole pipeline on generated sample images")
     demo.add_argument("--json", action="store_true", help="end with a JSON summary line")
+    demo.add_argument("--plot", default=None, metavar="FILE", help="draw the transparency figures as a PNG")
     demo.set_defaults(run=_demo)
     return parser
 
@@ -476,10 +484,25 @@ def _caller_identity() -> str:
     return boto3.client("sts").get_caller_identity()["Arn"]
 
 
+def _stats(args) -> int:
+    from hashcheck.tables.case_table import CaseTable
+    from hashcheck.tables.fingerprint_table import FingerprintTable
+    from hashcheck.tools import stats
+
+    outputs, dynamodb = stack_outputs(args.stack), Clients().dynamodb
+    records = FingerprintTable(dynamodb, outputs["FingerprintTableName"]).scan_all()
+    cases = CaseTable(dynamodb, outputs["CaseTableName"]).scan_all()
+    found = stats.figures(records, cases, args.since)
+    print(json.dumps(found.to_dict()) if args.json else stats.as_text(found))
+    if args.plot:
+        stats.plot(found, args.plot)
+    return EXIT_OK
+
+
 def _demo(args) -> int:
     from hashcheck.tools.demo import run
 
-    return run(json_summary=args.json)
+    return run(json_summary=args.json, plot=args.plot)
 
 
 if __name__ == "__main__":

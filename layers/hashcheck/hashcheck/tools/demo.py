@@ -57,7 +57,7 @@ def reference_rows(seeds=LISTED):
     return rows
 
 
-def run(json_summary: bool = False, out=None) -> int:
+def run(json_summary: bool = False, out=None, plot: str | None = None) -> int:
     from moto import mock_aws
 
     from hashcheck.tools import sandbox
@@ -66,7 +66,7 @@ def run(json_summary: bool = False, out=None) -> int:
     sandbox.fake_credentials()
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # the summary below says what the logs would
     with mock_aws():
-        stack = sandbox.deploy({"ListSources": LIST_SOURCES})
+        stack = sandbox.deploy({"ListSources": LIST_SOURCES, "TenantRule": "prefix:customers/{tenant}/"})
         print(f"deployed template.yaml into an in-process moto: {len(stack.outputs)} outputs", file=out)
         print(f"  (moto does not create, and the sandbox does not enforce: {', '.join(stack.skipped)})", file=out)
         synced = _sync_reference_list(stack, reference_rows())
@@ -82,10 +82,24 @@ def run(json_summary: bool = False, out=None) -> int:
         summary = [_where_is(stack, key, expected, version) for key, expected, version in put]
         cases = sum(1 for _ in CaseTable(stack.client("dynamodb"), stack.outputs["CaseTableName"]).scan_all())
         alerts = _drain(stack, inbox)
+        _transparency(stack, out, plot)
     _print_summary(summary, cases, alerts, out)
     if json_summary:
         print(json.dumps({"objects": summary, "cases": cases, "alerts": len(alerts)}), file=out)
     return 0 if all(s["verdict"] == s["expected"] for s in summary) else 1
+
+
+def _transparency(stack, out, plot: str | None) -> None:
+    """The figures a hoster publishes (`hashcheck stats`), from the stack's own records."""
+    from hashcheck.tools import stats
+
+    ddb = stack.client("dynamodb")
+    records = FingerprintTable(ddb, stack.outputs["FingerprintTableName"]).scan_all()
+    found = stats.figures(records, CaseTable(ddb, stack.outputs["CaseTableName"]).scan_all())
+    print("\ntransparency figures (hashcheck stats):\n" + stats.as_text(found), file=out)
+    if plot:
+        stats.plot(found, plot)
+        print(f"plot written to {plot}", file=out)
 
 
 def _retro_match(stack, out) -> None:
