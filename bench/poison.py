@@ -15,7 +15,8 @@ is stored; afterwards 10 more customers upload the picture (the scan path). Run 
 
 Per run: objects acted on (quarantined), held (review: blocked, nothing moved or reported), moved
 out of the customers' buckets, breaker alerts (`HashCheck Reference Held` / `List Update Held`) and
-per-match alerts. Tenant notices are not built yet, so `tenants_notified` is 0.
+per-match alerts, and the tenants told (TenantRule `prefix:customers/{tenant}/`: a `HashCheck Tenant
+Notice` per action, quarantine or hold).
 Last line (the default run, the reference breaker alone, the baseline): `objects_acted=… objects_held=…
 objects_moved=… alerts=… tenants_notified=… reference_breaker_objects_acted=… reference_breaker_alerts=…
 baseline_objects_moved=…`.
@@ -44,6 +45,7 @@ from hashcheck.fingerprinting.fingerprint import fingerprint  # noqa: E402
 from hashcheck.lists import deltas  # noqa: E402
 from hashcheck.lists.build import references_for  # noqa: E402
 from hashcheck.response.breaker import HELD_EVENT, UPDATE_HELD_EVENT  # noqa: E402
+from hashcheck.response.notices import TENANT_NOTICE_EVENT  # noqa: E402
 from hashcheck.tables.reference_table import ReferenceTable  # noqa: E402
 from hashcheck.tools import samples, sandbox  # noqa: E402
 
@@ -73,10 +75,10 @@ def run(name: str, parameters: dict[str, str], objects: list[tuple[str, bytes, b
     sandbox.fake_credentials()
     # the handlers print their metrics documents (EMF) on stdout, as Lambda wants: not into the table
     with mock_aws(), contextlib.redirect_stdout(io.StringIO()):
-        stack = sandbox.deploy(parameters)
+        stack = sandbox.deploy({"TenantRule": "prefix:customers/{tenant}/", **parameters})
         s3, sqs, ddb = stack.client("s3"), stack.client("sqs"), stack.client("dynamodb")
         bucket, queue = stack.outputs["UploadBucketName"], stack.outputs["ScanQueueUrl"]
-        inbox = _inbox(stack)
+        inbox, notices = _inbox(stack), _notice_queue(stack)
         scan = sandbox.load_handler(stack, "ScanFunction", "scan")
         rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
         for key, body, _ in objects:
@@ -100,6 +102,7 @@ def run(name: str, parameters: dict[str, str], objects: list[tuple[str, bytes, b
             for o in page.get("Contents", [])
         }
         events = [_event(m) for m in _drain(sqs, inbox)]
+        told = [json.loads(m["Body"])["detail"] for m in _drain(sqs, notices)]
         wrong = [key for key, _, w in objects if w] + [f"customers/new{n}/default.jpg" for n in range(LATER_UPLOADS)]
         return {
             "run": name,
@@ -110,9 +113,21 @@ def run(name: str, parameters: dict[str, str], objects: list[tuple[str, bytes, b
             "neither": sorted(str(statuses.get(k)) for k in wrong if statuses.get(k) not in ("quarantined", "review")),
             "breaker_alerts": sum(e in (HELD_EVENT, UPDATE_HELD_EVENT) for e in events),
             "match_alerts": sum(e not in (HELD_EVENT, UPDATE_HELD_EVENT) for e in events),
+            "tenants_notified": len({n["tenant"] for n in told}),
+            "notices": len(told),
             "update_held": bool(report.get("update_held")),
             "seconds": seconds,
         }
+
+
+def _notice_queue(stack) -> str:
+    """A queue the tenant notices reach, as a hoster's rule would route them to its customers."""
+    sqs, events = stack.client("sqs"), stack.client("events")
+    url = sqs.create_queue(QueueName="poison-notices")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="notices", EventPattern=json.dumps({"detail-type": [TENANT_NOTICE_EVENT]}))
+    events.put_targets(Rule="notices", Targets=[{"Id": "q", "Arn": arn}])
+    return url
 
 
 def _inbox(stack) -> str:
@@ -179,21 +194,24 @@ def main() -> None:
     wrong = args.copies + LATER_UPLOADS
     print(f"{args.copies} stored copies of a wrongly listed picture across {args.tenants} tenants, {args.others} other")
     print(f"pictures, then {LATER_UPLOADS} new uploads of it: {wrong} objects the wrong reference hits\n")
-    print(f"{'run':<20}{'acted':>7}{'held':>7}{'moved':>7}{'others':>8}{'breaker':>9}{'match':>7}  update held   s")
+    header = f"{'run':<20}{'acted':>7}{'held':>7}{'moved':>7}{'others':>8}{'breaker':>9}{'match':>7}{'tenants':>9}"
+    print(header + "  update held   s")
     for r in runs:
         print(
             f"{r['run']:<20}{r['objects_acted']:>7}{r['objects_held']:>7}{r['objects_moved']:>7}{r['others_touched']:>8}"
-            f"{r['breaker_alerts']:>9}{r['match_alerts']:>7}  {str(r['update_held']):<11}{r['seconds']:>5.1f}"
+            f"{r['breaker_alerts']:>9}{r['match_alerts']:>7}{r['tenants_notified']:>9}"
+            f"  {str(r['update_held']):<11}{r['seconds']:>5.1f}"
         )
     for r in runs:
         if r["neither"]:
             print(f"{r['run']}: {len(r['neither'])} hit objects neither acted on nor held: {r['neither']}")
     print("(acted = quarantined; held = review, blocked, nothing moved or reported; others = other objects not clean;")
-    print(" breaker / match = alerts sent; tenant notices are not built yet)\n")
+    print(" breaker / match = alerts sent; tenants = customers told what happened to their files)\n")
     baseline, reference, deployed = runs[0], runs[1], runs[3]
     print(
         f"objects_acted={deployed['objects_acted']} objects_held={deployed['objects_held']} "
-        f"objects_moved={deployed['objects_moved']} alerts={deployed['breaker_alerts']} tenants_notified=0 "
+        f"objects_moved={deployed['objects_moved']} alerts={deployed['breaker_alerts']} "
+        f"tenants_notified={deployed['tenants_notified']} "
         f"reference_breaker_objects_acted={reference['objects_acted']} reference_breaker_alerts="
         f"{reference['breaker_alerts']} baseline_objects_moved={baseline['objects_moved']}"
     )

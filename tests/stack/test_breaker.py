@@ -142,10 +142,29 @@ def test_a_released_reference_acts_again_and_a_held_one_does_not(stack, capsys):
 def test_a_retried_scan_does_not_use_up_the_limit(stack):
     """Counting is by object: the same object counted twice is one (a retry after a crash)."""
     table = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
-    counts = [table.count_acted("test-list", "wp-default", "w", "object-1", LIMIT) for _ in range(3)]
-    assert counts == [1, 1, 1]
-    more = [table.count_acted("test-list", "wp-default", "w", f"object-{n}", LIMIT) for n in range(2, 6)]
-    assert more == [2, 3, LIMIT + 1, LIMIT + 1]
+
+    def count(n: int, tenant: str = "acme") -> bool:
+        return table.count_acted("test-list", "wp-default", "w", f"object-{n}", tenant, (LIMIT, 2))
+
+    assert [count(1) for _ in range(3)] == [True, True, True]
+    assert [count(n) for n in range(2, 6)] == [True, True, False, False]  # LIMIT objects, then no more
+    assert count(1, "bolt") is True  # an object already counted: a retry, whoever it belongs to
+
+
+def test_one_reference_acting_on_the_files_of_too_many_customers_is_held():
+    parameters = {"TenantRule": "prefix:customers/{tenant}/", "ReferenceBreakerTenants": "2"}
+    with listed_stack(DEFAULT_IMAGE, ref_id="wp-default", parameters=parameters) as stack:
+        stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+        stack.inbox = alerts_inbox(stack)
+        upload(stack, ["customers/a/1.jpg", "customers/a/2.jpg", "customers/b/1.jpg"])  # two customers
+        upload(stack, ["customers/c/1.jpg"])  # the third
+        status = statuses(stack)
+        assert [status[k] for k in ("customers/a/1.jpg", "customers/a/2.jpg", "customers/b/1.jpg")] == [
+            "quarantined"
+        ] * 3
+        assert status["customers/c/1.jpg"] == "review"
+        (tripped,) = breaker_alerts(stack, alerts(stack))
+        assert tripped["max_tenants"] == 2 and "2 tenants" in tripped["reason"]
 
 
 def test_a_list_update_that_would_act_on_too_many_stored_objects_is_held_whole():

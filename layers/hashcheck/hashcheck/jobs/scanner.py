@@ -321,7 +321,7 @@ class Scanner:
 
     def _act_on_match(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
         """Quarantine, unless a reference of the match has acted on too many objects already."""
-        held = self.breaker.held(upload.obj, result)
+        held = self.breaker.held(upload.obj, result, self.tenants.of(upload.obj))
         if held:
             return self._hold_by_breaker(upload, fp, result, self.breaker.reason(held))
         return self._quarantine(upload, fp, result)

@@ -2,13 +2,14 @@
 
 Lists are made by people and pipelines, and they go wrong (a CMS's default image listed by mistake, a
 compromised feed). So the power of one reference is capped: each reference may act (quarantine, and
-in `move` mode delete from the customer's bucket) on at most `max_objects` objects per window. The
-next object it hits trips its breaker: that object and every later hit of the reference are held
-instead (tagged `review`, so blocked from reads; nothing moved, nothing reported; a case for a
-person), and one alert names the reference and its list, never a hash value. A person then looks at
-the reference and releases the breaker (`hashcheck list release`: the reference acts again, without
-a cap) or has it withdrawn from the list; the held objects' cases are confirmed or released one by
-one as any review.
+in `move` mode delete from the customer's bucket) on at most `max_objects` objects, of at most
+`max_tenants` customers, per window (a listed picture spreads through few hands; a CMS default image
+is everywhere). The next object past either limit trips its breaker: that object and every later hit
+of the reference are held instead (tagged `review`, so blocked from reads; nothing moved, nothing
+reported; a case for a person), and one alert names the reference and its list, never a hash value.
+A person then looks at the reference and releases the breaker (`hashcheck list release`: the
+reference acts again, without a cap) or has it withdrawn from the list; the held objects' cases are
+confirmed or released one by one as any review.
 
 The re-match adds a breaker per list update (`update_is_suspect`): an update whose new references
 would act on more stored objects than a list update plausibly should is held as a whole: every match
@@ -40,6 +41,7 @@ UPDATE_HELD_EVENT = "HashCheck List Update Held"
 @dataclass(frozen=True)
 class BreakerLimits:
     max_objects: int = 5  # objects one reference may act on per window before it is held
+    max_tenants: int = 3  # tenants (or buckets, without a tenant rule) whose objects it may act on
     window_hours: int = 24
     # a list update is held as a whole when its new references would act on more objects than this,
     # or on more than `update_max_share` of the stored objects (once that is over `update_min_objects`)
@@ -52,6 +54,7 @@ class BreakerLimits:
         defaults = cls()
         return cls(
             max_objects=int(env.get("BREAKER_MAX_OBJECTS", defaults.max_objects)),
+            max_tenants=int(env.get("BREAKER_MAX_TENANTS", defaults.max_tenants)),
             window_hours=int(env.get("BREAKER_WINDOW_HOURS", defaults.window_hours)),
             update_max_objects=int(env.get("UPDATE_BREAKER_MAX_OBJECTS", defaults.update_max_objects)),
             update_max_share=float(env.get("UPDATE_BREAKER_PERCENT", 100 * defaults.update_max_share)) / 100,
@@ -74,9 +77,10 @@ class Breaker:
     ):
         self.table, self.limits, self.announce = table, limits, announce
 
-    def held(self, obj: ObjectRef, result: Result) -> list[tuple[str, str]]:
-        """The acting references (list, id) of `result` that may not act on `obj`; empty if all may.
-        Each reference not held counts `obj` against its cap; the one that passes it trips."""
+    def held(self, obj: ObjectRef, result: Result, tenant: str | None = None) -> list[tuple[str, str]]:
+        """The acting references (list, id) of `result` that may not act on `obj` (of `tenant`; its bucket
+        without one); empty if all may. Each reference not held counts `obj` against its caps; the one
+        that passes one trips."""
         refs = sorted({(m.list, m.ref_id) for m in result.matches if m.acts})
         states = self.table.breaker_states(refs)
         held = [ref for ref in refs if states.get(ref, {}).get("state") == BreakerState.HELD]
@@ -84,22 +88,25 @@ class Breaker:
         for ref in refs:
             if ref in states:  # held (above) or released by a person: not counted
                 continue
-            acted = self.table.count_acted(*ref, window, obj.identity(), self.limits.max_objects)
-            if acted > self.limits.max_objects:
+            limits = (self.limits.max_objects, self.limits.max_tenants)
+            if not self.table.count_acted(*ref, window, obj.identity(), tenant or obj.bucket, limits):
                 held.append(ref)
                 self._trip(ref)
         return held
 
     def reason(self, held: list[tuple[str, str]]) -> str:
         names = ", ".join(f"{ref_id} of list {list_id}" for list_id, ref_id in held)
+        return f"held by the circuit breaker: reference {names} {self._limits_text()}"
+
+    def _limits_text(self) -> str:
         return (
-            f"held by the circuit breaker: reference {names} acted on more than {self.limits.max_objects} "
-            f"objects in {self.limits.window_hours} h"
+            f"acted on more than {self.limits.max_objects} objects or {self.limits.max_tenants} tenants "
+            f"in {self.limits.window_hours} h"
         )
 
     def _trip(self, ref: tuple[str, str]) -> None:
         list_id, ref_id = ref
-        why = f"acted on more than {self.limits.max_objects} objects in {self.limits.window_hours} h"
+        why = self._limits_text()
         if not self.table.set_breaker(list_id, ref_id, BreakerState.HELD, why, "hashcheck", only_if_new=True):
             return  # another scan tripped it first and alerted
         log.warning("reference held by its circuit breaker", extra={"list": list_id, "ref_id": ref_id})
@@ -108,6 +115,7 @@ class Breaker:
                 "list": list_id,
                 "ref_id": ref_id,
                 "max_objects": self.limits.max_objects,
+                "max_tenants": self.limits.max_tenants,
                 "window_hours": self.limits.window_hours,
                 "reason": why,
             }

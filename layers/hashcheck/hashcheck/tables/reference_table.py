@@ -18,8 +18,9 @@ Schema (one table, partition key ``pk`` (S), no sort key):
 - Sync bookkeeping, one per list source: ``pk = "meta#checkpoint#<source>"`` (where the source's last
   applied delta ended), ``pk = "meta#progress#<source>"`` (how far a delta too large for one run got) and
   ``pk = "meta#changes#<source>#<day>"`` (how many references its deltas added and removed that day).
-- Breaker items (`hashcheck.response.breaker`): ``pk = "acted#<window>#<list>#<id>"`` with ``objects``,
-  the string set of object ids the reference acted on in that window (it stops growing at the limit),
+- Breaker items (`hashcheck.response.breaker`): ``pk = "acted#<window>#<list>#<id>"`` with ``objects``
+  and ``tenants``, the string sets of object ids and tenants the reference acted on in that window
+  (they stop growing at the limits),
   and ``pk = "hold#<list>#<id>"`` with the reference's breaker ``state`` (held, or released by a
   person) and its ``history``. The scan path may write these two prefixes only (IAM LeadingKeys).
 - Allow item, one per released SHA-256: ``pk = "allow#sha256#<hex>"`` with the references that fired
@@ -441,30 +442,38 @@ class ReferenceTable:
 
     # --- circuit breaker items ------------------------------------------------------------------------
 
-    def count_acted(self, list_id: str, ref_id: str, window: str, object_id: str, limit: int) -> int:
-        """Count `object_id` among the objects the reference acted on in `window`, and return how many
-        that makes: limit + 1 once the set is full and the object is not in it (the set stays at the
-        limit, so the item stays small). Counting the same object again changes nothing (retries)."""
+    def count_acted(
+        self, list_id: str, ref_id: str, window: str, object_id: str, tenant: str, limits: tuple[int, int]
+    ) -> bool:
+        """Count `object_id` (of `tenant`) among what the reference acted on in `window`; False when
+        that would pass `limits` (most objects, most tenants): the sets then stay as they are, so the
+        item stays small. Counting the same object again changes nothing (retries)."""
+        max_objects, max_tenants = limits
         try:
-            response = self.client.update_item(
+            self.client.update_item(
                 TableName=self.name,
                 Key=to_item({PK: acted_pk(list_id, ref_id, window)}),
-                UpdateExpression="ADD objects :object SET list_id = :list, ref_id = :ref",
-                ConditionExpression="attribute_not_exists(objects) OR size(objects) < :limit OR contains(objects, :id)",
+                UpdateExpression="ADD objects :object, tenants :tenant SET list_id = :list, ref_id = :ref",
+                ConditionExpression=(
+                    "attribute_not_exists(objects) OR ((size(objects) < :objects OR contains(objects, :id)) "
+                    "AND (size(tenants) < :tenants OR contains(tenants, :who)))"
+                ),
                 ExpressionAttributeValues={
                     ":object": {"SS": [object_id]},
                     ":id": {"S": object_id},
+                    ":tenant": {"SS": [tenant]},
+                    ":who": {"S": tenant},
                     ":list": {"S": list_id},
                     ":ref": {"S": ref_id},
-                    ":limit": {"N": str(limit)},
+                    ":objects": {"N": str(max_objects)},
+                    ":tenants": {"N": str(max_tenants)},
                 },
-                ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
             if condition_failed(exc):
-                return limit + 1
+                return False
             raise
-        return len(response["Attributes"]["objects"]["SS"])
+        return True
 
     def breaker_states(self, refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], dict]:
         """The hold items of those references (list, id) that have one."""
