@@ -213,3 +213,50 @@ def test_a_file_on_the_hosters_known_benign_list_is_never_acted_on_and_the_skip_
         fp = fingerprint(DEFAULT_IMAGE)
         logs = "\n".join(str(r.__dict__) for r in caplog.records if "known-benign" in r.getMessage())
         assert "wrong-1" in logs and not any(v in logs for v in (fp.md5, fp.sha1, fp.sha256, fp.pdq, fp.phash))
+
+
+def test_a_list_in_shadow_rollout_counts_what_its_new_references_would_do_and_acts_when_the_period_ends(capsys):
+    from datetime import UTC, datetime, timedelta
+
+    from hashcheck.aws import Clients
+    from hashcheck.jobs import sync
+    from hashcheck.lists import listformat
+    from hashcheck.lists.sources import make_source, parse_specs
+
+    spec_json = [{"name": "feed", "type": "s3", "key": "lists/feed.jsonl", "list_id": "feed", "shadow_days": 7}]
+    picture = samples.jpeg(samples.picture(55))
+    with listed_stack(samples.jpeg(samples.picture(99)), parameters={"ListSources": json.dumps(spec_json)}) as stack:
+        stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
+        stack.rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
+        s3, artifacts = stack.client("s3"), stack.outputs["ArtifactsBucketName"]
+        upload(stack, ["old/a.jpg"], picture)  # stored before the list carried it
+        stream_fingerprints(stack)
+        rows = references_for(fingerprint(picture), "feed", "new-1")
+        s3.put_object(
+            Bucket=artifacts, Key="lists/feed.jsonl", Body="".join(listformat.to_json(r) + "\n" for r in rows)
+        )
+        synced = sandbox.load_handler(stack, "SyncFunction", "sync").handler({}, sandbox.LambdaContext("sync"))
+
+        first = run_rematch(stack, synced["version"])  # the new reference against what is stored
+        upload(stack, ["new/b.jpg"], picture)  # and a new upload, while in shadow
+        assert first["matched"] == first["held"] == 0 and statuses(stack) == {
+            "old/a.jpg": "clean",
+            "new/b.jpg": "clean",
+        }
+        capsys.readouterr()  # the handlers' logs so far
+        assert cli(["list", "holds", "--stack", sandbox.STACK]) == 0
+        (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert (row["ref_id"], row["state"]) == ("new-1", "shadow")
+        table = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+        assert table.breaker_states([("feed", "new-1")])[("feed", "new-1")]["would_act"] == 2
+
+        later = datetime.now(UTC) + timedelta(days=8)  # the period is over
+        stream_fingerprints(stack)
+        spec = parse_specs(json.dumps(spec_json))[0]
+        clients = Clients(s3=s3, dynamodb=stack.client("dynamodb"))
+        job = (make_source(spec, clients, default_bucket=artifacts), spec)
+        promoted = sync.sync_sources([job], table, artifacts, s3, now=lambda: later)
+        assert promoted.delta_key and table.shadow_batches() == {}
+        stack.rematch.scanner.breaker.clock = lambda: later
+        acted = run_rematch(stack, promoted.version)
+        assert acted["matched"] == 2 and statuses(stack) == {"old/a.jpg": "quarantined", "new/b.jpg": "quarantined"}

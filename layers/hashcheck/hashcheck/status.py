@@ -65,6 +65,7 @@ class BreakerState(StrEnum):
 
     HELD = "held"  # its hits are held for review, nothing acts, until a person releases it
     RELEASED = "released"  # a person vouched for it: it acts, no longer counted
+    SHADOW = "shadow"  # new on a list in shadow rollout: until `until`, its hits only count what it would do
 
 
 class FingerprintStatus(StrEnum):

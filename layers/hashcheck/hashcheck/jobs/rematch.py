@@ -141,7 +141,7 @@ class Rematcher:
             report.skipped += 1
             return None
         report.checked += 1
-        result = match(fp, store, self.config.policy)
+        result = self.scanner.screen(fp, match(fp, store, self.config.policy))
         new_review = result.verdict == Verdict.REVIEW and record.get("status") != ObjectStatus.REVIEW
         return result if result.verdict == Verdict.MATCH or new_review else None
 

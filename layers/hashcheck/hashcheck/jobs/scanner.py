@@ -35,7 +35,7 @@ from hashcheck.fingerprinting.fingerprint import Fingerprint, problem
 from hashcheck.jobs.deadletter import block_as_error
 from hashcheck.jobs.reader import FingerprintFunction, Here, Reader
 from hashcheck.matching.allowlist import Allowlist, status_for
-from hashcheck.matching.matcher import Policy, Result, match
+from hashcheck.matching.matcher import Policy, Result, match, without
 from hashcheck.matching.snapshot import S3IndexLoader
 from hashcheck.matching.stores.base import ReferenceStore
 from hashcheck.matching.stores.composite import CompositeStore
@@ -212,7 +212,7 @@ class Scanner:
         fp = self._fingerprint(obj)
         if isinstance(fp, Outcome):
             return fp
-        result = match(fp, self.store, self.config.policy)
+        result = self.screen(fp, match(fp, self.store, self.config.policy))
         if result.skipped:  # every skip is on record: the log here, the object's record's reason if clean
             skipped, benign = ([(m.member, m.list, m.ref_id) for m in ms] for ms in (result.skipped, result.benign))
             logger.warning(
@@ -233,6 +233,17 @@ class Scanner:
         if result.verdict == Verdict.OPAQUE:  # an encrypted archive, here or inside: nobody can look in
             return self._finish(obj, fp, result, ObjectStatus.OPAQUE, problem(fp, FingerprintStatus.OPAQUE))
         return self._finish(obj, fp, result, ObjectStatus.UNSCANNABLE, problem(fp, FingerprintStatus.UNSCANNABLE))
+
+    def screen(self, fp: Fingerprint, result: Result) -> Result:
+        """The result without the matches of references in shadow rollout (each counts what it would
+        have done; `hashcheck list holds` shows the counts)."""
+        if result.verdict not in (Verdict.MATCH, Verdict.REVIEW):
+            return result
+        shadow = self.breaker.in_shadow(result)
+        if not shadow:
+            return result
+        logger.info("matches of references in shadow counted, not acted on", extra={"references": sorted(shadow)})
+        return without(fp, result, lambda m: (m.list, m.ref_id) in shadow)
 
     def act(self, upload: Upload, fp: Fingerprint, result: Result, hold: str | None = None) -> Outcome:
         """Act on a verdict reached without reading the object (re-match): the same steps as a scan.

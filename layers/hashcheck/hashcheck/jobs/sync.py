@@ -42,12 +42,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hashcheck.aws import Clients, error_code
 from hashcheck.lists import listformat
-from hashcheck.lists.deltas import DeltaWriter
+from hashcheck.lists.deltas import DeltaWriter, delta_key, read_delta
 from hashcheck.lists.listformat import Reference, Rejected
 from hashcheck.lists.sources import ChecksumMismatch, SourceError, SourceSpec, load_specs, make_source
 from hashcheck.lists.sources.base import Checkpoint, Delta, ListSource
@@ -199,6 +199,7 @@ def sync_sources(
     since = start.updated if start.version else ""
     run = _Run(table, now, on_rows, added_since=since, remaining=remaining)
     report, pending = SyncReport(), []
+    promoted = _out_of_shadow(run, s3, bucket)
     for source, spec in jobs:
         previous = table.checkpoint(spec.name) if checkpoints else None
         saved = _load_progress(table, spec.name, previous, start.version) if checkpoints else None
@@ -214,12 +215,38 @@ def sync_sources(
         _publish(report, run, s3, bucket, rebuild=run.touched_table)
     finally:
         run.delta.close()
+    _register_shadow(table, run, report, promoted)
     for name, checkpoint in pending:  # only now: the deltas are committed and the snapshot is live
         table.store_checkpoint(name, checkpoint, now().isoformat(timespec="seconds"))
         table.clear_progress(name)
     report.duration_seconds = time.monotonic() - started
     log.info("sync finished", extra={"sync": {k: v for k, v in report.to_dict().items() if k != "sources"}})
     return report
+
+
+def _out_of_shadow(run: _Run, s3: S3Client, bucket: str) -> list[str]:
+    """The shadow batches whose period is over: their references go into this run's delta (the re-match
+    then acts on the stored objects they match, breakers and all). Returns the batches handed over."""
+    now = run.now().isoformat(timespec="seconds")
+    due = {name: batch for name, batch in run.table.shadow_batches().items() if batch["until"] <= now}
+    for name, batch in due.items():
+        version = int(name.rsplit("#", 1)[1])
+        for ref in read_delta(s3, bucket, delta_key(version)):
+            if ref.list == batch["list_id"]:
+                run.delta.add(ref)
+        run.touched_table = True  # a new version carries the delta to the re-match
+        log.info("references out of shadow", extra={"batch": name, "list": batch["list_id"]})
+    return sorted(due)
+
+
+def _register_shadow(table: ReferenceTable, run: _Run, report: SyncReport, promoted: list[str]) -> None:
+    """Note this run's shadow batches (sources in shadow rollout that made references live, by the
+    version whose delta lists them) and forget the ones handed over, once that version is out."""
+    new = {f"{name}#{report.version}": batch for name, batch in run.shadowed.items()} if report.delta_key else {}
+    if not new and not promoted:
+        return
+    batches = {k: v for k, v in table.shadow_batches().items() if k not in promoted}
+    table.store_shadow_batches({**batches, **new})
 
 
 def _publish(report: SyncReport, run: _Run, s3: S3Client, bucket: str, rebuild: bool) -> None:
@@ -280,10 +307,13 @@ class _Run:
     added_since: str | None = None  # when the last version was published
     delta: DeltaWriter = field(default_factory=DeltaWriter)  # references that became live in this run
     remaining: Callable[[], float] | None = None  # seconds left in the invocation; None: no limit
+    made_live: set[tuple[str, str]] = field(default_factory=set)  # (list, id) the current source made live
+    shadowed: dict[str, dict[str, str]] = field(default_factory=dict)  # source -> {list_id, until} in shadow
 
     def source(self, source: ListSource, spec: SourceSpec, previous: Checkpoint | None, saved: dict | None):
         """(report, checkpoint to store once committed or None, progress to store if it stopped early)."""
         report = SourceReport(spec.name)
+        self.made_live = set()
         try:
             delta = source.fetch(previous)
             if delta.unchanged:
@@ -298,8 +328,10 @@ class _Run:
             report.status, report.reason = "failed", _describe(exc)
             log.error("source failed; nothing more of it applied", extra={"source": spec.name, "reason": report.reason})
             self._note_changes(spec, report)
+            self._shadow(spec)
             return report, None, None
         self._note_changes(spec, report)
+        self._shadow(spec)
         if progress is not None:
             report.status = "partial"
             report.reason = f"stopped after {progress.rows} of {report.rows} rows to finish in time; resumes next run"
@@ -308,6 +340,18 @@ class _Run:
         report.status = "applied"
         log.info("source applied", extra={"source": spec.name, **_counts(report)})
         return report, delta.checkpoint, None
+
+    def _shadow(self, spec: SourceSpec) -> None:
+        """A source in shadow rollout: what it made live acts on nothing until the period ends. Marked
+        right after they are applied, before the index snapshot and the re-match see them."""
+        if spec.shadow_days and self.made_live:
+            until = (self.now() + timedelta(days=spec.shadow_days)).isoformat(timespec="seconds")
+            self.table.put_in_shadow(sorted(self.made_live), until, f"new on a list in shadow rollout ({spec.name})")
+            self.shadowed[spec.name] = {"list_id": spec.list_id or "", "until": until}
+
+    def _added(self, ref: Reference) -> None:
+        self.delta.add(ref)
+        self.made_live.add((ref.list, ref.id))
 
     def _note_changes(self, spec: SourceSpec, report: SourceReport) -> None:
         if report.added or report.removed:
@@ -374,7 +418,7 @@ class _Run:
         stats: ApplyStats = self.table.apply_rows(
             rows,
             now=self._stamp,
-            on_added=self.delta.add,
+            on_added=self._added,
             added_since=self.added_since,
         )
         report.added += stats.added

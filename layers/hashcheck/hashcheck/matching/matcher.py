@@ -19,7 +19,7 @@ but never act: a member (or the object itself) that matches one has its other ma
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from hashcheck import algorithms
@@ -105,6 +105,17 @@ def match(fp: Fingerprint, store: ReferenceStore, policy: Policy = DEFAULT_POLIC
     vouched = {m.member for m in benign}
     skipped = [m for m in found if m.list not in policy.benign_lists and m.member in vouched]
     found = [m for m in found if m.list not in policy.benign_lists and m.member not in vouched]
+    return _verdict(subjects, found, skipped, benign)
+
+
+def without(fp: Fingerprint, result: Result, dropped: Callable[[Match], bool]) -> Result:
+    """The result as if the `dropped` matches' references were not listed (references in shadow)."""
+    subjects = [("", fp), *((m.path, m.fingerprint) for m in fp.members)]
+    kept = [m for m in result.matches if not dropped(m)]
+    return _verdict(subjects, kept, result.skipped, result.benign)
+
+
+def _verdict(subjects: Subjects, found: list[Match], skipped: list[Match], benign: list[Match]) -> Result:
     if any(m.acts for m in found):
         return Result(Verdict.MATCH, found, skipped, benign)
     if found:

@@ -26,6 +26,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from hashcheck.matching.matcher import Result
 from hashcheck.objects import ObjectRef
@@ -76,6 +77,7 @@ class Breaker:
         self, table: ReferenceTable, limits: BreakerLimits = BreakerLimits(), announce: Announce | None = None
     ):
         self.table, self.limits, self.announce = table, limits, announce
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # when a shadow period is over
 
     def held(self, obj: ObjectRef, result: Result, tenant: str | None = None) -> list[tuple[str, str]]:
         """The acting references (list, id) of `result` that may not act on `obj` (of `tenant`; its bucket
@@ -86,13 +88,27 @@ class Breaker:
         held = [ref for ref in refs if states.get(ref, {}).get("state") == BreakerState.HELD]
         window = self.limits.window()
         for ref in refs:
-            if ref in states:  # held (above) or released by a person: not counted
-                continue
+            if states.get(ref, {}).get("state") in (BreakerState.HELD, BreakerState.RELEASED):
+                continue  # held (above), or released by a person: not counted (out of shadow: counted)
             limits = (self.limits.max_objects, self.limits.max_tenants)
             if not self.table.count_acted(*ref, window, obj.identity(), tenant or obj.bucket, limits):
                 held.append(ref)
                 self._trip(ref)
         return held
+
+    def in_shadow(self, result: Result) -> dict[tuple[str, str], str]:
+        """The references of `result` in shadow rollout now, each with the end of its period; each
+        counts this object as one it would have acted on."""
+        refs = sorted({(m.list, m.ref_id) for m in result.matches})
+        now = self.clock().isoformat(timespec="seconds")
+        shadow = {
+            ref: str(state["until"])
+            for ref, state in self.table.breaker_states(refs).items()
+            if state.get("state") == BreakerState.SHADOW and str(state.get("until", "")) > now
+        }
+        for ref in shadow:
+            self.table.count_shadow_hit(*ref)
+        return shadow
 
     def reason(self, held: list[tuple[str, str]]) -> str:
         names = ", ".join(f"{ref_id} of list {list_id}" for list_id, ref_id in held)

@@ -17,12 +17,13 @@ Schema (one table, partition key ``pk`` (S), no sort key):
   it after rebuilding the near-match snapshot; scanners reload their index when it changes.
 - Sync bookkeeping, one per list source: ``pk = "meta#checkpoint#<source>"`` (where the source's last
   applied delta ended), ``pk = "meta#progress#<source>"`` (how far a delta too large for one run got) and
-  ``pk = "meta#changes#<source>#<day>"`` (how many references its deltas added and removed that day).
+  ``pk = "meta#changes#<source>#<day>"`` (how many references its deltas added and removed that day);
+  ``pk = "meta#shadow"``: the sync runs whose new references are in shadow rollout, until when.
 - Breaker items (`hashcheck.response.breaker`): ``pk = "acted#<window>#<list>#<id>"`` with ``objects``
   and ``tenants``, the string sets of object ids and tenants the reference acted on in that window
-  (they stop growing at the limits),
-  and ``pk = "hold#<list>#<id>"`` with the reference's breaker ``state`` (held, or released by a
-  person) and its ``history``. The scan path may write these two prefixes only (IAM LeadingKeys).
+  (they stop growing at the limits), and ``pk = "hold#<list>#<id>"`` with the reference's breaker
+  ``state`` (held, or released by a person, or in shadow ``until`` a time, counting ``would_act``) and
+  its ``history``. The scan path may write these two prefixes only (IAM LeadingKeys).
 - Allow item, one per released SHA-256: ``pk = "allow#sha256#<hex>"`` with the references that fired
   (``allowed_refs``, a string set of ref keys) and the cases that released them (``case_ids``). Reviewers
   may write ``allow#*`` keys only (IAM ``dynamodb:LeadingKeys``), never the lists.
@@ -84,6 +85,7 @@ VERSION_PK = "meta#version"
 CHECKPOINT_PREFIX = "meta#checkpoint#"
 PROGRESS_PREFIX = "meta#progress#"
 CHANGES_PREFIX = "meta#changes#"
+SHADOW_PK = "meta#shadow"
 IMAGE_PREFIX = "image#"
 ALLOW_PREFIX = "allow#sha256#"
 ACTED_PREFIX = "acted#"
@@ -511,6 +513,39 @@ class ReferenceTable:
                 return False
             raise
         return True
+
+    def put_in_shadow(self, refs: Iterable[tuple[str, str]], until: str, why: str) -> None:
+        """New references of a list in shadow rollout: each gets the state `shadow` until `until`,
+        unless it has a state already (a person's hold or release stands)."""
+        for list_id, ref_id in dict.fromkeys(refs):
+            item: dict[str, Any] = {PK: hold_pk(list_id, ref_id), "state": "shadow", "until": until}
+            item["list_id"] = list_id
+            item |= {"ref_id": ref_id, "updated_at": _now(), "would_act": 0}
+            item["history"] = [{"state": "shadow", "why": why, "who": "hashcheck-sync", "at": _now()}]
+            try:
+                self.client.put_item(
+                    TableName=self.name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
+                )
+            except ClientError as exc:
+                if not condition_failed(exc):
+                    raise
+
+    def count_shadow_hit(self, list_id: str, ref_id: str) -> None:
+        """One more object a reference in shadow would have acted on (a retry may count twice)."""
+        self.client.update_item(
+            TableName=self.name,
+            Key=to_item({PK: hold_pk(list_id, ref_id)}),
+            UpdateExpression="ADD would_act :one",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":one": {"N": "1"}},
+        )
+
+    def shadow_batches(self) -> dict[str, dict]:
+        """The sync runs whose new references are in shadow: ``{"<source>#<version>": {list_id, until}}``."""
+        return dict(self._get(SHADOW_PK).get("batches", {}))
+
+    def store_shadow_batches(self, batches: Mapping[str, Mapping[str, str]]) -> None:
+        self.client.put_item(TableName=self.name, Item=to_item({PK: SHADOW_PK, "batches": dict(batches)}))
 
     def breakers(self) -> Iterator[dict]:
         """Every reference's hold item (a Scan: for the operator's command line)."""

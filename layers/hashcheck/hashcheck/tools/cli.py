@@ -93,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, text in (
         ("hold", "hold a reference: its hits are held for review, nothing acts, until it is released"),
-        ("release", "release a reference's circuit breaker: it acts again, no longer counted"),
+        ("release", "release a reference's circuit breaker (or end its shadow): it acts, no longer counted"),
     ):
         breaker = list_commands.add_parser(name, help=text)
         breaker.add_argument("ref_id", metavar="REF")
@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
         breaker.add_argument("--who", default=None, help="default: the caller's AWS identity")
         breaker.add_argument("--stack", required=True, metavar="NAME")
         breaker.set_defaults(run=_list_breaker, state="held" if name == "hold" else "released")
-    holds = list_commands.add_parser("holds", help="every reference with a breaker state (held or released)")
+    holds = list_commands.add_parser("holds", help="every reference with a state: held, released, in shadow")
     holds.add_argument("--stack", required=True, metavar="NAME")
     holds.set_defaults(run=_list_holds)
 
@@ -369,7 +369,8 @@ def _list_holds(args) -> int:
 
 
 def _breaker_row(item: dict) -> dict:
-    return {name: item.get(name) for name in ("list_id", "ref_id", "state", "updated_at", "history")}
+    fields = ("list_id", "ref_id", "state", "until", "would_act", "updated_at", "history")
+    return {name: item.get(name) for name in fields if name in item}
 
 
 def _backfill(args) -> int:

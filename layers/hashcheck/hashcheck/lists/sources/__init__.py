@@ -17,6 +17,10 @@ the checkpoint kept, the reason in the sync report): ``max_added`` / ``max_remov
 (default 2,000,000 / 1,000) and ``max_added_per_day`` / ``max_removed_per_day`` (default 5,000,000 /
 5,000, UTC days). A provider's first full load fits the defaults; a feed that suddenly withdraws
 most of a list, which would stop matches as surely as a wrong list starts them, does not.
+``shadow_days`` (default 0, off; at most 90): the references a delta of this source makes live are
+in shadow for that many days: they act on nothing and count the objects they would have acted on
+(``hashcheck list holds``); when the period ends, the next sync hands them to the re-match like new
+references, and they act.
 Type-specific keys are documented in ``sources/https.py`` and ``sources/s3.py``. Unknown keys are an
 error: a misspelt ``max_bad_share`` must not silently fall back to the default.
 """
@@ -46,7 +50,7 @@ __all__ = [
 ]
 
 CAPS = {"max_added": 2_000_000, "max_removed": 1_000, "max_added_per_day": 5_000_000, "max_removed_per_day": 5_000}
-COMMON_KEYS = frozenset({"name", "type", "list_id", "max_bad_share", *CAPS})
+COMMON_KEYS = frozenset({"name", "type", "list_id", "max_bad_share", "shadow_days", *CAPS})
 DEFAULT_MAX_BAD_SHARE = 0.01
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -71,6 +75,7 @@ class SourceSpec:
     max_bad_share: float = DEFAULT_MAX_BAD_SHARE
     options: Mapping[str, object] = field(default_factory=dict)  # the type-specific keys
     caps: Mapping[str, int] = field(default_factory=lambda: dict(CAPS))  # see the module docstring
+    shadow_days: int = 0  # new references only count what they would do for this long (0: off)
 
 
 def parse_specs(text: str) -> list[SourceSpec]:
@@ -136,8 +141,11 @@ def _spec(entry: object, number: int) -> SourceSpec:
     for cap, value in caps.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"source {name}: {cap} must be a whole number, 0 or more")
+    shadow = entry.get("shadow_days", 0)
+    if isinstance(shadow, bool) or not isinstance(shadow, int) or not 0 <= shadow <= 90:
+        raise ConfigError(f"source {name}: shadow_days must be a whole number from 0 to 90")
     options = {k: v for k, v in entry.items() if k not in COMMON_KEYS}
-    return SourceSpec(name, kind, list_id.strip(), float(share), options, caps)
+    return SourceSpec(name, kind, list_id.strip(), float(share), options, caps, shadow)
 
 
 def _check_unique(specs: list[SourceSpec]) -> None:
