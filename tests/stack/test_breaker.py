@@ -10,6 +10,8 @@ import pytest
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists.build import references_for
 from hashcheck.response.breaker import HELD_EVENT, UPDATE_HELD_EVENT
+from hashcheck.response.report import SKIPPED, ReportConfig, Reporter
+from hashcheck.tables.case_table import CaseTable
 from hashcheck.tables.dynamo import from_item
 from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
@@ -80,6 +82,12 @@ def test_one_reference_acts_on_at_most_its_limit_and_the_rest_are_held_with_one_
     cases = [from_item(i) for i in stack.client("dynamodb").scan(TableName=stack.outputs["CaseTableName"])["Items"]]
     held_cases = [c for c in cases if c["key"] in held]
     assert len(held_cases) == len(held) and {c["verdict"] for c in held_cases} == {"review"}
+    # nothing held is reported, even when every unreviewed match would be (HotlineReportMode=all)
+    config = ReportConfig(
+        endpoint="https://hotline.invalid/reports", case_table=stack.outputs["CaseTableName"], mode="all"
+    )
+    reporter = Reporter(config, CaseTable(stack.client("dynamodb"), stack.outputs["CaseTableName"]), None)
+    assert {reporter.report(c["case_id"]).result for c in held_cases} == {SKIPPED}
 
     upload(stack, ["customers/9/later.jpg"])  # once held, every later hit is held without counting
     assert statuses(stack)["customers/9/later.jpg"] == "review"
