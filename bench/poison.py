@@ -9,9 +9,10 @@ scanned clean. Then a list update wrongly lists the picture, and the re-match ch
 is stored; afterwards 10 more customers upload the picture (the scan path). Run four ways:
 
   no breakers        (baseline) both breakers set out of reach: what a wrong list does unchecked
-  reference breaker  each reference acts on at most K objects; the update breaker out of reach
+  reference breaker  each reference acts on at most K objects; its tenant cap and the update breaker
+                     out of reach
   update breaker     the update breaker on; the reference breaker out of reach
-  both (default)     the stack as deployed, K = ReferenceBreakerObjects
+  both (default)     the stack as deployed: K = ReferenceBreakerObjects, 3 tenants, the update breaker
 
 Per run: objects acted on (quarantined), held (review: blocked, nothing moved or reported), moved
 out of the customers' buckets, breaker alerts (`HashCheck Reference Held` / `List Update Held`) and
@@ -51,6 +52,7 @@ from hashcheck.tools import samples, sandbox  # noqa: E402
 
 OUT_OF_REACH = {
     "ReferenceBreakerObjects": "5000",
+    "ReferenceBreakerTenants": "5000",
     "ListUpdateBreakerObjects": "100000",
     "ListUpdateBreakerPercent": "100",
 }
@@ -188,7 +190,7 @@ def main() -> None:
     runs = [
         run("no breakers", OUT_OF_REACH, objects),
         run("reference breaker", {**OUT_OF_REACH, "ReferenceBreakerObjects": limit}, objects),
-        run("update breaker", {"ReferenceBreakerObjects": OUT_OF_REACH["ReferenceBreakerObjects"]}, objects),
+        run("update breaker", {k: v for k, v in OUT_OF_REACH.items() if k.startswith("ReferenceBreaker")}, objects),
         run("both (default)", {"ReferenceBreakerObjects": limit}, objects),
     ]
     wrong = args.copies + LATER_UPLOADS
