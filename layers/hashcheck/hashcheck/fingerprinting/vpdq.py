@@ -1,0 +1,47 @@
+"""vPDQ: a video as the PDQ hashes of frames sampled by time, in the form lists exchange them.
+
+A feature is one sampled frame: its PDQ hash (hex), PDQ quality and timestamp in seconds. The signal
+string is python-threatexchange's (`VpdqCompactFeature`, what HMA and ThreatExchange export): a JSON
+array of ``"pdq_hex,quality,timestamp"``, the timestamp written with 3 significant digits (Python's
+``f"{t:.3}"``: 1.9353 -> "1.94", 123.4 -> "1.23e+02"), so a signal we write reads back there unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from hashcheck.algorithms import ALGORITHMS
+
+
+@dataclass(frozen=True)
+class Feature:
+    pdq: str  # 64 hex digits
+    quality: int  # PDQ's own quality, 0-100
+    timestamp: float  # seconds from the start of the video
+
+
+def to_signal(features: list[Feature]) -> str:
+    return json.dumps([f"{f.pdq},{f.quality},{f.timestamp:.3}" for f in features])
+
+
+def from_signal(text: str) -> list[Feature]:
+    """The features of a signal string; ValueError saying what is malformed (never the values)."""
+    try:
+        items = json.loads(text or "[]")
+    except json.JSONDecodeError:
+        raise ValueError("vpdq signal is not a JSON array") from None
+    if not isinstance(items, list):
+        raise ValueError("vpdq signal is not a JSON array")
+    return [_feature(item, number) for number, item in enumerate(items, 1)]
+
+
+def _feature(item: object, number: int) -> Feature:
+    parts = item.split(",") if isinstance(item, str) else []
+    if len(parts) != 3:
+        raise ValueError(f"vpdq frame {number} is not 'pdq_hex,quality,timestamp'")
+    pdq, quality, timestamp = parts
+    try:
+        return Feature(ALGORITHMS["pdq"].validate(pdq), int(quality), float(timestamp))
+    except ValueError:
+        raise ValueError(f"vpdq frame {number}: malformed hash, quality or timestamp") from None

@@ -1,0 +1,118 @@
+"""Videos: frames sampled and hashed as Meta's reference vPDQ does, the signal lists exchange, and the
+vPDQ match rule. Benign videos generated here with PyAV (moving colour fields); pdqhash, Meta's PDQ,
+is the oracle for every frame's hash."""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+
+import av
+import numpy as np
+import pdqhash
+import pytest
+
+from hashcheck.fingerprinting.video import VideoLimits, VideoRejected, looks_like_video, sampled_frames, vpdq_features
+from hashcheck.fingerprinting.vpdq import Feature, from_signal, to_signal
+from hashcheck.matching.videomatch import VideoRule, compare
+from hashcheck.tools import samples
+
+
+@functools.cache
+def picture(seed: int):
+    return samples.picture(seed)
+
+
+def scene(i: int, fps: float, w: int, h: int, seed: int) -> np.ndarray:
+    """A slow pan over a generated picture (shapes on colour fields), a new picture every 4 seconds."""
+    picture_ = picture(seed + int(i / fps) // 4)
+    x = int(200 * ((i / fps) % 4) / 4)
+    return np.asarray(picture_.crop((x, 60, x + 560, 480)).resize((w, h)))
+
+
+def video(seconds: float, fps: float = 25, seed: int = 1, size=(320, 240), crf: int = 18, start: int = 0) -> bytes:
+    """An H.264 MP4 of a moving colour field (`seed` picks the field; `start` skips into it)."""
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=av.utils.Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for i in range(start, start + int(seconds * fps)):
+            frame = av.VideoFrame.from_ndarray(scene(i, fps, *size, seed), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
+
+
+CLIP = video(10)
+
+
+def test_frames_are_sampled_as_the_reference_samples_them():
+    stamps = [t for t, _ in sampled_frames(io.BytesIO(CLIP))]
+    assert stamps == [float(s) for s in range(10)]  # 25 fps: every 25th frame, index / rate
+    ntsc = [t for t, _ in sampled_frames(io.BytesIO(video(3, fps=30000 / 1001)))]
+    assert ntsc == pytest.approx([n * 29 * 1001 / 30000 for n in range(4)])  # step int(29.97) = 29
+
+
+def test_each_frame_hash_is_meta_pdq_of_the_same_frame():
+    for (timestamp, rgb), feature in zip(
+        sampled_frames(io.BytesIO(CLIP)), vpdq_features(io.BytesIO(CLIP)), strict=True
+    ):
+        vector, quality = pdqhash.compute(np.ascontiguousarray(rgb))
+        expected = f"{int(''.join(str(int(b)) for b in vector), 2):064x}"  # the first bit most significant
+        assert (feature.pdq, feature.quality, feature.timestamp) == (expected, quality, timestamp)
+
+
+def test_the_signal_is_threatexchanges_and_reads_back():
+    features = [Feature("ab" * 32, 100, 0.0), Feature("cd" * 32, 77, 1.9353), Feature("ef" * 32, 50, 123.4)]
+    signal = to_signal(features)
+    assert json.loads(signal) == [f"{'ab' * 32},100,0.0", f"{'cd' * 32},77,1.94", f"{'ef' * 32},50,1.23e+02"]
+    assert from_signal(signal) == [
+        Feature("ab" * 32, 100, 0.0),
+        Feature("cd" * 32, 77, 1.94),
+        Feature("ef" * 32, 50, 123.0),
+    ]
+    assert from_signal("") == []
+    for bad in ("{", '{"a": 1}', '["ab,1"]', f'["{"zz" * 32},1,0"]'):
+        with pytest.raises(ValueError, match="vpdq"):
+            from_signal(bad)
+
+
+def test_a_re_encoded_copy_matches_and_an_unrelated_video_does_not():
+    listed = vpdq_features(io.BytesIO(CLIP))
+    copy = vpdq_features(io.BytesIO(video(10, crf=35, size=(240, 180))))
+    found = compare(copy, listed)
+    assert found is not None and found.listed_share >= 0.8 and (found.start, found.end) == (0.0, 9.0)
+    assert compare(vpdq_features(io.BytesIO(video(10, seed=7))), listed) is None
+
+
+def test_the_listed_video_inside_a_longer_upload_matches_with_its_time_range():
+    listed = vpdq_features(io.BytesIO(video(6, seed=3)))
+    other = vpdq_features(io.BytesIO(video(8, seed=9)))
+    compilation = other[:4] + [Feature(f.pdq, f.quality, f.timestamp + 4) for f in listed] + other[4:]
+    found = compare(compilation, listed)
+    assert found is not None and found.listed_share == 1.0 and (found.start, found.end) == (4.0, 9.0)
+    half = listed[:3]  # a cut-down copy: half the listed frames, under the default 80%
+    assert compare(half, listed) is None
+    assert compare(half, listed, VideoRule(listed_share=0.0, query_share=0.8)) is not None
+
+
+def test_frames_below_the_quality_floor_are_left_out_on_both_sides():
+    listed = vpdq_features(io.BytesIO(CLIP))
+    flat = [Feature("00" * 32, 0, float(t)) for t in range(20)]  # black frames: quality 0
+    assert compare(flat + listed, listed).query_share == 1.0
+    assert compare(flat, flat) is None
+
+
+def test_video_files_are_told_by_their_bytes_and_bad_ones_are_rejected_with_a_reason():
+    assert looks_like_video(CLIP[:512])
+    assert not looks_like_video(b"\x00\x00\x00\x18ftypheic" + bytes(500))  # a phone photo, not a video
+    with pytest.raises(VideoRejected, match="not decodable"):
+        vpdq_features(io.BytesIO(CLIP[: len(CLIP) // 3] + b"\x00" * 5000))
+    with pytest.raises(VideoRejected, match="more than 3 frames to hash"):
+        vpdq_features(io.BytesIO(CLIP), VideoLimits(max_frames_hashed=3))
+    with pytest.raises(VideoRejected, match="over the limit"):
+        vpdq_features(io.BytesIO(CLIP), VideoLimits(max_frame_pixels=100))
