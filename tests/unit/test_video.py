@@ -4,11 +4,9 @@ is the oracle for every frame's hash."""
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 
-import av
 import numpy as np
 import pdqhash
 import pytest
@@ -19,32 +17,8 @@ from hashcheck.matching.videomatch import VideoRule, compare
 from hashcheck.tools import samples
 
 
-@functools.cache
-def picture(seed: int):
-    return samples.picture(seed)
-
-
-def scene(i: int, fps: float, w: int, h: int, seed: int) -> np.ndarray:
-    """A slow pan over a generated picture (shapes on colour fields), a new picture every 4 seconds."""
-    picture_ = picture(seed + int(i / fps) // 4)
-    x = int(200 * ((i / fps) % 4) / 4)
-    return np.asarray(picture_.crop((x, 60, x + 560, 480)).resize((w, h)))
-
-
-def video(seconds: float, fps: float = 25, seed: int = 1, size=(320, 240), crf: int = 18, start: int = 0) -> bytes:
-    """An H.264 MP4 of a moving colour field (`seed` picks the field; `start` skips into it)."""
-    out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as container:
-        stream = container.add_stream("libx264", rate=av.utils.Fraction(fps).limit_denominator(1001))
-        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
-        stream.options = {"crf": str(crf)}
-        for i in range(start, start + int(seconds * fps)):
-            frame = av.VideoFrame.from_ndarray(scene(i, fps, *size, seed), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return out.getvalue()
+def video(seconds: float, **options) -> bytes:
+    return samples.video(seconds, **options)
 
 
 CLIP = video(10)

@@ -6,7 +6,9 @@ the same picture on every machine (numpy's seeded generator and Pillow's drawing
 
 from __future__ import annotations
 
+import functools
 import io
+from fractions import Fraction
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageOps
@@ -49,3 +51,47 @@ EDITS = {
     "brighter": lambda im: jpeg(ImageEnhance.Brightness(im).enhance(1.2)),
     "png": png,
 }
+
+
+# --- videos -------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def _still(seed: int) -> Image.Image:
+    return picture(seed)
+
+
+def video_frame(i: int, fps: float, size: tuple[int, int], seed: int) -> Image.Image:
+    """Frame `i` of a benign video: a slow pan over a generated picture, a new picture every 4 seconds."""
+    still = _still(seed + int(i / fps) // 4)
+    x = int(200 * ((i / fps) % 4) / 4)
+    return still.crop((x, 60, x + 560, 480)).resize(size)
+
+
+def video(
+    seconds: float,
+    fps: float = 25,
+    seed: int = 1,
+    size: tuple[int, int] = (320, 240),
+    crf: int = 18,
+    start: int = 0,
+    edit=None,
+) -> bytes:
+    """An H.264 MP4 (PyAV) of `video_frame`s from frame `start` on; `edit` changes each frame's picture
+    (an edit a re-uploader would make: brighter, mirrored, letterboxed)."""
+    import av  # only for videos: tests and benches
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
+        stream.options = {"crf": str(crf)}
+        for i in range(start, start + int(seconds * fps)):
+            frame = video_frame(i, fps, size, seed)
+            if edit is not None:
+                frame = edit(frame).resize(size)
+            for packet in stream.encode(av.VideoFrame.from_image(frame.convert("RGB"))):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return out.getvalue()
