@@ -309,6 +309,16 @@ def compute_mirrors(luma: np.ndarray) -> dict[str, Pdq]:
     return out
 
 
+def compute_with_mirror(luma: np.ndarray) -> tuple[Pdq, Pdq]:
+    """PDQ of the image and of its left-right mirror, from one pass over the pixels (`compute_mirrors`'
+    first half): a video frame's hash and the one a mirrored re-upload would give."""
+    x = _checked(luma)
+    if min(x.shape) < _MIN_DIM:
+        return _blank(), _blank()
+    reduced = _reduce_rows(x)
+    return _from_small(_reduce_columns(reduced), True), _from_small(_reduce_columns(reduced[:, ::-1]), True)
+
+
 def _checked(luma: np.ndarray) -> np.ndarray:
     x = np.asarray(luma)
     if x.ndim != 2:

@@ -18,8 +18,10 @@ from fractions import Fraction
 from typing import Any, BinaryIO
 
 import numpy as np
+from PIL import Image
 
 from hashcheck.fingerprinting import pdq
+from hashcheck.fingerprinting.imaging import uniform_border
 from hashcheck.fingerprinting.vpdq import Feature
 
 # ISO base media brands of video files (MP4, MOV, 3GP, M4V); HEIC and AVIF are ISO files too, but pictures
@@ -63,8 +65,17 @@ def vpdq_features(source: str | BinaryIO, limits: VideoLimits = DEFAULT_VIDEO_LI
 
 
 def _feature(rgb: np.ndarray, timestamp: float) -> Feature:
-    hashed = pdq.compute(pdq.luma_from_rgb(rgb))
-    return Feature(hashed.hash, hashed.quality, timestamp)
+    """The frame's PDQ (the reference's), and as variants its mirror's and, inside letterbox or pillarbox
+    bars, the picture's own and its mirror's: the edits that defeat plain vPDQ (bench/video.py)."""
+    luma = pdq.luma_from_rgb(rgb)
+    hashed, mirrored = pdq.compute_with_mirror(luma)
+    variants = [mirrored.hash]
+    box = uniform_border(Image.fromarray(np.clip(luma + 0.5, 0, 255).astype(np.uint8)))
+    if box is not None:
+        left, top, right, bottom = box
+        inside = pdq.compute_with_mirror(luma[top:bottom, left:right])
+        variants += [h.hash for h in inside]
+    return Feature(hashed.hash, hashed.quality, timestamp, tuple(variants))
 
 
 def sampled_frames(source: str | BinaryIO, limits: VideoLimits = DEFAULT_VIDEO_LIMITS) -> Iterator[tuple[float, Any]]:

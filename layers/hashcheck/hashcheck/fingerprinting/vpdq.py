@@ -19,6 +19,9 @@ class Feature:
     pdq: str  # 64 hex digits
     quality: int  # PDQ's own quality, 0-100
     timestamp: float  # seconds from the start of the video
+    # more hashes of an upload's frame, searched like its own (mirrored, inside letterbox bars); never
+    # part of the signal: a listed video's frames are what the list says
+    variants: tuple[str, ...] = ()
 
 
 def to_signal(features: list[Feature]) -> str:

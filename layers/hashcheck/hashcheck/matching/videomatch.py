@@ -2,11 +2,12 @@
 
 The rule (python-threatexchange's, with per-list settings): frames of quality under `quality` are
 left out and repeated hashes counted once, on both sides; a frame matches when some frame of the other
-side is within `distance` bits; the videos match when at least `listed_share` of the listed video's
-frames and `query_share` of the upload's are matched. Defaults: 31 bits, quality 50, 80% of the listed
-video, 0% of the upload: a re-encoded copy matches, and so does an upload that holds the whole listed
-video among other footage (a compilation); a cut-down copy needs its list to ask less of the listed
-side. The listed frames go into a `HammingIndex`, so the cost grows with the frames, not their product.
+side is within `distance` bits (an upload's frame also by its variants: mirrored, inside letterbox
+bars); the videos match when at least `listed_share` of the listed video's frames and `query_share` of
+the upload's are matched. Defaults: 31 bits, quality 50, 80% of the listed video, 0% of the upload: a
+re-encoded copy matches, and so does an upload that holds the whole listed video among other footage
+(a compilation); a cut-down copy needs its list to ask less of the listed side. The listed frames go
+into a `HammingIndex`, so the cost grows with the frames, not their product.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ def compare(query: list[Feature], listed: list[Feature], rule: VideoRule = Video
     ours, theirs = usable(query, rule.quality), usable(listed, rule.quality)
     if not ours or not theirs:
         return None  # nothing comparable on one side: no evidence either way
-    hits = HammingIndex.from_hex([f.pdq for f in theirs]).search_hex([f.pdq for f in ours], rule.distance)
-    matched_ours = sorted({int(q) for q, _, _ in hits})
+    # each upload frame's own hash and its variants (mirrored, inside bars), each row owned by its frame
+    owner = [i for i, f in enumerate(ours) for _ in (f.pdq, *f.variants)]
+    queries = [h for f in ours for h in (f.pdq, *f.variants)]
+    hits = HammingIndex.from_hex([f.pdq for f in theirs]).search_hex(queries, rule.distance)
+    matched_ours = sorted({owner[int(q)] for q, _, _ in hits})
     matched_theirs = {int(r) for _, r, _ in hits}
     listed_share, query_share = len(matched_theirs) / len(theirs), len(matched_ours) / len(ours)
     if not matched_ours or listed_share < rule.listed_share or query_share < rule.query_share:
