@@ -64,6 +64,12 @@ def vpdq_features(source: str | BinaryIO, limits: VideoLimits = DEFAULT_VIDEO_LI
     return [_feature(rgb, timestamp) for timestamp, rgb in sampled_frames(source, limits)]
 
 
+def _declared_size(stream: Any) -> tuple[int, int]:
+    """The frame size the stream's header declares (0 x 0 when it declares none)."""
+    context = getattr(stream, "codec_context", None)
+    return int(getattr(context, "width", 0) or 0), int(getattr(context, "height", 0) or 0)
+
+
 def _feature(rgb: np.ndarray, timestamp: float) -> Feature:
     """The frame's PDQ (the reference's), and as variants its mirror's and, inside letterbox or pillarbox
     bars, the picture's own and its mirror's: the edits that defeat plain vPDQ (bench/video.py)."""
@@ -87,6 +93,9 @@ def sampled_frames(source: str | BinaryIO, limits: VideoLimits = DEFAULT_VIDEO_L
             if not container.streams.video:
                 raise VideoRejected("no video stream")
             stream = container.streams.video[0]
+            width, height = _declared_size(stream)
+            if width * height > limits.max_frame_pixels:  # as declared, before anything is decoded
+                raise VideoRejected(f"frames of {width}x{height} pixels, over the limit")
             rate = Fraction(stream.average_rate or stream.guessed_rate or 0)
             if rate <= 0:
                 raise VideoRejected("the video declares no frame rate")
