@@ -269,7 +269,7 @@ _BORDER_MAX = 0.45  # a side is never trimmed by more than this share (something
 _BORDER_CHUNK = 16  # lines checked at a time
 
 
-def uniform_border(grey: Image.Image) -> tuple[int, int, int, int] | None:
+def uniform_border(grey: Image.Image | np.ndarray) -> tuple[int, int, int, int] | None:
     """The box (left, top, right, bottom) inside uniform borders, or None when there is none worth trimming.
 
     Each side is trimmed on its own, line by line, while the line stays within a tolerance of that

@@ -18,7 +18,6 @@ from fractions import Fraction
 from typing import Any, BinaryIO
 
 import numpy as np
-from PIL import Image
 
 from hashcheck.fingerprinting import pdq
 from hashcheck.fingerprinting.imaging import uniform_border
@@ -76,7 +75,7 @@ def _feature(rgb: np.ndarray, timestamp: float) -> Feature:
     luma = pdq.luma_from_rgb(rgb)
     hashed, mirrored = pdq.compute_with_mirror(luma)
     variants = [mirrored.hash]
-    box = uniform_border(Image.fromarray(np.clip(luma + 0.5, 0, 255).astype(np.uint8)))
+    box = uniform_border(rgb[..., 1])  # bars are flat in every channel: green, without converting, will do
     if box is not None:
         left, top, right, bottom = box
         inside = pdq.compute_with_mirror(luma[top:bottom, left:right])
