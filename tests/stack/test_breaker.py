@@ -268,3 +268,21 @@ def test_a_list_in_shadow_rollout_counts_what_its_new_references_would_do_and_ac
         stack.rematch.scanner.breaker.clock = lambda: later
         acted = run_rematch(stack, promoted.version)
         assert acted["matched"] == 2 and statuses(stack) == {"old/a.jpg": "quarantined", "new/b.jpg": "quarantined"}
+
+
+def test_a_reference_whose_shadow_period_is_over_trips_like_any_other(stack):
+    """Out of shadow it is counted, and past its cap it is held and alerted (its hold item existing
+    already, from the shadow, must not stop the trip)."""
+    from hashcheck.matching.matcher import Match, Result
+    from hashcheck.objects import ObjectRef
+    from hashcheck.response.breaker import Breaker, BreakerLimits
+
+    table = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+    table.put_in_shadow([("feed", "late-1")], "2000-01-01T00:00:00+00:00", "an old shadow period")
+    sent: list[tuple[str, dict]] = []
+    breaker = Breaker(table, BreakerLimits(max_objects=2, max_tenants=10), lambda e, d: sent.append((e, d)))
+    result = Result("match", [Match("sha256", 0, "feed", "late-1", True)])
+    held = [breaker.held(ObjectRef("b", f"k{n}"), result) for n in range(4)]
+    assert held == [[], [], [("feed", "late-1")], [("feed", "late-1")]]
+    assert [e for e, _ in sent] == [HELD_EVENT]
+    assert table.breaker_states([("feed", "late-1")])[("feed", "late-1")]["state"] == "held"

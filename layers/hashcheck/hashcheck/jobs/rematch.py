@@ -161,7 +161,7 @@ class Rematcher:
             top = [{"list": lst, "ref_id": ref, "objects": n} for (lst, ref), n in per_ref.most_common(10)]
             for list_id, ref_id in per_ref:  # and on new uploads too, until a person releases them
                 self.scanner.tables.references.set_breaker(
-                    list_id, ref_id, BreakerState.HELD, "its list update was held", "hashcheck", only_if_new=True
+                    list_id, ref_id, BreakerState.HELD, "its list update was held", "hashcheck", if_undecided=True
                 )
             detail = {"version": report.version, "objects": len(acting), "reason": why, "references": top}
             self.scanner.cases.announce(UPDATE_HELD_EVENT, detail)

@@ -123,7 +123,7 @@ class Breaker:
     def _trip(self, ref: tuple[str, str]) -> None:
         list_id, ref_id = ref
         why = self._limits_text()
-        if not self.table.set_breaker(list_id, ref_id, BreakerState.HELD, why, "hashcheck", only_if_new=True):
+        if not self.table.set_breaker(list_id, ref_id, BreakerState.HELD, why, "hashcheck", if_undecided=True):
             return  # another scan tripped it first and alerted
         log.warning("reference held by its circuit breaker", extra={"list": list_id, "ref_id": ref_id})
         if self.announce:

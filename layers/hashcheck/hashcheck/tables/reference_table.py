@@ -51,6 +51,7 @@ from botocore.exceptions import ClientError
 
 from hashcheck.aws import condition_failed
 from hashcheck.lists.listformat import Reference
+from hashcheck.status import BreakerState
 from hashcheck.tables.dynamo import (
     DEFAULT_RETRY,
     ITEMS_PER_WRITE,
@@ -482,13 +483,18 @@ class ReferenceTable:
         wanted = {hold_pk(list_id, ref_id): (list_id, ref_id) for list_id, ref_id in refs}
         return {wanted[pk]: item for pk, item in self.items(wanted, consistent=True).items()}
 
-    def set_breaker(self, list_id: str, ref_id: str, state: str, why: str, who: str, only_if_new: bool = False) -> bool:
-        """Set a reference's breaker state, its history growing by one entry; with `only_if_new`, only
-        if it has none yet (the trip: exactly one caller wins, and alerts). True if written."""
-        entry = {"M": {"state": {"S": state}, "why": {"S": why}, "who": {"S": who}, "at": {"S": _now()}}}
+    def set_breaker(
+        self, list_id: str, ref_id: str, state: str, why: str, who: str, if_undecided: bool = False
+    ) -> bool:
+        """Set a reference's breaker state, its history growing by one entry; with `if_undecided`, only
+        if it is neither held nor released yet (none, or a shadow state: the trip, where exactly one
+        caller wins and alerts). True if written."""
+        at = _now()
+        entry = {"M": {"state": {"S": state}, "why": {"S": why}, "who": {"S": who}, "at": {"S": at}}}
         args: dict[str, Any] = {}
-        if only_if_new:
-            args["ConditionExpression"] = "attribute_not_exists(pk)"
+        if if_undecided:
+            args["ConditionExpression"] = "attribute_not_exists(pk) OR #state = :shadow"
+            args["ExpressionAttributeValues"] = {":shadow": {"S": BreakerState.SHADOW}}
         try:
             self.client.update_item(
                 TableName=self.name,
@@ -502,14 +508,15 @@ class ReferenceTable:
                     ":state": {"S": state},
                     ":list": {"S": list_id},
                     ":ref": {"S": ref_id},
-                    ":at": {"S": _now()},
+                    ":at": {"S": at},
                     ":empty": {"L": []},
                     ":entry": {"L": [entry]},
+                    **args.pop("ExpressionAttributeValues", {}),
                 },
                 **args,
             )
         except ClientError as exc:
-            if only_if_new and condition_failed(exc):
+            if if_undecided and condition_failed(exc):
                 return False
             raise
         return True
