@@ -19,7 +19,6 @@ deleted object is not touched again. Nothing here logs a hash.
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -37,8 +36,7 @@ from hashcheck.matching.stores.base import ReferenceStore
 from hashcheck.matching.stores.composite import CompositeStore
 from hashcheck.matching.stores.dynamodb import DynamoStore
 from hashcheck.objects import ObjectRef
-from hashcheck.response.breaker import UPDATE_HELD_EVENT, update_is_suspect
-from hashcheck.status import REMATCHABLE, Absence, BreakerState, ObjectStatus, Verdict
+from hashcheck.status import REMATCHABLE, Absence, ObjectStatus, Verdict
 from hashcheck.tables.fingerprint_table import fingerprint_of
 from hashcheck.tables.reference_table import ReferenceTable
 
@@ -146,26 +144,9 @@ class Rematcher:
         return result if result.verdict == Verdict.MATCH or new_review else None
 
     def _hold_whole_update(self, report: RematchReport, decided: list) -> str | None:
-        """The update's circuit breaker: acting on far more stored objects than a list update should,
-        every match it found is held for review instead, with one alert."""
+        """The update's circuit breaker (`Breaker.hold_update`): why every match is held, or None."""
         acting = [result for _, _, result in decided if result.verdict == Verdict.MATCH]
-        why = update_is_suspect(self.config.breaker, len(acting), self.fingerprints.approximate_count())
-        if why:
-            log.warning(
-                "list update held by its circuit breaker", extra={"version": report.version, "acting": len(acting)}
-            )
-            # the references behind it, by how many objects each would act on (ids, never hashes)
-            per_ref = Counter(
-                ref for result in acting for ref in {(m.list, m.ref_id) for m in result.matches if m.acts}
-            )
-            top = [{"list": lst, "ref_id": ref, "objects": n} for (lst, ref), n in per_ref.most_common(10)]
-            for list_id, ref_id in per_ref:  # and on new uploads too, until a person releases them
-                self.scanner.tables.references.set_breaker(
-                    list_id, ref_id, BreakerState.HELD, "its list update was held", "hashcheck", if_undecided=True
-                )
-            detail = {"version": report.version, "objects": len(acting), "reason": why, "references": top}
-            self.scanner.cases.announce(UPDATE_HELD_EVENT, detail)
-        return why
+        return self.scanner.breaker.hold_update(report.version, acting, self.fingerprints.approximate_count())
 
     def _act(self, record: Mapping[str, Any], fp: Fingerprint, result: Result, report: RematchReport) -> None:
         obj = ObjectRef(record["bucket"], record["key"], record.get("version_id"), record.get("etag"), fp.size)

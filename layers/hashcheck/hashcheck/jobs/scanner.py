@@ -252,7 +252,7 @@ class Scanner:
             raise ValueError(f"nothing to act on for verdict {result.verdict!r}")
         try:
             if result.verdict == Verdict.MATCH and hold:
-                return self._hold_by_breaker(upload, fp, result, hold)
+                return self._hold_for_review(upload, fp, result, hold)
             if result.verdict == Verdict.MATCH:
                 return self._act_on_match(upload, fp, result)
             return self._hold_for_review(upload, fp, result)
@@ -334,23 +334,20 @@ class Scanner:
         """Quarantine, unless a reference of the match has acted on too many objects already."""
         held = self.breaker.held(upload.obj, result, self.tenants.of(upload.obj))
         if held:
-            return self._hold_by_breaker(upload, fp, result, self.breaker.reason(held))
+            return self._hold_for_review(upload, fp, result, self.breaker.reason(held))
         return self._quarantine(upload, fp, result)
 
-    def _hold_for_review(self, upload: Upload, fp: Fingerprint, result: Result) -> Outcome:
-        outcome = self._finish(upload.obj, fp, result, ObjectStatus.REVIEW, "weak near match: held for review")
-        case = self._open_case(upload, fp, result)
-        self.cases.notify(case)
-        outcome.case_id = case["case_id"]
-        self.notices.tell(upload.obj, self.tenants.of(upload.obj), ObjectStatus.REVIEW, outcome.case_id)
-        return outcome
-
-    def _hold_by_breaker(self, upload: Upload, fp: Fingerprint, result: Result, why: str) -> Outcome:
-        """A match a circuit breaker stopped: held for review like a weak hit, its case filed, but not
-        alerted one by one (the breaker's one alert stands for all it holds)."""
+    def _hold_for_review(
+        self, upload: Upload, fp: Fingerprint, result: Result, why: str = "weak near match: held for review"
+    ) -> Outcome:
+        """Tag `review` (blocked, nothing moved) and file the case for a person. A weak hit is alerted;
+        a match a circuit breaker stopped is not, one by one (the breaker's one alert stands for all)."""
         held = Result(Verdict.REVIEW, result.matches)
         outcome = self._finish(upload.obj, fp, held, ObjectStatus.REVIEW, why)
-        outcome.case_id = self._open_case(upload, fp, held)["case_id"]
+        case = self._open_case(upload, fp, held)
+        if result.verdict == Verdict.REVIEW:
+            self.cases.notify(case)
+        outcome.case_id = case["case_id"]
         self.notices.tell(upload.obj, self.tenants.of(upload.obj), ObjectStatus.REVIEW, outcome.case_id)
         return outcome
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -109,6 +110,24 @@ class Breaker:
         for ref in shadow:
             self.table.count_shadow_hit(*ref)
         return shadow
+
+    def hold_update(self, version: int | None, acting: list[Result], stored: int) -> str | None:
+        """A list update whose matches (`acting`, one per stored object) are more than an update should
+        bring: its references are held (on new uploads too) and one alert names the ten busiest. Why
+        every match is to be held, or None."""
+        why = update_is_suspect(self.limits, len(acting), stored)
+        if not why:
+            return None
+        log.warning("list update held by its circuit breaker", extra={"version": version, "acting": len(acting)})
+        per_ref = Counter(ref for result in acting for ref in {(m.list, m.ref_id) for m in result.matches if m.acts})
+        for list_id, ref_id in per_ref:
+            self.table.set_breaker(list_id, ref_id, BreakerState.HELD, "its list update was held", "hashcheck", True)
+        if self.announce:  # ids, never hashes
+            top = [{"list": lst, "ref_id": ref, "objects": n} for (lst, ref), n in per_ref.most_common(10)]
+            self.announce(
+                UPDATE_HELD_EVENT, {"version": version, "objects": len(acting), "reason": why, "references": top}
+            )
+        return why
 
     def reason(self, held: list[tuple[str, str]]) -> str:
         names = ", ".join(f"{ref_id} of list {list_id}" for list_id, ref_id in held)
