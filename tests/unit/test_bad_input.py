@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw
 
 from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
 from hashcheck.fingerprinting.imaging import SAFE_FORMATS, Limits
+from hashcheck.tools.wrappers import pdf_without_pictures
 
 STATUSES = {"image", "not_image", "unscannable"}
 HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -197,16 +198,6 @@ def _zip() -> bytes:
     return out.getvalue()
 
 
-def _text_pdf() -> bytes:
-    import pypdf
-
-    writer = pypdf.PdfWriter()
-    writer.add_blank_page(width=200, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 NOT_IMAGES = {
     "zero-bytes": b"",
     "one-byte": b"\x00",
@@ -215,7 +206,7 @@ NOT_IMAGES = {
     "png-signature-prefix": PNG_SIGNATURE[:4],
     "text": ("Hello, world. Plain text with ümlauts.\n" * 50).encode(),
     "svg": b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10"/></svg>',
-    "pdf": _text_pdf(),  # a real PDF with no picture on its page
+    "pdf": pdf_without_pictures(),  # a real PDF with no picture on its page
     "zip": _zip(),
     "gzip": zlib.compress(b"x" * 1000, wbits=31),
     "random": np.random.default_rng(1).bytes(4096),

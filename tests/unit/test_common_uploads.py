@@ -17,6 +17,7 @@ from PIL import Image
 from hashcheck.algorithms import hamming
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.tools import samples
+from hashcheck.tools.wrappers import pdf_without_pictures
 from tests.helpers import PHOTOS
 
 PICTURE = Image.open(PHOTOS[0]).convert("RGB")  # an ordinary photo
@@ -66,21 +67,10 @@ PICTURES = {
 }
 
 
-def a_pdf() -> bytes:
-    """A real document as a writer makes it: opened, and no picture on its page."""
-    import pypdf
-
-    writer = pypdf.PdfWriter()
-    writer.add_blank_page(width=300, height=200)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
 OTHER_FILES = {
     "text": lambda: b"shopping list: bread, milk\n",
     "json": lambda: b'{"a": 1}',
-    "pdf": a_pdf,
+    "pdf": lambda: pdf_without_pictures(300, 200),  # a real document: opened, no picture on its page
     "zip (an office file too)": a_zip,
     "mp4 header": lambda: b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(64),
     "empty": lambda: b"",

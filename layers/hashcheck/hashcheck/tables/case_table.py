@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from hashcheck.aws import condition_failed
 from hashcheck.status import Decision
-from hashcheck.tables.dynamo import from_item, to_item
+from hashcheck.tables.dynamo import from_item, put_if_absent, to_item
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -124,13 +124,7 @@ class CaseTable:
 
     def put_new(self, case: Mapping[str, Any]) -> dict:
         """File `case`, or return the one already filed under its id."""
-        try:
-            self.client.put_item(
-                TableName=self.name, Item=to_item(case), ConditionExpression="attribute_not_exists(case_id)"
-            )
-        except ClientError as error:
-            if not condition_failed(error):
-                raise
+        if not put_if_absent(self.client, self.name, case, KEY):
             return self.existing(case[KEY])
         return dict(case)
 

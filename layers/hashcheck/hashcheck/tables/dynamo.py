@@ -15,6 +15,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from hashcheck.aws import condition_failed
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -121,3 +124,14 @@ def batch_put(
         else:
             left = sum(len(r) for r in request.values())
             raise RetriesExhausted(f"BatchWriteItem left {left} items unprocessed after {retry.attempts} attempts")
+
+
+def put_if_absent(client: DynamoDBClient, table_name: str, item: Mapping[str, Any], key: str) -> bool:
+    """Put the plain `item` unless an item with its `key` exists already; True if it was put."""
+    try:
+        client.put_item(TableName=table_name, Item=to_item(item), ConditionExpression=f"attribute_not_exists({key})")
+    except ClientError as exc:
+        if not condition_failed(exc):
+            raise
+        return False
+    return True

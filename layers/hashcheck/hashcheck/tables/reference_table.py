@@ -60,6 +60,7 @@ from hashcheck.tables.dynamo import (
     batch_get,
     batch_put,
     from_item,
+    put_if_absent,
     to_item,
 )
 
@@ -524,18 +525,20 @@ class ReferenceTable:
     def put_in_shadow(self, refs: Iterable[tuple[str, str]], until: str, why: str) -> None:
         """New references of a list in shadow rollout: each gets the state `shadow` until `until`,
         unless it has a state already (a person's hold or release stands)."""
+        at = _now()
+        entry = {"state": BreakerState.SHADOW, "why": why, "who": "hashcheck-sync", "at": at}
         for list_id, ref_id in dict.fromkeys(refs):
-            item: dict[str, Any] = {PK: hold_pk(list_id, ref_id), "state": "shadow", "until": until}
-            item["list_id"] = list_id
-            item |= {"ref_id": ref_id, "updated_at": _now(), "would_act": 0}
-            item["history"] = [{"state": "shadow", "why": why, "who": "hashcheck-sync", "at": _now()}]
-            try:
-                self.client.put_item(
-                    TableName=self.name, Item=to_item(item), ConditionExpression="attribute_not_exists(pk)"
-                )
-            except ClientError as exc:
-                if not condition_failed(exc):
-                    raise
+            item = {
+                PK: hold_pk(list_id, ref_id),
+                "state": BreakerState.SHADOW,
+                "until": until,
+                "list_id": list_id,
+                "ref_id": ref_id,
+                "updated_at": at,
+                "would_act": 0,
+                "history": [entry],
+            }
+            put_if_absent(self.client, self.name, item, PK)
 
     def count_shadow_hit(self, list_id: str, ref_id: str) -> None:
         """One more object a reference in shadow would have acted on (a retry may count twice)."""

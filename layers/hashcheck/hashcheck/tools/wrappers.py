@@ -52,6 +52,17 @@ def pdf_page(image: Image.Image) -> bytes:
     return out.getvalue()
 
 
+def pdf_without_pictures(width: int = 200, height: int = 200) -> bytes:
+    """A real one-page PDF, as a writer makes it, with no picture on its page."""
+    import pypdf
+
+    writer = pypdf.PdfWriter()
+    writer.add_blank_page(width=width, height=height)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
 def pdf_inline(image: Image.Image, jpeg: bool = True) -> bytes:
     """A one-page PDF drawing the picture as an inline image (BI ... ID <data> EI in the page's own
     operators, as some generators write small pictures): JPEG data, or raw RGB in ASCII hex."""
