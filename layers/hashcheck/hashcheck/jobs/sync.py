@@ -315,6 +315,13 @@ class _Run:
         report = SourceReport(spec.name)
         self.made_live = set()
         try:
+            return self._fetch_and_apply(source, spec, previous, saved, report)
+        finally:  # whatever took effect, even of a failed run: the day's counts, and its shadow
+            self._note_changes(spec, report)
+            self._shadow(spec)
+
+    def _fetch_and_apply(self, source, spec: SourceSpec, previous: Checkpoint | None, saved: dict | None, report):
+        try:
             delta = source.fetch(previous)
             if delta.unchanged:
                 report.status = "unchanged"
@@ -327,11 +334,7 @@ class _Run:
         except Exception as exc:  # one broken source must not stop the others; it is retried next run
             report.status, report.reason = "failed", _describe(exc)
             log.error("source failed; nothing more of it applied", extra={"source": spec.name, "reason": report.reason})
-            self._note_changes(spec, report)
-            self._shadow(spec)
             return report, None, None
-        self._note_changes(spec, report)
-        self._shadow(spec)
         if progress is not None:
             report.status = "partial"
             report.reason = f"stopped after {progress.rows} of {report.rows} rows to finish in time; resumes next run"
