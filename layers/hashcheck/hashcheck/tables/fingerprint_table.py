@@ -158,26 +158,13 @@ def member_id(parent_id: str, number: int, path: str) -> str:
 
 
 def _member_record(obj: ObjectRef, status: str, number: int, member: Member) -> dict:
-    fp = member.fingerprint
-    record: dict[str, Any] = {
+    """The object's record made of the member's own hashes, under the member's key."""
+    record = _record(obj, status, None, member.fingerprint, None, None)
+    return record | {
         KEY: member_id(obj.identity(), number, member.path),
         "parent": obj.identity(),
         "member": member.path,
-        "bucket": obj.bucket,
-        "key": obj.key,
-        "version_id": obj.version_id,
-        "etag": obj.etag,
-        "status": status,
-        "scanned_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        **fp.exact(),
-        "image_status": fp.status,
-        "size": fp.size,
-        "pdq": fp.pdq,
-        "pdq_quality": fp.pdq_quality,
-        "phash": fp.phash,
-        "near": encode_near(fp.near) or None,
     }
-    return {name: value for name, value in record.items() if value is not None}
 
 
 # --- the record codec --------------------------------------------------------------------------------
