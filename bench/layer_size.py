@@ -1,4 +1,4 @@
-"""Install the Lambda layer as `sam build` would for arm64 / Python 3.12 and measure it.
+"""Build the Lambda layer with its Makefile, as `sam build` does (arm64, Python 3.12), and measure it.
 
 Lambda allows 250 MB unzipped for a function and its layers together. Prints a table and, last,
 `layer_mb_unzipped=… layer_mb_zipped=… limit_mb=250`; exits 1 when the layer is over the limit.
@@ -6,7 +6,6 @@ Lambda allows 250 MB unzipped for a function and its layers together. Prints a t
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,14 +22,10 @@ def size_mb(folder: Path) -> float:
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
+        # the Makefile's own target, as sam build runs it: one definition of what the layer holds
+        make = ["make", "--no-print-directory", "-C", str(LAYER), "build-HashcheckLayer"]
+        subprocess.run([*make, f"ARTIFACTS_DIR={tmp}", f"PYTHON={sys.executable}"], check=True)
         target = Path(tmp) / "python"
-        pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        platform = ["--platform", "manylinux_2_28_aarch64", "--platform", "manylinux2014_aarch64"]
-        options = ["--python-version", "3.12", "--implementation", "cp", "--only-binary=:all:"]
-        subprocess.run(
-            [*pip, *platform, *options, "--target", str(target), "-r", str(LAYER / "requirements.txt")], check=True
-        )
-        shutil.copytree(LAYER / "hashcheck", target / "hashcheck", ignore=shutil.ignore_patterns("__pycache__"))
         archive = Path(tmp) / "layer.zip"
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
             for f in sorted(target.rglob("*")):

@@ -298,3 +298,16 @@ def test_a_fingerprint_too_large_to_hand_back_leaves_the_object_unscannable(stac
     version = upload(stack, "customers/4/many.zip", archive.getvalue())
     deliver(stack)
     assert tags(stack, "customers/4/many.zip", version)["hashcheck-status"] == "unscannable"
+
+
+def test_a_listed_picture_shown_in_a_video_is_quarantined_and_the_case_names_its_time(stack):
+    """One step, film it: a listed picture on screen for three seconds of a clip is found among the
+    video's scenes; the case and the alert name the time range."""
+    clip = samples.video(12, size=(320, 240), show=(samples.picture(1), 4.0, 7.0))
+    upload(stack, "customers/3/clip.mp4", clip)
+    deliver(stack)
+    (case,) = cases(stack)
+    assert (case["verdict"]["S"], case["status"]["S"]) == ("match", "quarantined")
+    assert {m["M"]["member"]["S"] for m in case["matches"]["L"]} == {"t=4.0-7.0s"}
+    (alert,) = [json.loads(m["Message"]) for m in drain_bodies(stack, stack.inbox)]
+    assert alert["lists"][0]["members"] == ["t=4.0-7.0s"]

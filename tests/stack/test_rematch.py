@@ -288,3 +288,26 @@ def test_delta_round_trip_and_names(stack):
     assert deltas.read_delta(s3, bucket, key) == rows
     assert deltas.write_delta(s3, bucket, 43, []) is None
     assert json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read().splitlines()[0])["list"] == "hotline"
+
+
+def test_a_list_update_naming_a_picture_shown_in_a_stored_video_quarantines_the_video(stack):
+    """A video's scenes are recorded as its members: a picture listed later is found in a stored video
+    without reading it again, and the case names the time it was on screen."""
+    bucket = stack.outputs["UploadBucketName"]
+    clip = samples.video(10, size=(320, 240), show=(samples.picture(7), 2.0, 5.0))
+    upload_and_scan(stack, "customers/3/clip.mp4", clip)
+    assert record(stack, "customers/3/clip.mp4")["status"] == "clean"
+    stream_fingerprints(stack)
+    rows = [
+        r
+        for r in references_for(fingerprint(samples.jpeg(samples.picture(7))), "hotline", "ref-7")
+        if r.algorithm in ("pdq", "phash")
+    ]
+    reads = count_reads(stack.rematch.s3, bucket)
+
+    report = run_rematch(stack, list_update(stack, rows))
+
+    assert reads == [] and report["matched"] == 1 and report["errors"] == 0
+    assert record(stack, "customers/3/clip.mp4")["status"] == "quarantined"
+    (case,) = cases(stack)
+    assert case["key"] == "customers/3/clip.mp4" and {m["member"] for m in case["matches"]} == {"t=2.0-5.0s"}

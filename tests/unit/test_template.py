@@ -87,3 +87,18 @@ def test_scan_function_reports_partial_batch_failures_on_arm64():
     # the queue's own limit: a reserved-concurrency throttle would count receives and dead-letter unscanned
     assert "ReservedConcurrentExecutions" not in props
     assert props["Events"]["Queue"]["Properties"]["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "ScanConcurrency"}}
+
+
+def test_the_fingerprint_function_has_room_and_time_for_what_its_limits_allow():
+    """The library's limits hold inside the function: a video spooled whole fits its /tmp, looking
+    inside a video or a container ends (unscannable, with the reason) before the function times out,
+    and the function answers before its callers give up on it."""
+    from hashcheck.fingerprinting.containers import DEFAULT_CONTAINER_LIMITS
+    from hashcheck.fingerprinting.video import DEFAULT_VIDEO_LIMITS
+
+    props = RESOURCES["FingerprintFunction"]["Properties"]
+    assert props["EphemeralStorage"]["Size"] * 2**20 >= DEFAULT_VIDEO_LIMITS.max_bytes + 512 * 2**20
+    spare = 15  # seconds to hand the answer back after looking stops
+    assert max(DEFAULT_VIDEO_LIMITS.max_seconds, DEFAULT_CONTAINER_LIMITS.max_seconds) + spare <= props["Timeout"]
+    for caller in ("ScanFunction", "BackfillFunction"):
+        assert props["Timeout"] < RESOURCES[caller]["Properties"]["Timeout"]

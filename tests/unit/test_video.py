@@ -11,10 +11,16 @@ import numpy as np
 import pdqhash
 import pytest
 
+from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.fingerprinting.imaging import Limits
 from hashcheck.fingerprinting.video import VideoLimits, VideoRejected, looks_like_video, sampled_frames, vpdq_features
 from hashcheck.fingerprinting.vpdq import Feature, from_signal, to_signal
+from hashcheck.lists.build import references_for
+from hashcheck.matching.matcher import match
+from hashcheck.matching.stores.memory import MemoryStore
 from hashcheck.matching.videomatch import VideoRule, compare
 from hashcheck.tools import samples
+from hashcheck.tools.wrappers import zipped
 
 
 def video(seconds: float, **options) -> bytes:
@@ -106,3 +112,74 @@ def test_video_files_are_told_by_their_bytes_and_bad_ones_are_rejected_with_a_re
         vpdq_features(io.BytesIO(CLIP), VideoLimits(max_frames_hashed=3))
     with pytest.raises(VideoRejected, match="over the limit"):
         vpdq_features(io.BytesIO(CLIP), VideoLimits(max_frame_pixels=100))
+
+
+# --- a video on the scan path: its scenes are members, matched against the image lists ----------------
+
+LISTED_PHOTO = samples.picture(501)
+SHOWN = video(15, size=(320, 240), show=(LISTED_PHOTO, 6.0, 9.0))  # a listed photo on screen for 3 s
+
+
+def image_list() -> MemoryStore:
+    """The listed photo by its PDQ and pHash, as a hotline lists a picture."""
+    refs = references_for(fingerprint(samples.jpeg(LISTED_PHOTO)), "l", "photo")
+    return MemoryStore([r for r in refs if r.algorithm in ("pdq", "phash")])
+
+
+def test_a_listed_photo_shown_for_three_seconds_is_a_match_named_by_its_time_range():
+    fp = fingerprint(io.BytesIO(SHOWN))
+    assert (fp.status, fp.frames, fp.width, fp.height, fp.partial) == ("video", 15, 320, 240, False)
+    assert len(from_signal(fp.as_dict()["vpdq"])) == 15
+    result = match(fp, image_list())
+    assert result.verdict == "match"
+    assert {m.member for m in result.matches} == {"t=6.0-9.0s"}
+    assert match(fingerprint(video(15, size=(320, 240))), image_list()).verdict == "clean"
+
+
+def test_a_zipped_video_is_opened_and_its_scene_named_inside_the_archive():
+    result = match(fingerprint(zipped({"clips/holiday.mp4": SHOWN})), image_list())
+    assert result.verdict == "match" and {m.member for m in result.matches} == {"clips/holiday.mp4!t=6.0-9.0s"}
+
+
+def test_a_video_is_spooled_to_a_file_not_held_in_memory():
+    """A stream whose video is far over the in-memory decode limit is still looked at whole."""
+    fp = fingerprint(io.BytesIO(SHOWN), Limits(max_decode_bytes=64 * 1024))
+    assert len(SHOWN) > 64 * 1024 and fp.status == "video" and match(fp, image_list()).verdict == "match"
+    over = fingerprint(io.BytesIO(SHOWN), videos=VideoLimits(max_bytes=len(SHOWN) - 1))
+    assert over.status == "unscannable" and "larger than" in over.error
+
+
+def test_a_video_cut_short_is_unscannable_but_what_it_showed_still_matches():
+    """Matroska declares its duration up front: frames that end early are a truncated file, not clean."""
+    mkv = video(15, size=(320, 240), show=(LISTED_PHOTO, 2.0, 5.0), format="matroska")
+    fp = fingerprint(io.BytesIO(mkv[: len(mkv) * 2 // 3]))
+    assert fp.status == "video" and fp.partial and "it declares" in fp.error
+    assert match(fp, image_list()).verdict == "match"  # the photo at 2-5 s was read
+    assert match(fingerprint(io.BytesIO(mkv[: len(mkv) * 2 // 3])), MemoryStore([])).verdict == "unscannable"
+
+
+def test_a_video_that_takes_too_long_or_cannot_be_read_is_unscannable_with_the_reason():
+    slow = fingerprint(io.BytesIO(SHOWN), videos=VideoLimits(max_seconds=0.0))
+    assert slow.status == "video" and slow.partial and "one invocation" in slow.error
+    assert match(slow, MemoryStore([])).verdict == "unscannable"
+    broken = fingerprint(io.BytesIO(SHOWN[: len(SHOWN) // 2]))  # an MP4's index is at its end
+    assert broken.status == "unscannable" and "not decodable" in broken.error
+    header_only = fingerprint(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(600))
+    assert header_only.status == "unscannable"  # says it is a video, shows nothing: not clean
+
+
+def test_sound_only_is_no_picture():
+    import av
+
+    out = io.BytesIO()
+    with av.open(out, "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=16000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
+        frame.sample_rate = 16000
+        for _ in range(20):
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    fp = fingerprint(out.getvalue())
+    assert looks_like_video(out.getvalue()[:512]) and fp.status == "not_image" and fp.error == "no video stream"

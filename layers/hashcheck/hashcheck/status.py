@@ -72,6 +72,7 @@ class FingerprintStatus(StrEnum):
     """What the fingerprint could make of the bytes (`hashcheck fingerprint`'s `status`)."""
 
     IMAGE = "image"
+    VIDEO = "video"  # frames sampled once a second: its vPDQ, its scenes as members
     NOT_IMAGE = "not_image"
     UNSCANNABLE = "unscannable"
     OPAQUE = "opaque"  # an encrypted archive: nobody without the key can look inside

@@ -15,9 +15,12 @@ its own canvas) are undone by trying a few turns back (variants "tilt-2", "tilt+
 from __future__ import annotations
 
 import hashlib
+import io
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 import numpy as np
 from PIL import Image
@@ -43,6 +46,16 @@ from hashcheck.fingerprinting.imaging import (
     looks_like_image,
     uniform_border,
 )
+from hashcheck.fingerprinting.video import (
+    DEFAULT_VIDEO_LIMITS,
+    NoPictures,
+    Scene,
+    Video,
+    VideoLimits,
+    VideoRejected,
+    looks_like_video,
+)
+from hashcheck.fingerprinting.vpdq import Feature, to_signal
 from hashcheck.status import FingerprintStatus
 
 CHUNK = 1 << 20
@@ -81,28 +94,33 @@ class Fingerprint:
     pdq_quality: int | None = None
     phash: str | None = None
     partial: bool = False  # decoded only as far as its data went (truncated or partly corrupt)
+    # a video's vPDQ: one feature per sampled frame (`hashcheck fingerprint --json`: the signal `vpdq`)
+    video: list[Feature] = field(default_factory=list, repr=False)
     near: list[NearHash] = field(default_factory=list, repr=False)
     # What a container holds, every level flattened: each entry's own fingerprint under its path
     # ("inner.zip!deep/c.jpg"). The object's verdict is its worst member's.
     members: list[Member] = field(default_factory=list, repr=False)
 
     def exact(self) -> dict[str, str]:
-        return {name: getattr(self, name) for name in EXACT}
+        """The exact hashes it has (a video's scene, pixels and no file, has none)."""
+        return {name: getattr(self, name) for name in EXACT if getattr(self, name)}
 
     def as_dict(self) -> dict:
         """What `hashcheck fingerprint --json` prints (README, "The command line"); `error` only if there is one."""
         out = {
             "status": self.status,
             "size": self.size,
-            **self.exact(),
+            **{name: getattr(self, name) for name in EXACT},
             "pdq": self.pdq,
             "pdq_quality": self.pdq_quality,
             "phash": self.phash,
         }
-        if self.status == FingerprintStatus.IMAGE:
+        if self.status in (FingerprintStatus.IMAGE, FingerprintStatus.VIDEO):
             out.update(format=self.format, width=self.width, height=self.height, frames=self.frames)
-            if self.partial:
-                out["partial"] = True
+        if self.status == FingerprintStatus.VIDEO:
+            out["vpdq"] = to_signal(self.video)
+        if self.partial:
+            out["partial"] = True
         if self.error:
             out["error"] = self.error
         return out
@@ -129,7 +147,9 @@ def from_message(message: dict) -> Fingerprint:
     fields = dict(message)
     near = [NearHash(**n) for n in fields.pop("near", [])]
     members = [Member(m["path"], from_message(m["fingerprint"])) for m in fields.pop("members", [])]
-    return Fingerprint(**{**fields, "status": FingerprintStatus(fields["status"])}, near=near, members=members)
+    video = [Feature(**{**f, "variants": tuple(f["variants"])}) for f in fields.pop("video", [])]
+    status = FingerprintStatus(fields.pop("status"))
+    return Fingerprint(**fields, status=status, near=near, members=members, video=video)
 
 
 class Readable(Protocol):
@@ -142,42 +162,55 @@ Source = bytes | bytearray | memoryview | BinaryIO | Readable
 
 
 def fingerprint(
-    source: Source, limits: Limits = DEFAULT_LIMITS, containers: ContainerLimits = DEFAULT_CONTAINER_LIMITS
+    source: Source,
+    limits: Limits = DEFAULT_LIMITS,
+    containers: ContainerLimits = DEFAULT_CONTAINER_LIMITS,
+    videos: VideoLimits = DEFAULT_VIDEO_LIMITS,
 ) -> Fingerprint:
     """Fingerprint bytes or a readable stream (an S3 body), reading it exactly once; a container that
-    is not itself an image (an archive, a compressed file) is opened and every entry fingerprinted."""
-    result, data = _fingerprint_one(source, limits)
+    is not itself an image (an archive, a compressed file) is opened and every entry fingerprinted; a
+    video's scenes become its members."""
+    deadline = time.monotonic() + videos.max_seconds
+    result, data = _fingerprint_one(source, limits, videos, deadline)
     if data is not None and result.status != FingerprintStatus.IMAGE and kind(data):
-        _open_container(result, data, limits, containers)
+        _open_container(result, data, limits, containers, videos)
     return result
 
 
-def _open_container(result: Fingerprint, data: bytes, limits: Limits, containers: ContainerLimits) -> None:
+def _open_container(
+    result: Fingerprint, data: bytes, limits: Limits, containers: ContainerLimits, videos: VideoLimits
+) -> None:
     """Every entry's fingerprint into `result.members`; over a limit or corrupt anywhere, the object is
     unscannable (never clean); encrypted, the object (or that nested member) is opaque."""
     try:
-        _walk(result, data, "", 1, limits, Budget(containers))
+        _walk(result, data, "", 1, Budget(containers), limits, videos)
     except Encrypted as exc:
         result.status, result.error = FingerprintStatus.OPAQUE, str(exc)
     except Refused as exc:
         result.status, result.error = FingerprintStatus.UNSCANNABLE, f"not opened: {exc}"
 
 
-def _walk(result: Fingerprint, data: bytes, prefix: str, depth: int, limits: Limits, budget: Budget) -> None:
+def _walk(
+    result: Fingerprint, data: bytes, prefix: str, depth: int, budget: Budget, limits: Limits, videos: VideoLimits
+) -> None:
     if depth > budget.limits.max_depth:
         raise Refused(f"containers nested deeper than {budget.limits.max_depth}")
     for entry in entries(data, budget):
         path = prefix + entry.path
         try:
-            member, inner = _fingerprint_one(entry.stream, limits)
+            member, inner = _fingerprint_one(entry.stream, limits, videos, budget.deadline)
         except CORRUPT as exc:  # a tar entry's stream, read through a damaged decompressor
             raise Refused(f"{path} is corrupt ({type(exc).__name__})") from exc
         if member.near:
             budget.picture()
+        scenes, member.members = member.members, []  # a video's scenes, one level down: "clip.mp4!t=3.0-5.0s"
         result.members.append(Member(path, member))
+        for scene in scenes:
+            budget.picture()
+            result.members.append(Member(f"{path}!{scene.path}", scene.fingerprint))
         if inner is not None and member.status != FingerprintStatus.IMAGE and kind(inner):
             try:
-                _walk(result, inner, path + "!", depth + 1, limits, budget)
+                _walk(result, inner, path + "!", depth + 1, budget, limits, videos)
             except Encrypted as exc:
                 member.status, member.error = FingerprintStatus.OPAQUE, str(exc)
 
@@ -185,35 +218,75 @@ def _walk(result: Fingerprint, data: bytes, prefix: str, depth: int, limits: Lim
 HEAD = 512  # leading bytes kept to tell an image or a container by (a tar's mark is at 257)
 
 
-def _fingerprint_one(source: Source, limits: Limits) -> tuple[Fingerprint, bytes | None]:
-    """The object's own fingerprint, and its bytes when they fit in memory (to decode or open)."""
+def _fingerprint_one(
+    source: Source, limits: Limits, videos: VideoLimits, deadline: float
+) -> tuple[Fingerprint, bytes | None]:
+    """The object's own fingerprint, and its bytes when they fit in memory (to decode or open); a video's
+    bytes go to a temporary file instead, and its scenes into the fingerprint's members."""
     in_memory = isinstance(source, bytes | bytearray | memoryview)
     digests = {name: hashlib.new(name) for name in EXACT}  # hashlib's names are ours
-    size, head, kept, fits = 0, b"", bytearray(), True
-    for chunk in _chunks(source):
-        for digest in digests.values():
-            digest.update(chunk)
-        if len(head) < HEAD:  # a stream may hand out a few bytes at a time
-            head += bytes(chunk[: HEAD - len(head)])
-        size += len(chunk)
-        fits = fits and size <= limits.max_decode_bytes
-        if fits and not in_memory:  # a stream's bytes are kept for decoding only while they fit
-            kept += chunk
-    exact: dict[str, Any] = {name: digest.hexdigest() for name, digest in digests.items()}
-    result = Fingerprint(size, **exact, status=FingerprintStatus.NOT_IMAGE)
-    if size == 0:
-        result.error = "empty object"
-        return result, None
-    if not fits:
-        # an image or a container too large to look inside is not clean: what it hides is unknown
-        unknown = looks_like_image(head[:32]) or kind(head) is not None
-        result.status = FingerprintStatus.UNSCANNABLE if unknown else FingerprintStatus.NOT_IMAGE
-        result.error = f"larger than the {limits.max_decode_bytes} bytes decoded or opened at most"
-        return result, None
-    whole = source if isinstance(source, bytes | bytearray | memoryview) else kept
-    data = bytes(memoryview(whole).cast("B"))
+    size, head = 0, b""
+    with _Kept(limits, videos, in_memory) as kept:
+        for chunk in _chunks(source):
+            for digest in digests.values():
+                digest.update(chunk)
+            if len(head) < HEAD:  # a stream may hand out a few bytes at a time
+                head += bytes(chunk[: HEAD - len(head)])
+            size += len(chunk)
+            kept.add(chunk, head)
+        exact: dict[str, Any] = {name: digest.hexdigest() for name, digest in digests.items()}
+        result = Fingerprint(size, **exact, status=FingerprintStatus.NOT_IMAGE)
+        if size == 0:
+            result.error = "empty object"
+            return result, None
+        if not kept.fits:
+            # an image, a container or a video too large to look inside is not clean: what it hides is unknown
+            unknown = looks_like_image(head[:32]) or kind(head) is not None or looks_like_video(head)
+            result.status = FingerprintStatus.UNSCANNABLE if unknown else FingerprintStatus.NOT_IMAGE
+            result.error = f"larger than the {kept.limit} bytes decoded or opened at most"
+            return result, None
+        whole = source if isinstance(source, bytes | bytearray | memoryview) else kept.memory
+        if looks_like_video(head):
+            _add_video(result, kept.file or io.BytesIO(memoryview(whole).cast("B")), videos, deadline)
+            return result, None
+        data = bytes(memoryview(whole).cast("B"))
     _add_perceptual(result, data, limits)
     return result, data
+
+
+class _Kept:
+    """An object's bytes kept while they are hashed, to be looked at after: in memory up to the decode
+    limit, or for a video (known by its first bytes) in a temporary file up to the video limit, so that
+    a video of gigabytes never sits in memory. Bytes handed over whole (`in_memory`) are not copied."""
+
+    def __init__(self, limits: Limits, videos: VideoLimits, in_memory: bool):
+        self.memory, self.file = bytearray(), cast(BinaryIO | None, None)
+        self.in_memory, self.decided = in_memory, in_memory
+        self.limit, self.video_limit = limits.max_decode_bytes, videos.max_bytes
+        self.size, self.fits = 0, True
+
+    def add(self, chunk: bytes | memoryview, head: bytes) -> None:
+        self.size += len(chunk)
+        if not self.decided and len(head) >= HEAD:
+            self.decided = True
+            if looks_like_video(head):
+                self.file, self.limit = tempfile.TemporaryFile(), self.video_limit  # noqa: SIM115 - closed on exit
+                self.file.write(self.memory)
+                self.memory = bytearray()
+        self.fits = self.fits and self.size <= self.limit
+        if not self.fits or self.in_memory:
+            self.memory = bytearray()  # too large to keep (only hashed), or the caller's bytes already
+        elif self.file is not None:
+            self.file.write(chunk)
+        else:
+            self.memory += chunk
+
+    def __enter__(self) -> _Kept:
+        return self
+
+    def __exit__(self, *_) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def _chunks(source) -> Iterator[bytes | memoryview]:
@@ -224,6 +297,42 @@ def _chunks(source) -> Iterator[bytes | memoryview]:
         return
     while chunk := source.read(CHUNK):
         yield chunk
+
+
+def _add_video(result: Fingerprint, file: BinaryIO, limits: VideoLimits, deadline: float) -> None:
+    """The video's vPDQ, and its scenes as members, each hashed as a picture (all variants, borders
+    trimmed) so that a listed photo shown in the video is found with its time range. Unreadable, or read
+    only in part, the video is unscannable: its exact hashes and the scenes read so far still count."""
+    file.seek(0)
+    video = Video(file, limits, deadline)
+    try:
+        scenes = [Member(scene.member, _scene_fingerprint(scene)) for scene in video.scenes()]
+    except NoPictures as exc:  # sound only: nothing in it can be a listed picture
+        result.error = str(exc)
+        return
+    except VideoRejected as exc:
+        result.status, result.error = FingerprintStatus.UNSCANNABLE, str(exc)
+        return
+    result.status, result.format, result.width, result.height = (
+        FingerprintStatus.VIDEO,
+        video.format,
+        video.width,
+        video.height,
+    )
+    result.frames, result.video, result.members = len(video.features), video.features, scenes
+    if video.problem:
+        result.partial, result.error = True, video.problem
+
+
+def _scene_fingerprint(scene: Scene) -> Fingerprint:
+    """A scene's clearest frame fingerprinted as a picture; no exact hashes (its pixels are no file)."""
+    grey = Image.fromarray(scene.frame).convert("L")
+    near = _unique(_frame_hashes(grey, 0))
+    first = {h.algorithm: h for h in near if h.variant == "original"}
+    return Fingerprint(
+        0, "", "", "", FingerprintStatus.IMAGE, format="frame", width=grey.width, height=grey.height, frames=1,
+        pdq=first["pdq"].hash, pdq_quality=first["pdq"].quality, phash=first["phash"].hash, near=near,
+    )  # fmt: skip
 
 
 def _add_perceptual(result: Fingerprint, data: bytes, limits: Limits) -> None:

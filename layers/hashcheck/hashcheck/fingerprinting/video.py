@@ -6,19 +6,24 @@ presentation time); the frame is taken in RGB at its own size, its luma 0.299 R 
 hashed with PDQ. We sample and hash the same way, so a listed video's vPDQ and ours line up frame for
 frame: PyAV's RGB frames hashed by `pdq` (or `pdqhash`) measured 0 bits from the reference's.
 
-Decoding uses PyAV (FFmpeg in its wheels), imported when a video arrives. Limits fail closed: over
-them, or undecodable, a video is `VideoRejected` with the reason (the caller: `unscannable`).
+Decoding uses PyAV (FFmpeg in its wheels), imported when a video arrives, one frame at a time. Limits
+fail closed: undecodable, or over a limit its header declares, a video is `VideoRejected`; over a limit
+while decoding (frames, pixels, time) or damaged midway, `Video.problem` says why and the frames read
+so far are kept (they are still matched). The caller records either as `unscannable`, never clean.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, BinaryIO
 
 import numpy as np
 
+from hashcheck.algorithms import hamming
 from hashcheck.fingerprinting import pdq
 from hashcheck.fingerprinting.imaging import uniform_border
 from hashcheck.fingerprinting.vpdq import Feature
@@ -49,18 +54,157 @@ class VideoLimits:
     max_frames_decoded: int = 200_000  # every frame is decoded, sampled or not
     max_frame_pixels: int = 3840 * 2160
     seconds_per_hash: float = 1.0
+    # The largest video fingerprinted (spooled to FingerprintFunction's /tmp of 4 GB); larger: unscannable
+    max_bytes: int = 3 * 2**30
+    # Decoding and hashing one video; FingerprintFunction's timeout is 100 s, and a video over this is
+    # recorded unscannable (its frames so far still matched) instead of timing out with no reason.
+    max_seconds: float = 75.0
+    # Consecutive sampled frames whose PDQ stays within this many bits of a scene's first frame are one
+    # scene: one member, hashed as a picture once (a still shown for 3 s is one member `t=12.0-15.0s`).
+    scene_bits: int = 16
 
 
 DEFAULT_VIDEO_LIMITS = VideoLimits()
 
 
 class VideoRejected(Exception):
-    """Not decodable, or over a limit; the message says which."""
+    """Not decodable, or over a limit before anything was decoded; the message says which."""
+
+
+class NoPictures(Exception):
+    """A container of sound only (no video stream): nothing in it can be a listed picture."""
+
+
+@dataclass
+class Scene:
+    """Consecutive sampled frames that show the same picture: when, and its clearest frame (RGB)."""
+
+    start: float
+    end: float  # the last frame's timestamp + the sampling interval
+    frame: np.ndarray
+    quality: int
+    first_pdq: str
+
+    @property
+    def member(self) -> str:
+        return f"t={self.start:.1f}-{self.end:.1f}s"
+
+
+@dataclass
+class Video:
+    """What reading a video found. `scenes()` decodes it once, handing out each scene as it ends; the
+    vPDQ features and any problem (decoded only in part: over a limit, damaged) are here after that."""
+
+    source: str | BinaryIO
+    limits: VideoLimits = DEFAULT_VIDEO_LIMITS
+    deadline: float | None = None  # time.monotonic() by which to stop (a container's budget); else max_seconds
+    format: str = ""
+    width: int = 0
+    height: int = 0
+    features: list[Feature] = field(default_factory=list)
+    problem: str | None = None
+
+    def scenes(self) -> Iterator[Scene]:
+        current: Scene | None = None
+        for timestamp, rgb in self.sampled_frames():
+            feature = _feature(rgb, timestamp)
+            self.features.append(feature)
+            end = timestamp + self.limits.seconds_per_hash
+            if current is not None and hamming(feature.pdq, current.first_pdq) <= self.limits.scene_bits:
+                current.end = end
+                if feature.quality > current.quality:
+                    current.frame, current.quality = rgb, feature.quality
+                continue
+            if current is not None:
+                yield current
+            current = Scene(timestamp, end, rgb, feature.quality, feature.pdq)
+        if current is not None:
+            yield current
+
+    def sampled_frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        """(timestamp, RGB) of the frames the reference would hash, decoded one at a time."""
+        import av  # only when a video arrives
+
+        try:
+            container = av.open(self.source, mode="r")
+        except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
+            raise VideoRejected(f"not decodable ({type(exc).__name__})") from exc
+        with container:
+            stream, rate = self._open(container)
+            step = max(1, int(self.limits.seconds_per_hash * rate))
+            hashed, deadline = 0, self.deadline or time.monotonic() + self.limits.max_seconds
+            frames = container.decode(stream)
+            for index in itertools.count():
+                if (problem := self._over(index, deadline)) is not None:
+                    self.problem = problem
+                    return
+                try:
+                    frame = next(frames, None)
+                except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
+                    self.problem = f"damaged after {index / rate:.1f} s ({type(exc).__name__})"
+                    return
+                if frame is None:
+                    self.problem = self.problem or self._short(container, float(index / rate))
+                    return
+                if index % step:
+                    continue
+                if hashed >= self.limits.max_frames_hashed:
+                    self.problem = f"more than {self.limits.max_frames_hashed} frames to hash"
+                    return
+                if frame.width * frame.height > self.limits.max_frame_pixels:
+                    self.problem = f"frames of {frame.width}x{frame.height} pixels, over the limit"
+                    return
+                hashed += 1
+                yield float(index / rate), frame.to_ndarray(format="rgb24")
+
+    def _open(self, container: Any) -> tuple[Any, Fraction]:
+        if not container.streams.video:
+            raise NoPictures("no video stream")
+        stream = container.streams.video[0]
+        # One thread: FFmpeg's frame and slice threads cost a third more CPU on this work, and a
+        # function of 2 GB has little more than one vCPU to run them on.
+        stream.thread_type, stream.thread_count = "NONE", 1
+        self.format = str(container.format.name).split(",")[0]
+        self.width, self.height = _declared_size(stream)
+        if self.width * self.height > self.limits.max_frame_pixels:  # as declared, before any decoding
+            raise VideoRejected(f"frames of {self.width}x{self.height} pixels, over the limit")
+        rate = Fraction(stream.average_rate or stream.guessed_rate or 0)
+        if rate <= 0:
+            raise VideoRejected("the video declares no frame rate")
+        return stream, rate
+
+    def _over(self, index: int, deadline: float) -> str | None:
+        if index >= self.limits.max_frames_decoded:
+            return f"more than {self.limits.max_frames_decoded} frames"
+        if time.monotonic() > deadline:
+            return "took longer to decode than one invocation allows"
+        return None
+
+    @staticmethod
+    def _short(container: Any, decoded: float) -> str | None:
+        """Why frames ended well before the duration the container declares (truncated), or None."""
+        declared = (container.duration or 0) / 1_000_000
+        if declared and decoded < declared * 0.95 - 2:
+            return f"frames end at {decoded:.1f} s of the {declared:.1f} s it declares"
+        return None
+
+
+def sampled_frames(
+    source: str | BinaryIO, limits: VideoLimits = DEFAULT_VIDEO_LIMITS
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(timestamp, RGB) of the frames the reference would hash."""
+    return Video(source, limits).sampled_frames()
 
 
 def vpdq_features(source: str | BinaryIO, limits: VideoLimits = DEFAULT_VIDEO_LIMITS) -> list[Feature]:
-    """The video's vPDQ: one feature per sampled frame, in order."""
-    return [_feature(rgb, timestamp) for timestamp, rgb in sampled_frames(source, limits)]
+    """The video's vPDQ, one feature per sampled frame in order (a listed video's, so whole: VideoRejected
+    when it is unreadable or could be read only in part)."""
+    video = Video(source, limits)
+    for _ in video.scenes():
+        pass
+    if video.problem:
+        raise VideoRejected(video.problem)
+    return video.features
 
 
 def _declared_size(stream: Any) -> tuple[int, int]:
@@ -81,37 +225,3 @@ def _feature(rgb: np.ndarray, timestamp: float) -> Feature:
         inside = pdq.compute_with_mirror(luma[top:bottom, left:right])
         variants += [h.hash for h in inside]
     return Feature(hashed.hash, hashed.quality, timestamp, tuple(variants))
-
-
-def sampled_frames(source: str | BinaryIO, limits: VideoLimits = DEFAULT_VIDEO_LIMITS) -> Iterator[tuple[float, Any]]:
-    """(timestamp, RGB array) of the frames the reference would hash, decoded one at a time."""
-    import av  # only when a video arrives
-
-    try:
-        with av.open(source, mode="r") as container:
-            if not container.streams.video:
-                raise VideoRejected("no video stream")
-            stream = container.streams.video[0]
-            width, height = _declared_size(stream)
-            if width * height > limits.max_frame_pixels:  # as declared, before anything is decoded
-                raise VideoRejected(f"frames of {width}x{height} pixels, over the limit")
-            rate = Fraction(stream.average_rate or stream.guessed_rate or 0)
-            if rate <= 0:
-                raise VideoRejected("the video declares no frame rate")
-            step = max(1, int(limits.seconds_per_hash * rate))
-            hashed = 0
-            for index, frame in enumerate(container.decode(stream)):
-                if index >= limits.max_frames_decoded:
-                    raise VideoRejected(f"more than {limits.max_frames_decoded} frames")
-                if index % step:
-                    continue
-                if frame.width * frame.height > limits.max_frame_pixels:
-                    raise VideoRejected(f"frames of {frame.width}x{frame.height} pixels, over the limit")
-                hashed += 1
-                if hashed > limits.max_frames_hashed:
-                    raise VideoRejected(f"more than {limits.max_frames_hashed} frames to hash")
-                yield float(index / rate), frame.to_ndarray(format="rgb24")
-    except VideoRejected:
-        raise
-    except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
-        raise VideoRejected(f"not decodable ({type(exc).__name__})") from exc

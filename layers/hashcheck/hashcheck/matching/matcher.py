@@ -125,12 +125,14 @@ def _verdict(subjects: Subjects, found: list[Match], skipped: list[Match], benig
 
 def _unmatched(fp: Fingerprint) -> Verdict:
     """What matching nothing means for one fingerprint."""
-    if fp.status == FingerprintStatus.NOT_IMAGE or (fp.status == FingerprintStatus.IMAGE and not fp.partial):
+    if fp.status == FingerprintStatus.NOT_IMAGE:
+        return Verdict.CLEAN
+    if fp.status in (FingerprintStatus.IMAGE, FingerprintStatus.VIDEO) and not fp.partial:
         return Verdict.CLEAN
     if fp.status == FingerprintStatus.OPAQUE:
         return Verdict.OPAQUE
-    # nothing could be hashed, or only part of a truncated image was: the part shown matched nothing,
-    # but the rest could be a listed picture's, so it is not clean
+    # nothing could be hashed, or only part of a truncated image or video was: the part shown matched
+    # nothing, but the rest could be a listed picture's, so it is not clean
     return Verdict.UNSCANNABLE
 
 

@@ -201,16 +201,17 @@ def near_of(record: Mapping[str, Any]) -> list[NearHash]:
 
 def fingerprint_of(record: Mapping[str, Any]) -> Fingerprint | None:
     """The Fingerprint a record was written from (no pixels needed to match it); None without hashes."""
-    if not all(record.get(alg) for alg in EXACT):
+    near = near_of(record)
+    if not all(record.get(alg) for alg in EXACT) and not near:  # a video's scene has near hashes only
         return None
     return Fingerprint(
         size=_int(record.get("size")) or 0,
-        **{algorithm: record[algorithm] for algorithm in EXACT},
+        **{algorithm: record.get(algorithm, "") for algorithm in EXACT},
         status=record.get("image_status") or FingerprintStatus.NOT_IMAGE,
         pdq=record.get("pdq"),
         pdq_quality=_int(record.get("pdq_quality")),
         phash=record.get("phash"),
-        near=near_of(record),
+        near=near,
     )
 
 

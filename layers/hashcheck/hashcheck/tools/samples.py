@@ -76,18 +76,24 @@ def video(
     crf: int = 18,
     start: int = 0,
     edit=None,
+    show: tuple[Image.Image, float, float] | None = None,
+    format: str = "mp4",
 ) -> bytes:
-    """An H.264 MP4 (PyAV) of `video_frame`s from frame `start` on; `edit` changes each frame's picture
-    (an edit a re-uploader would make: brighter, mirrored, letterboxed)."""
+    """An H.264 video (PyAV; MP4 unless `format` says otherwise) of `video_frame`s from frame `start` on;
+    `edit` changes each frame's picture (an edit a re-uploader would make: brighter, mirrored,
+    letterboxed); `show` = (picture, from, to) shows a picture between those seconds, fitted inside the
+    frame with black bars as a video shows a photo."""
     import av  # only for videos: tests and benches
 
     out = io.BytesIO()
-    with av.open(out, "w", format="mp4") as container:
+    with av.open(out, "w", format=format) as container:
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
         stream.options = {"crf": str(crf)}
         for i in range(start, start + int(seconds * fps)):
             frame = video_frame(i, fps, size, seed)
+            if show is not None and show[1] <= i / fps < show[2]:
+                frame = ImageOps.pad(show[0].convert("RGB"), size, color="black")
             if edit is not None:
                 frame = edit(frame).resize(size)
             for packet in stream.encode(av.VideoFrame.from_image(frame.convert("RGB"))):
