@@ -177,3 +177,38 @@ def test_per_list_thresholds_hold_one_list_tighter(photos):
     policy = Policy(per_list={"tight": {"pdq": distance - 1}, "loose": {"pdq": distance}})
     assert {m.list for m in match(fp, store, policy).matches} == {"loose"}
     assert Policy(per_list={"wide": {"pdq": 40}}).search_radius("pdq") == 40
+
+
+def test_a_video_through_the_cli_fingerprint_list_build_and_scan(tmp_path, capsys):
+    """`fingerprint --json` of a video carries its vPDQ signal and frame count, and a row per scene;
+    `list build` lists it by vPDQ; `scan` finds a re-encoded copy and a listed photo shown in a clip."""
+    from hashcheck.fingerprinting.vpdq import from_signal
+    from hashcheck.tools import samples
+
+    listed, photo = tmp_path / "listed.mp4", tmp_path / "photo.jpg"
+    listed.write_bytes(samples.video(8, seed=20, size=(320, 240)))
+    photo.write_bytes(samples.jpeg(samples.picture(501)))
+    code, out, _ = run(capsys, "fingerprint", str(listed), "--json")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and rows[0]["status"] == "video" and rows[0]["frames"] == 8
+    assert len(from_signal(rows[0]["vpdq"])) == 8
+    assert all(r["path"].startswith(f"{listed}!t=") and r["status"] == "image" for r in rows[1:])
+
+    list_file = tmp_path / "list.jsonl"
+    code, _, _ = run(capsys, "list", "build", str(listed), str(photo), "--list-id", "l", "-o", str(list_file))
+    assert code == 0 and "vpdq" in {json.loads(line)["algorithm"] for line in list_file.read_text().splitlines()}
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    (uploads / "copy.mp4").write_bytes(samples.video(8, seed=20, size=(240, 180), crf=35))
+    (uploads / "shown.webm").write_bytes(
+        samples.video(9, size=(320, 240), show=(samples.picture(501), 3.0, 6.0), format="matroska")
+    )
+    (uploads / "other.mp4").write_bytes(samples.video(8, seed=70, size=(320, 240)))
+    code, out, _ = run(capsys, "scan", str(uploads), "--refs", str(list_file), "--json")
+    found = scan_rows(out)
+    assert code == 0 and found["other.mp4"]["verdict"] == "clean"
+    assert {(m["algorithm"], m["ref_id"], m["member"]) for m in found["copy.mp4"]["matches"]} == {
+        ("vpdq", "listed", "t=0.0-8.0s")
+    }
+    assert found["shown.webm"]["verdict"] == "match"
+    assert {(m["ref_id"], m["member"]) for m in found["shown.webm"]["matches"]} == {("photo", "t=3.0-6.0s")}

@@ -10,13 +10,15 @@ import json
 import numpy as np
 import pdqhash
 import pytest
+from PIL import ImageOps
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.fingerprinting.imaging import Limits
 from hashcheck.fingerprinting.video import VideoLimits, VideoRejected, looks_like_video, sampled_frames, vpdq_features
 from hashcheck.fingerprinting.vpdq import Feature, from_signal, to_signal
 from hashcheck.lists.build import references_for
-from hashcheck.matching.matcher import match
+from hashcheck.lists.listformat import read, to_json
+from hashcheck.matching.matcher import Policy, match
 from hashcheck.matching.stores.memory import MemoryStore
 from hashcheck.matching.videomatch import VideoRule, compare
 from hashcheck.tools import samples
@@ -183,3 +185,46 @@ def test_sound_only_is_no_picture():
             container.mux(packet)
     fp = fingerprint(out.getvalue())
     assert looks_like_video(out.getvalue()[:512]) and fp.status == "not_image" and fp.error == "no video stream"
+
+
+# --- listed videos: vpdq rows -------------------------------------------------------------------------
+
+
+def video_list(*clips: tuple[str, bytes], list_id: str = "l") -> MemoryStore:
+    """A list built from videos as `hashcheck list build` builds it: exact hashes and one vpdq row each."""
+    return MemoryStore([r for ref_id, clip in clips for r in references_for(fingerprint(clip), list_id, ref_id)])
+
+
+def test_list_build_gives_a_video_one_vpdq_row_that_reads_back():
+    rows = references_for(fingerprint(CLIP), "l", "clip")
+    assert [r.algorithm for r in rows] == ["md5", "sha1", "sha256", "vpdq"]
+    (row,) = [r for r in rows if r.algorithm == "vpdq"]
+    assert len(from_signal(row.hash)) == 10
+    (parsed,) = read(io.StringIO(to_json(row) + "\n"))
+    assert parsed == row
+    bad = json.dumps({"algorithm": "vpdq", "hash": '["zz,1,0"]', "list": "l", "id": "x"})
+    empty = json.dumps({"algorithm": "vpdq", "hash": "[]", "list": "l", "id": "x"})
+    assert [r.reason for r in read(io.StringIO(f"{bad}\n{empty}\n"))] == [
+        "vpdq frame 1: malformed hash, quality or timestamp",
+        "vpdq signal has no frames",
+    ]
+
+
+def test_a_re_encoded_or_mirrored_copy_of_a_listed_video_is_a_match_by_vpdq():
+    store = video_list(("clip", CLIP), ("other", video(8, seed=9)))
+    for copy in (video(10, crf=35, size=(240, 180)), video(10, edit=ImageOps.mirror)):
+        result = match(fingerprint(copy), store)
+        assert result.verdict == "match"
+        assert [(m.algorithm, m.ref_id, m.member) for m in result.matches] == [("vpdq", "clip", "t=0.0-10.0s")]
+    assert match(fingerprint(video(10, seed=50)), store).verdict == "clean"
+
+
+def test_a_listed_video_inside_a_compilation_is_named_by_its_time_range_and_lists_set_their_own_rule():
+    store = video_list(("clip", video(6, seed=3)))
+    joined = samples.video(10, seed=3, start=-100)  # 4 s of another picture, then the listed video's 6 s
+    result = match(fingerprint(zipped({"c.mp4": joined})), store)
+    assert result.verdict == "match" and [m.member for m in result.matches] == ["c.mp4!t=4.0-10.0s"]
+    half = video(3, seed=3)  # half the listed video: under the default 80% of its frames
+    assert match(fingerprint(half), store).verdict == "clean"
+    lenient = Policy(per_list={"l": {"vpdq_listed_percent": 40}})
+    assert match(fingerprint(half), store, lenient).verdict == "match"

@@ -26,7 +26,7 @@ import numpy as np
 from hashcheck.algorithms import hamming
 from hashcheck.fingerprinting import pdq
 from hashcheck.fingerprinting.imaging import uniform_border
-from hashcheck.fingerprinting.vpdq import Feature
+from hashcheck.fingerprinting.vpdq import Feature, time_range
 
 # ISO base media brands of video files (MP4, MOV, 3GP, M4V); HEIC and AVIF are ISO files too, but pictures
 _VIDEO_BRANDS = {
@@ -87,7 +87,7 @@ class Scene:
 
     @property
     def member(self) -> str:
-        return f"t={self.start:.1f}-{self.end:.1f}s"
+        return time_range(self.start, self.end)
 
 
 @dataclass

@@ -28,6 +28,20 @@ def to_signal(features: list[Feature]) -> str:
     return json.dumps([f"{f.pdq},{f.quality},{f.timestamp:.3}" for f in features])
 
 
+def normalized(text: str) -> str:
+    """A list row's signal as we write it (so a tombstone finds the row it withdraws); ValueError if it is
+    malformed or has no frames."""
+    features = from_signal(text)
+    if not features:
+        raise ValueError("vpdq signal has no frames")
+    return to_signal(features)
+
+
+def time_range(start: float, end: float) -> str:
+    """A span of a video as a member path names it: ``t=12.0-15.0s``."""
+    return f"t={start:.1f}-{end:.1f}s"
+
+
 def from_signal(text: str) -> list[Feature]:
     """The features of a signal string; ValueError saying what is malformed (never the values)."""
     try:

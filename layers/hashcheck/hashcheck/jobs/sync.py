@@ -105,6 +105,7 @@ class SourceReport:
     # why rows were rejected, each reason with its count, and the first lines (never row contents)
     rejections: dict[str, int] = field(default_factory=dict)
     rejected_lines: list[int] = field(default_factory=list)
+    set_aside: dict[str, int] = field(default_factory=dict)  # valid rows of LOCAL_ONLY algorithms, by algorithm
 
 
 @dataclass
@@ -443,6 +444,12 @@ class _Run:
         return report
 
 
+# Valid rows the stack does not store yet, set aside and counted (never a reason to refuse the rest of
+# a feed): a video's vPDQ signal is longer than a ReferenceTable key may be; `hashcheck scan --refs`
+# matches such rows.
+LOCAL_ONLY = frozenset({"vpdq"})
+
+
 class _Implausible(Exception):
     """The delta as a whole is not believable; none of it is applied."""
 
@@ -453,8 +460,12 @@ def _spool_valid_rows(rows, spool, spec: SourceSpec, report: SourceReport, liste
     for position, row in enumerate(rows, start=1):
         if isinstance(row, Reference) and spec.list_id and row.list != spec.list_id:
             row = Rejected(position, "the row's list id is not this source's list_id")
+
         if isinstance(row, Rejected):
             _note_rejection(spec, report, row)
+            continue
+        if row.algorithm in LOCAL_ONLY:  # valid, but not for the table: counted, and the rest goes on
+            report.set_aside[row.algorithm] = report.set_aside.get(row.algorithm, 0) + 1
             continue
         report.rows += 1
         spool.write(listformat.to_json(row) + "\n")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from hashcheck.fingerprinting.fingerprint import Fingerprint
+from hashcheck.fingerprinting.vpdq import to_signal
 from hashcheck.lists.listformat import Reference
 from hashcheck.status import FingerprintStatus
 
 
 def references_for(fp: Fingerprint, list_id: str, ref_id: str, category: str | None = None) -> list[Reference]:
-    """The list rows that describe one image: its exact hashes and, if it decoded, PDQ and pHash; for an
-    image with uniform borders also PDQ and pHash of the picture inside them. An upload of that picture
+    """The list rows that describe one image or video: its exact hashes and, if it decoded, PDQ and pHash
+    (a video: its vPDQ signal); for an image with uniform borders also PDQ and pHash of the picture
+    inside them. An upload of that picture
     with other borders, or none, is then found from both sides (docs/accuracy.md: borders 96% -> 98-99%)."""
     pairs: list[tuple[str, str | None]] = list(fp.exact().items())
+    if fp.status == FingerprintStatus.VIDEO:
+        pairs.append(("vpdq", to_signal(fp.video)))
     if fp.status == FingerprintStatus.IMAGE:
         pairs += [("pdq", fp.pdq), ("phash", fp.phash)]
         pairs += [(h.algorithm, h.hash) for h in fp.near if h.variant == "trimmed" and h.frame == 0]

@@ -1,7 +1,10 @@
 """hashcheck list v1: reference hashes as JSON Lines, or CSV with the same columns.
 
-    {"algorithm": "md5|sha1|sha256|pdq|phash|<other>", "hash": "<lowercase hex>", "list": "<list id>",
+    {"algorithm": "md5|sha1|sha256|pdq|phash|vpdq|<other>", "hash": "<lowercase hex>", "list": "<list id>",
      "id": "<reference id>", "category": "<optional>", "deleted": false}
+
+A `vpdq` row's hash is a video's vPDQ signal as python-threatexchange writes it (a JSON array of
+"pdq_hex,quality,timestamp"), so HMA and ThreatExchange exports load as they are.
 
 A row with "deleted": true is a tombstone. Rows are read as a stream (a feed may hold millions) and
 every malformed row comes back as a `Rejected` with its line number and a reason. Reasons never
@@ -18,6 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import TextIO
 
 from hashcheck import algorithms
+from hashcheck.fingerprinting import vpdq
 
 COLUMNS = ("algorithm", "hash", "list", "id", "category", "deleted")
 MAX_TEXT = 256  # list ids, reference ids, categories
@@ -73,7 +77,12 @@ def parse_row(row: object) -> Reference:
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     algorithm = row["algorithm"].strip().lower() if isinstance(row["algorithm"], str) else row["algorithm"]
-    hash_value = algorithms.validate(algorithm, row["hash"])
+    if algorithm == "vpdq":  # a video's signal: a JSON array of frames, not hex
+        hash_value = vpdq.normalized(row["hash"]) if isinstance(row["hash"], str) else ""
+        if not hash_value:
+            raise ValueError("vpdq hash must be a signal string")
+    else:
+        hash_value = algorithms.validate(algorithm, row["hash"])
     return Reference(
         algorithm=algorithm,
         hash=hash_value,

@@ -10,7 +10,9 @@ Tiers (README, "Decision rule"):
   moves. A 64-bit hit alone is chance ~10 times per upload against 1.4M references (docs/accuracy.md),
   so one whose PDQ is farther still is dropped: a review queue flooded with noise protects nobody.
 Rotated, mirrored, tilted (turned back a few degrees), trimmed (inside a uniform border) and
-further-frame variants of the upload are searched like the original.
+further-frame variants of the upload are searched like the original. A video's scenes are members,
+matched like pictures; the video itself acts when a listed video matches it by the vPDQ rule
+(`matching.videomatch`: frames within 31 bits, 80% of the listed video's frames found in it).
 
 Known-benign lists (`Policy.benign_lists`: CMS default images, stock assets) are lists like any other,
 but never act: a member (or the object itself) that matches one has its other matches set aside
@@ -20,12 +22,14 @@ but never act: a member (or the object itself) that matches one has its other ma
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from hashcheck import algorithms
 from hashcheck.fingerprinting.fingerprint import Fingerprint, NearHash
+from hashcheck.fingerprinting.vpdq import Feature, from_signal, time_range
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.stores.base import NearHit, ReferenceStore
+from hashcheck.matching.videomatch import VideoRule, compare, usable
 from hashcheck.status import FingerprintStatus, Verdict
 
 
@@ -47,10 +51,20 @@ class Policy:
     per_list: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     # Lists of files that must never act (the hoster names them: KnownBenignLists).
     benign_lists: frozenset[str] = frozenset()
+    # A video against a listed video (vPDQ); per list, "vpdq" (frame distance) and "vpdq_listed_percent"
+    video: VideoRule = VideoRule()
 
     def threshold(self, algorithm: str, list_id: str | None = None) -> int:
-        default = self.pdq_threshold if algorithm == "pdq" else self.phash_threshold
+        default = {"pdq": self.pdq_threshold, "vpdq": self.video.distance}.get(algorithm, self.phash_threshold)
         return self.per_list.get(list_id, {}).get(algorithm, default) if list_id else default
+
+    def video_rule(self, list_id: str) -> VideoRule:
+        own = self.per_list.get(list_id, {})
+        return replace(
+            self.video,
+            distance=own.get("vpdq", self.video.distance),
+            listed_share=own.get("vpdq_listed_percent", self.video.listed_share * 100) / 100,
+        )
 
     def search_radius(self, algorithm: str) -> int:
         """The widest threshold any list has: the index is searched once with it, then each hit is
@@ -100,7 +114,9 @@ def match(fp: Fingerprint, store: ReferenceStore, policy: Policy = DEFAULT_POLIC
     """The object and every member it holds, looked up together (one round of store calls)."""
     subjects = [("", fp), *((m.path, m.fingerprint) for m in fp.members)]
     found = _exact_matches(subjects, store) + _pdq_matches(subjects, store, policy)
-    found = _best_per_reference(found + _phash_matches(subjects, store, policy))
+    found = _best_per_reference(
+        found + _phash_matches(subjects, store, policy) + _video_matches(subjects, store, policy)
+    )
     benign = [m for m in found if m.list in policy.benign_lists]
     vouched = {m.member for m in benign}
     skipped = [m for m in found if m.list not in policy.benign_lists and m.member in vouched]
@@ -193,6 +209,31 @@ def _phash_matches(subjects: Subjects, store: ReferenceStore, policy: Policy) ->
         confirmed = pdq_gap is not None and pdq_gap <= policy.phash_confirm_pdq
         matches.append(_as_match(hit.reference, hit.distance, confirmed, queries[hit.query][1], path))
     return matches
+
+
+def _video_matches(subjects: Subjects, store: ReferenceStore, policy: Policy) -> list[Match]:
+    """Each video (the object, or one inside it) against the listed videos that share a frame with it,
+    held to the vPDQ rule of the video's list; the match names the time range it covers."""
+    matches = []
+    for path, fp in subjects:
+        if not fp.video:
+            continue
+        queries = [h for f in usable(fp.video, policy.video.quality) for h in (f.pdq, *f.variants)]
+        hits = store.near("vpdq", queries, policy.search_radius("vpdq"))
+        closest: dict[Reference, int] = {}
+        for hit in hits:
+            closest[hit.reference] = min(hit.distance, closest.get(hit.reference, hit.distance))
+        for ref, distance in closest.items():
+            found = compare(fp.video, from_signal(ref.hash), policy.video_rule(ref.list))
+            if found is not None:
+                span = time_range(found.start, found.end + _seconds_per_hash(fp.video))
+                matches.append(_as_match(ref, distance, True, member=f"{path}!{span}" if path else span))
+    return matches
+
+
+def _seconds_per_hash(features: list[Feature]) -> float:
+    """The video's sampling interval (so that a time range covers its last frame's second too)."""
+    return features[1].timestamp - features[0].timestamp if len(features) > 1 else 1.0
 
 
 def _pdq_distance(ours: list[str], siblings: list[Reference]) -> int | None:

@@ -21,7 +21,8 @@ class ReferenceStore(Protocol):
         """Live references for each (algorithm, hash) asked for; absent keys have none."""
 
     def near(self, algorithm: str, hashes: Sequence[str], max_distance: int) -> list[NearHit]:
-        """Every live reference of `algorithm` within `max_distance` of any of `hashes`."""
+        """Every live reference of `algorithm` within `max_distance` of any of `hashes`; for "vpdq", every
+        listed video with a frame within `max_distance` of one of `hashes` (frames' PDQ hashes)."""
 
     def siblings(self, reference: Reference) -> list[Reference]:
         """The other live hashes listed for the same image (same list and reference id)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
+from hashcheck.algorithms import PERCEPTUAL
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
@@ -90,6 +91,8 @@ class DynamoStore:
         return self.table.siblings(reference)
 
     def _index(self, algorithm: str) -> LoadedIndex | None:
+        if algorithm not in PERCEPTUAL:  # the table holds no listed videos (the sync refuses vpdq rows)
+            return None
         if algorithm not in self._indexes:
             self._indexes[algorithm] = self._loader(algorithm)
         return self._indexes[algorithm]

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from hashcheck import algorithms
+from hashcheck.fingerprinting.vpdq import from_signal
 from hashcheck.lists.listformat import Reference, Rejected, read_path
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
@@ -30,6 +31,15 @@ class MemoryStore:
         for name in algorithms.PERCEPTUAL:
             hashes = sorted(h for (alg, h) in self._by_hash if alg == name)
             self._indexes[name] = (HammingIndex.from_hex(hashes) if hashes else None, hashes)
+        # a listed video is found by its frames: "vpdq" near hits are frames of listed videos, each hit
+        # naming the video's reference (the matcher then holds the pair to the vPDQ rule)
+        self._video_of: dict[str, list[Reference]] = defaultdict(list)
+        for (alg, signal), refs in self._by_hash.items():
+            if alg == "vpdq":
+                for frame in dict.fromkeys(f.pdq for f in from_signal(signal)):
+                    self._video_of[frame] += refs
+        frames = sorted(self._video_of)
+        self._indexes["vpdq"] = (HammingIndex.from_hex(frames) if frames else None, frames)
 
     @classmethod
     def from_file(cls, path: str) -> tuple[MemoryStore, list[Rejected]]:
@@ -55,7 +65,7 @@ class MemoryStore:
         return [
             NearHit(query, ref, distance)
             for query, row, distance in index.search_hex(list(hashes), max_distance)
-            for ref in self._by_hash[(algorithm, rows[row])]
+            for ref in (self._video_of[rows[row]] if algorithm == "vpdq" else self._by_hash[(algorithm, rows[row])])
         ]
 
     def siblings(self, reference: Reference) -> list[Reference]:
