@@ -311,3 +311,32 @@ def test_a_listed_picture_shown_in_a_video_is_quarantined_and_the_case_names_its
     assert {m["M"]["member"]["S"] for m in case["matches"]["L"]} == {"t=4.0-7.0s"}
     (alert,) = [json.loads(m["Message"]) for m in drain_bodies(stack, stack.inbox)]
     assert alert["lists"][0]["members"] == ["t=4.0-7.0s"]
+
+
+def test_a_re_encoded_copy_of_a_listed_video_is_quarantined_by_its_vpdq(stack, tmp_path):
+    """A hotline lists a video by vPDQ (as HMA exports it): the import stores the signal, the snapshot
+    indexes its frames, and an upload of the video re-encoded smaller is a match naming the video."""
+    from hashcheck.jobs.sync import import_file
+    from hashcheck.lists.listformat import to_json
+
+    listed = samples.video(8, seed=20, size=(320, 240))
+    rows = [r for r in references_for(fingerprint(listed), "test-list", "video-1") if r.algorithm == "vpdq"]
+    path = tmp_path / "videos.jsonl"
+    path.write_text("".join(to_json(r) + "\n" for r in rows))
+    table = ReferenceTable(stack.client("dynamodb"), stack.outputs["ReferenceTableName"])
+    report = import_file(str(path), table, stack.outputs["ArtifactsBucketName"], stack.client("s3"))
+    assert report.sources[0].added == 1
+    manifest = json.loads(
+        stack.client("s3")
+        .get_object(Bucket=stack.outputs["ArtifactsBucketName"], Key=table.get_version().snapshot_key)["Body"]
+        .read()
+    )
+    assert manifest["algorithms"]["vpdq"]["count"] == 8  # the listed video's frames
+
+    upload(stack, "customers/5/copy.mp4", samples.video(8, seed=20, size=(240, 180), crf=35))
+    upload(stack, "customers/5/other.mp4", samples.video(8, seed=70, size=(320, 240)))
+    deliver(stack)
+    (case,) = cases(stack)
+    assert case["key"]["S"] == "customers/5/copy.mp4" and case["status"]["S"] == "quarantined"
+    found = {(m["M"]["algorithm"]["S"], m["M"]["ref_id"]["S"], m["M"]["member"]["S"]) for m in case["matches"]["L"]}
+    assert found == {("vpdq", "video-1", "t=0.0-8.0s")}

@@ -425,3 +425,26 @@ def test_the_matcher_gives_the_same_verdicts_as_with_the_memory_store(ddb, photo
     # an exact hash matches); unlisted: clean
     assert verdicts[:7] == ["match", "match", "match", "clean", "review", "clean", "clean"]
     assert verdicts[7:] == ["match", "match", "review", "clean", "review"]
+
+
+def test_a_listed_video_is_keyed_by_its_signals_sha256_and_withdrawn_by_its_tombstone(ddb):
+    """A vPDQ signal is far longer than a key may be: its item is keyed by the signal's SHA-256 and keeps
+    the signal; the image item names it by that key; siblings and near lookups give the signal back."""
+    from dataclasses import replace
+
+    from hashcheck.fingerprinting.vpdq import Feature, to_signal
+
+    frames = [Feature(hexhash(f"frame{i}", 64), 100, float(i)) for i in range(5)]
+    signal = to_signal(frames)
+    video, md5 = Reference("vpdq", signal, "L1", "vid"), row("md5", "v", ref_id="vid")
+    assert apply(ddb, [video, md5]) == ApplyStats(added=2)
+    key = hashlib.sha256(signal.encode()).hexdigest()
+    items = table_contents(ddb)
+    assert from_item(items[f"vpdq#{key}"])["hash"] == signal
+    assert from_item(items["image#L1#vid"])["hashes"][f"vpdq#{key}"]["hash"] == key
+    assert store(ddb).exact([video.key]) == {video.key: [video]}
+    assert store(ddb).siblings(md5) == [video]
+    hits = store(ddb).near("vpdq", [flip(frames[2].pdq, 5)], 31)
+    assert [(h.reference, h.distance) for h in hits] == [(video, 5)]
+    assert apply(ddb, [replace(video, deleted=True)]) == ApplyStats(removed=1)
+    assert store(ddb).exact([video.key]) == {} and store(ddb).near("vpdq", [frames[2].pdq], 31) == []

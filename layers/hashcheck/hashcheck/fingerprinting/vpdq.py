@@ -13,6 +13,10 @@ from dataclasses import dataclass
 
 from hashcheck.algorithms import ALGORITHMS
 
+# A listed video's signal is kept whole in one ReferenceTable item (at most 400 KB): ~4,000 frames, over an
+# hour at one frame a second. A longer one is refused by name; its exact hashes still list it.
+MAX_SIGNAL = 300_000
+
 
 @dataclass(frozen=True)
 class Feature:
@@ -34,7 +38,10 @@ def normalized(text: str) -> str:
     features = from_signal(text)
     if not features:
         raise ValueError("vpdq signal has no frames")
-    return to_signal(features)
+    signal = to_signal(features)
+    if len(signal) > MAX_SIGNAL:
+        raise ValueError(f"vpdq signal longer than {MAX_SIGNAL} characters")
+    return signal
 
 
 def time_range(start: float, end: float) -> str:

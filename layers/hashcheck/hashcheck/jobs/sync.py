@@ -53,7 +53,7 @@ from hashcheck.lists.sources import ChecksumMismatch, SourceError, SourceSpec, l
 from hashcheck.lists.sources.base import Checkpoint, Delta, ListSource
 from hashcheck.matching import snapshot
 from hashcheck.tables.dynamo import DEFAULT_RETRY, RetriesExhausted, Retry
-from hashcheck.tables.reference_table import ApplyStats, ReferenceTable, VersionConflict
+from hashcheck.tables.reference_table import ApplyStats, ReferenceTable, VersionConflict, table_hash
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -105,7 +105,6 @@ class SourceReport:
     # why rows were rejected, each reason with its count, and the first lines (never row contents)
     rejections: dict[str, int] = field(default_factory=dict)
     rejected_lines: list[int] = field(default_factory=list)
-    set_aside: dict[str, int] = field(default_factory=dict)  # valid rows of LOCAL_ONLY algorithms, by algorithm
 
 
 @dataclass
@@ -444,12 +443,6 @@ class _Run:
         return report
 
 
-# Valid rows the stack does not store yet, set aside and counted (never a reason to refuse the rest of
-# a feed): a video's vPDQ signal is longer than a ReferenceTable key may be; `hashcheck scan --refs`
-# matches such rows.
-LOCAL_ONLY = frozenset({"vpdq"})
-
-
 class _Implausible(Exception):
     """The delta as a whole is not believable; none of it is applied."""
 
@@ -463,9 +456,6 @@ def _spool_valid_rows(rows, spool, spec: SourceSpec, report: SourceReport, liste
 
         if isinstance(row, Rejected):
             _note_rejection(spec, report, row)
-            continue
-        if row.algorithm in LOCAL_ONLY:  # valid, but not for the table: counted, and the rest goes on
-            report.set_aside[row.algorithm] = report.set_aside.get(row.algorithm, 0) + 1
             continue
         report.rows += 1
         spool.write(listformat.to_json(row) + "\n")
@@ -568,7 +558,7 @@ class _KeySet:
 
     @staticmethod
     def _digest(ref: Reference) -> bytes:
-        text = "\0".join((ref.algorithm, ref.hash, ref.list, ref.id))
+        text = "\0".join((ref.algorithm, table_hash(ref.algorithm, ref.hash), ref.list, ref.id))
         return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
     def add(self, ref: Reference) -> None:

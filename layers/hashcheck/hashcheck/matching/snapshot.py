@@ -5,10 +5,12 @@ at it, so a scanner never sees a half-written snapshot)::
 
     snapshots/v00000042/pdq.index      HammingIndex.to_bytes()
     snapshots/v00000042/pdq.rows       the hashes in index row order: n x nbytes raw bytes
+    snapshots/v00000042/vpdq.index     listed videos' usable frames (their PDQ hashes)
+    snapshots/v00000042/vpdq.rows      for each, the SHA-256 of its video's signal (its table key)
     snapshots/v00000042/manifest.json  written last
 
-The index's row ids map back to hashes through ``<alg>.rows`` (the confirm step looks the hash up in
-the table). Rows are sorted, so the same table gives the same bytes. The manifest::
+The index's row ids map back to hash items through ``<alg>.rows`` (the confirm step looks the hash up
+in the table). Rows are sorted, so the same table gives the same bytes. The manifest::
 
     {"format": 1, "version": 42, "created": "2024-05-01T03:00:00+00:00",
      "algorithms": {"pdq": {"count": 1400000, "nbytes": 32,
@@ -36,12 +38,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 from botocore.exceptions import ClientError
 
-from hashcheck.algorithms import ALGORITHMS, PERCEPTUAL
 from hashcheck.aws import is_gone
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
-from hashcheck.matching.stores.dynamodb import DynamoStore, LoadedIndex, table_index_loader
+from hashcheck.matching.stores.dynamodb import INDEXED, DynamoStore, LoadedIndex, index_rows, table_index_loader
 from hashcheck.tables.reference_table import ReferenceTable
 
 if TYPE_CHECKING:
@@ -87,26 +88,16 @@ Built = dict[str, tuple[HammingIndex, HexRows]]
 # --- build and publish (the sync) ------------------------------------------------------------------
 
 
-def build(table: ReferenceTable, algorithms: Iterable[str] = PERCEPTUAL) -> Built:
-    """An index per perceptual algorithm over the table's live hashes (algorithms without any are left
-    out). The scan streams into a byte buffer, one item at a time: no list of items is ever held."""
+def build(table: ReferenceTable, algorithms: Iterable[str] = INDEXED) -> Built:
+    """An index per perceptual algorithm over the table's live hashes, and one over listed videos'
+    frames (`index_rows`); algorithms without any are left out."""
     built: Built = {}
     for algorithm in algorithms:
-        nbytes = ALGORITHMS[algorithm].hex_length // 2
-        buffer = bytearray()
-        for hash_value, _refs in table.iter_live(algorithm):
-            buffer += bytes.fromhex(hash_value)  # validated when it was written
-        if buffer:
-            rows = _sorted_rows(np.frombuffer(bytes(buffer), dtype=np.uint8).reshape(-1, nbytes))
-            built[algorithm] = (HammingIndex(rows), HexRows(rows))
+        found = index_rows(table, algorithm)
+        if found is not None:
+            searched, names = found
+            built[algorithm] = (HammingIndex(searched), HexRows(names))
     return built
-
-
-def _sorted_rows(rows: np.ndarray) -> np.ndarray:
-    """Rows in byte order (a deterministic snapshot), via a sort of one opaque item per row."""
-    nbytes = rows.shape[1]
-    as_items = np.ascontiguousarray(rows).view(np.dtype((np.void, nbytes))).ravel()
-    return np.sort(as_items).view(np.uint8).reshape(-1, nbytes)
 
 
 def publish(s3, bucket: str, version: int, built: Built, now: Callable[[], datetime] | None = None) -> str:

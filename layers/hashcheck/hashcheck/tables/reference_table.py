@@ -8,11 +8,13 @@ Schema (one table, partition key ``pk`` (S), no sort key):
   ref stays in the map with ``deleted = true`` for audit; readers never act on it. ``added`` is when
   the ref was first listed and ``deleted_at`` when it was first withdrawn; both are kept if the ref is
   listed again (``deleted`` false), so replaying a feed leaves the same table.
-- Image item, one per listed image (list, reference id): ``pk = "image#<list>#<id>"``, ``list``,
-  ``id``, ``live`` and ``hashes``, a map keyed ``"<algorithm>#<hash>"`` of ``{algorithm, hash,
-  deleted}``. It answers "which other hashes does this list carry for the same image" (a pHash hit is
-  confirmed by the image's PDQ) in one GetItem; the hash items stay the source of truth, so readers
-  confirm the siblings it names against them.
+- A listed video's vPDQ signal (a JSON array, up to hundreds of KB) is keyed by its SHA-256
+  (``pk = "vpdq#<sha256 of the signal>"``, `table_hash`); its hash item keeps the signal in ``hash``.
+- Image item, one per listed image or video (list, reference id): ``pk = "image#<list>#<id>"``,
+  ``list``, ``id``, ``live`` and ``hashes``, a map keyed ``"<algorithm>#<hash as keyed>"`` of
+  ``{algorithm, hash (as keyed), deleted}``. It answers "which other hashes does this list carry for
+  the same image" (a pHash hit is confirmed by the image's PDQ) in one GetItem; the hash items stay
+  the source of truth, so readers confirm the siblings it names against them.
 - Version item: ``pk = "meta#version"``, ``version`` (N), ``snapshot_key``, ``updated``. The sync bumps
   it after rebuilding the near-match snapshot; scanners reload their index when it changes.
 - Sync bookkeeping, one per list source: ``pk = "meta#checkpoint#<source>"`` (where the source's last
@@ -41,6 +43,7 @@ contents; errors carry counts only.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -102,8 +105,16 @@ def _escape(text: str) -> str:
     return text.replace("%", "%25").replace("#", "%23")
 
 
+def table_hash(algorithm: str, hash_value: str) -> str:
+    """A hash as the table keys it: itself, or a vPDQ signal (a JSON array, up to hundreds of KB, far
+    longer than a key may be) by its SHA-256."""
+    if algorithm == "vpdq" and hash_value.startswith("["):
+        return hashlib.sha256(hash_value.encode()).hexdigest()
+    return hash_value
+
+
 def hash_pk(algorithm: str, hash_value: str) -> str:
-    return f"{algorithm}#{hash_value}"
+    return f"{algorithm}#{table_hash(algorithm, hash_value)}"
 
 
 def ref_key(list_id: str, ref_id: str) -> str:
@@ -225,9 +236,10 @@ class ReferenceTable:
         key = ref_key(reference.list, reference.id)
         out = []
         for algorithm, hash_value in pairs:
-            entry = items.get(hash_pk(algorithm, hash_value), {}).get("refs", {}).get(key)
+            item = items.get(hash_pk(algorithm, hash_value), {})
+            entry = item.get("refs", {}).get(key)
             if entry and not entry.get("deleted"):
-                out.append(_entry_reference(algorithm, hash_value, entry))
+                out.append(_entry_reference(algorithm, item["hash"], entry))  # the hash itself, not its key
         return out
 
     def iter_live(self, algorithm: str, page_size: int | None = None) -> Iterator[tuple[str, list[Reference]]]:
@@ -623,7 +635,12 @@ def _merge_image(item: dict, row: Reference) -> bool:
             return False
         entry["deleted"] = True
     elif entry is None or entry["deleted"]:
-        item["hashes"][key] = {"algorithm": row.algorithm, "hash": row.hash, "deleted": False}
+        # by its key: a vPDQ signal is kept once, on its hash item
+        item["hashes"][key] = {
+            "algorithm": row.algorithm,
+            "hash": table_hash(row.algorithm, row.hash),
+            "deleted": False,
+        }
     else:
         return False
     item["live"] = sum(1 for e in item["hashes"].values() if not e["deleted"])

@@ -1,7 +1,8 @@
 """References in the DynamoDB ReferenceTable (`hashcheck.tables.reference_table`), for the scan function.
 
 - exact: one BatchGetItem for a fingerprint's keys (100 keys per call), live refs only;
-- near: an in-memory `HammingIndex` per perceptual algorithm finds candidates, and every candidate
+- near: an in-memory `HammingIndex` per perceptual algorithm (and one over listed videos' frames,
+  "vpdq") finds candidates, and every candidate
   is confirmed against the table before it becomes a hit, so a withdrawn reference never acts even
   when the index is stale. The index comes from `index_loader(algorithm)`; by default it is built by
   scanning the table on first use (`table_index_loader`); a loader that reads the S3 snapshot plugs
@@ -16,23 +17,63 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from hashcheck.algorithms import PERCEPTUAL
+import numpy as np
+
+from hashcheck.algorithms import ALGORITHMS, PERCEPTUAL
+from hashcheck.fingerprinting.vpdq import from_signal
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
-from hashcheck.tables.reference_table import ReferenceTable, Version, hash_pk, live_refs
+from hashcheck.matching.videomatch import VideoRule, usable
+from hashcheck.tables.reference_table import ReferenceTable, Version, hash_pk, live_refs, table_hash
 
-# An index over the hashes of one algorithm, and the hex hash of each of its rows.
+# An index over the hashes of one algorithm, and the hex of what each of its rows names (the hash item).
 LoadedIndex = tuple[HammingIndex, Sequence[str]]
 IndexLoader = Callable[[str], LoadedIndex | None]
+VIDEO = "vpdq"
+INDEXED = (*PERCEPTUAL, VIDEO)
+
+
+def index_rows(table: ReferenceTable, algorithm: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """What an algorithm's near index holds, sorted (a deterministic snapshot): the hashes searched and,
+    row for row, what each names, as uint8 arrays; None without live hashes. A perceptual hash names
+    itself; each usable frame of a listed video (`videomatch.usable`) names the video by its table hash,
+    so a frame search finds the listed videos that the vPDQ rule then decides. The table is streamed
+    into one byte buffer: no list of items is ever held."""
+    video = algorithm == VIDEO
+    width = 64 if video else ALGORITHMS[algorithm].hex_length // 2
+    buffer = bytearray()
+    for hash_value, _refs in table.iter_live(algorithm):
+        if not video:
+            buffer += bytes.fromhex(hash_value)  # validated when it was written
+            continue
+        owner = bytes.fromhex(table_hash(algorithm, hash_value))
+        for frame in dict.fromkeys(f.pdq for f in usable(from_signal(hash_value), VideoRule().quality)):
+            buffer += bytes.fromhex(frame) + owner
+    if not buffer:
+        return None
+    rows = _sorted_rows(np.frombuffer(bytes(buffer), dtype=np.uint8).reshape(-1, width))
+    if video:
+        return np.ascontiguousarray(rows[:, :32]), np.ascontiguousarray(rows[:, 32:])
+    return rows, rows
+
+
+def _sorted_rows(rows: np.ndarray) -> np.ndarray:
+    """Rows in byte order, via a sort of one opaque item per row."""
+    nbytes = rows.shape[1]
+    as_items = np.ascontiguousarray(rows).view(np.dtype((np.void, nbytes))).ravel()
+    return np.sort(as_items).view(np.uint8).reshape(-1, nbytes)
 
 
 def table_index_loader(table: ReferenceTable) -> IndexLoader:
     """Build an algorithm's index by scanning the table for its live hashes (no snapshot yet)."""
 
     def load(algorithm: str) -> LoadedIndex | None:
-        hashes = sorted(h for h, _ in table.iter_live(algorithm))
-        return (HammingIndex.from_hex(hashes), hashes) if hashes else None
+        found = index_rows(table, algorithm)
+        if found is None:
+            return None
+        searched, names = found
+        return HammingIndex(searched), [name.tobytes().hex() for name in names]
 
     return load
 
@@ -91,7 +132,7 @@ class DynamoStore:
         return self.table.siblings(reference)
 
     def _index(self, algorithm: str) -> LoadedIndex | None:
-        if algorithm not in PERCEPTUAL:  # the table holds no listed videos (the sync refuses vpdq rows)
+        if algorithm not in INDEXED:  # hashes that are only stored (photodna): no index
             return None
         if algorithm not in self._indexes:
             self._indexes[algorithm] = self._loader(algorithm)
