@@ -3,10 +3,9 @@
     python bench/fuzz.py [--cases N] [--seed S] [--timeout SEC] [--max-rss-mb MB] [--save DIR]
                          [--target images|videos]
 
-`--target videos` fuzzes the video decoder instead (`hashcheck.fingerprinting.video.vpdq_features`,
-on what `looks_like_video` lets through, as the scan path would): seeds are small benign videos
-(MP4/H.264, MKV, WebM/VP9, AVI/MPEG-4, MPEG-TS, MOV/MJPEG); "image" counts videos hashed, "unscan"
-videos rejected with a reason.
+`--target videos` fuzzes videos through the same path: seeds are small benign videos (MP4/H.264, MKV,
+WebM/VP9, AVI/MPEG-4, MPEG-TS, MOV/MJPEG); "image" counts videos hashed (status `video`), "unscan"
+videos rejected or read only in part, with a reason.
 
 Inputs are generated deterministically from (seed, case number), so a crash is reproduced by its
 number alone (`--only K`). Families: mutations (bit flips, interesting integers in the header,
@@ -59,8 +58,8 @@ from PIL import Image, ImageDraw  # noqa: E402
 
 from hashcheck.tools.wrappers import pdf_inline, sevenzipped, tarred, zipped  # noqa: E402
 
-STATUSES = ("image", "not_image", "unscannable", "opaque")
-TARGET = "images"  # or "videos": vPDQ of mutated videos (hashcheck.fingerprinting.video); "image" = hashed
+STATUSES = ("image", "video", "not_image", "unscannable", "opaque")
+TARGET = "images"  # or "videos": mutated videos as seeds
 INTERESTING = (0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0x8000, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)
 
 # --- seeds: small benign generated pictures --------------------------------------------------------
@@ -353,6 +352,11 @@ def check_case(data: bytes, fp) -> str | None:
     if fp.status == "image":
         if not (fp.pdq and len(fp.pdq) == 64 and fp.phash and len(fp.phash) == 16 and fp.near):
             return "image without perceptual hashes"
+    elif fp.status == "video":
+        if fp.frames != len(fp.video) or any(not m.fingerprint.near for m in fp.members):
+            return "video whose frames or scenes lack hashes"
+        if fp.partial != bool(fp.error):
+            return "video read in part without a reason, or with one when whole"
     elif not (fp.error and fp.pdq is None and fp.phash is None):
         return "rejection without a reason, or with hashes"
     return None
@@ -387,18 +391,6 @@ def video_seeds() -> dict[str, bytes]:
     return out
 
 
-def _video_outcome(data: bytes) -> tuple[str, str | None]:
-    from hashcheck.fingerprinting.video import VideoLimits, VideoRejected, looks_like_video, vpdq_features
-
-    if not looks_like_video(data[:512]):  # what the scan path would hand the video decoder at all
-        return "not_image", None
-    try:
-        features = vpdq_features(io.BytesIO(data), VideoLimits(max_frames_decoded=20_000, max_frames_hashed=600))
-    except VideoRejected as rejected:
-        return "unscannable", str(rejected)
-    return ("image" if features else "not_image"), None
-
-
 def run_one(data: bytes, timeout: float) -> dict:
     from hashcheck.fingerprinting.fingerprint import fingerprint
 
@@ -406,12 +398,9 @@ def run_one(data: bytes, timeout: float) -> dict:
     signal.setitimer(signal.ITIMER_REAL, timeout)
     started = time.perf_counter()
     try:
-        if TARGET == "videos":
-            (status, error), problem = _video_outcome(data), None
-        else:
-            fp = fingerprint(data)
-            problem = check_case(data, fp)
-            status, error = fp.status, fp.error
+        fp = fingerprint(data)
+        problem = check_case(data, fp)
+        status, error = ("unscannable" if fp.status == "video" and fp.partial else fp.status), fp.error
     except Hung:
         status, error, problem = "hung", None, f"no outcome within {timeout} s"
     except BaseException as exc:  # noqa: BLE001 - anything escaping is the finding
@@ -430,7 +419,7 @@ def worker(args) -> None:
     signal.signal(signal.SIGALRM, _alarm)
     corpus = Corpus(args.seed)
     for warm in corpus.seeds.values():  # load decoders and numpy before measuring the baseline
-        _video_outcome(warm) if TARGET == "videos" else fingerprint(warm)
+        fingerprint(warm)
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"baseline_kb": baseline}), flush=True)
     for k in range(args.start, args.end):
@@ -513,7 +502,7 @@ def report(results: list[dict], save: Path | None, seed: int) -> int:
         ms = sorted(r["ms"] for r in rows)
         count = defaultdict(int)
         for r in rows:
-            count[r["status"]] += 1
+            count["image" if r["status"] == "video" else r["status"]] += 1
         crashes = sum(1 for r in rows if r["problem"])
         print(
             f"{name:34} {len(rows):6d} {count['image']:6d} {count['not_image']:7d} {count['unscannable']:6d} "

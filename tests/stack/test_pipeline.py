@@ -215,14 +215,14 @@ def test_demo_summary_line_reports_every_object_as_expected():
     text = out.getvalue()
     assert "re-match of stored objects: 1 quarantined" in text and "released" in text
     summary = json.loads(text.strip().splitlines()[-1])
-    assert summary["cases"] == 6 and summary["alerts"] == 6  # five on upload, one by the re-match
+    assert summary["cases"] == 7 and summary["alerts"] == 7  # six on upload, one by the re-match
     statuses = {}
     for obj in summary["objects"]:
         assert obj["verdict"] == obj["expected"]
         in_quarantine = "quarantinebucket" in (obj["location"] or "")
         assert in_quarantine == (obj["status"] == "quarantined"), obj
         statuses[obj["status"]] = statuses.get(obj["status"], 0) + 1
-    assert statuses == {"quarantined": 5, "released": 1, "clean": 4, "unscannable": 1}
+    assert statuses == {"quarantined": 6, "released": 1, "clean": 4, "unscannable": 1}
 
 
 def test_logs_of_a_match_carry_no_hash_values(stack, caplog):

@@ -1,9 +1,10 @@
 """`hashcheck demo`: the whole pipeline on an in-process moto, with no AWS account and no network.
 
 It deploys template.yaml into moto (hashcheck.tools.sandbox), puts three generated pictures on a reference
-list, uploads edited copies of them, unrelated pictures, a broken JPEG and a text file to the upload
-bucket, lets S3 -> EventBridge -> the scan queue deliver the events to the real scan handler, and
-says where each object ended up, which cases were filed and which alerts went out.
+list, uploads edited copies of them, a video clip that shows one of them, unrelated pictures, a broken
+JPEG and a text file to the upload bucket, lets S3 -> EventBridge -> the scan queue deliver the events
+to the real scan handler, and says where each object ended up, which cases were filed and which
+alerts went out.
 
 Nothing here is abusive: the pictures are generated (hashcheck.tools.samples) and the demo only
 *pretends* that some of them are on a hotline's list.
@@ -47,6 +48,9 @@ def uploads() -> list[tuple[str, str, bytes]]:
     whole = samples.jpeg(samples.picture(99))
     objects.append(("customers/8/broken.jpg", Verdict.UNSCANNABLE, whole[: len(whole) // 3]))
     objects.append(("customers/8/notes.txt", Verdict.CLEAN, b"shopping list: bread, milk\n"))
+    # a clip that shows listed picture 3 for three seconds: found among the video's scenes
+    clip = samples.video(8, size=(320, 240), show=(samples.picture(3), 2.0, 5.0))
+    objects.append(("customers/9/beach clip.mp4", Verdict.MATCH, clip))
     return objects
 
 
