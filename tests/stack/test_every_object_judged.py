@@ -39,7 +39,9 @@ def put(stack, key: str, body: bytes) -> ObjectRef:
 
 
 def status(stack, obj: ObjectRef) -> str | None:
-    return get_status(stack.client("s3"), obj)
+    """The object's judgement: its status tag, or the record of a clean object left untagged (the
+    default read mode tags only what it blocks)."""
+    return get_status(stack.client("s3"), obj) or (record(stack, obj) or {}).get("status")
 
 
 def record(stack, obj: ObjectRef) -> dict | None:

@@ -74,7 +74,9 @@ def stack():
     sandbox.fake_credentials()
     with mock_aws():
         # one listed picture quarantined over and over: the per-reference breaker (tested on its own) off
-        stack = sandbox.deploy({"ListSources": LIST_SOURCES, "ReferenceBreakerObjects": "5000"})
+        # clean objects tagged too: every call the scan path can make is in the fault matrix
+        parameters = {"ListSources": LIST_SOURCES, "ReferenceBreakerObjects": "5000", "TagCleanObjects": "true"}
+        stack = sandbox.deploy(parameters)
         s3 = stack.client("s3")
         s3.put_object(Bucket=stack.outputs["ArtifactsBucketName"], Key=LIST_KEY, Body=_list_text(1))
         stack.sync = sandbox.load_handler(stack, "SyncFunction", "sync")

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists.build import references_for
+from hashcheck.tables.fingerprint_table import FingerprintTable
 from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
 from tests.helpers import alerts_inbox, drain_bodies, listed_stack
@@ -105,10 +106,23 @@ def test_listed_image_is_moved_to_evidence_under_legal_hold_with_a_case_and_aler
     assert sha256 not in json.dumps(alert) and sha256 not in json.dumps(event)
 
 
-def test_unrelated_image_stays_and_is_tagged_clean(stack):
+def recorded(stack, key: str) -> str:
+    """The status of `key`'s FingerprintTable record."""
+    (record,) = [
+        r
+        for r in FingerprintTable(stack.client("dynamodb"), stack.outputs["FingerprintTableName"]).scan_all()
+        if r["key"] == key
+    ]
+    return record["status"]
+
+
+def test_unrelated_image_stays_untagged_and_is_recorded_clean(stack):
+    """The default (deny-list) mode leaves a clean upload untagged, readable as it was, and saves a
+    PutObjectTagging; its verdict is in the FingerprintTable."""
     version = upload(stack, "customers/1/cat.jpg", samples.jpeg(samples.picture(50)))
     deliver(stack)
-    assert tags(stack, "customers/1/cat.jpg", version)["hashcheck-status"] == "clean"
+    assert "hashcheck-status" not in tags(stack, "customers/1/cat.jpg", version)
+    assert recorded(stack, "customers/1/cat.jpg") == "clean"
     assert cases(stack) == [] and evidence(stack) == []
 
 
@@ -117,7 +131,8 @@ def test_non_image_and_corrupt_image(stack):
     whole = samples.jpeg(samples.picture(51))
     broken = upload(stack, "img/broken.jpg", whole[: len(whole) // 2])
     deliver(stack)
-    assert tags(stack, "docs/readme.txt", text)["hashcheck-status"] == "clean"
+    assert "hashcheck-status" not in tags(stack, "docs/readme.txt", text)
+    assert recorded(stack, "docs/readme.txt") == "clean"
     assert tags(stack, "img/broken.jpg", broken)["hashcheck-status"] == "unscannable"
 
 
@@ -173,15 +188,16 @@ def test_s3_notification_with_url_encoded_key_is_decoded(stack):
     record["s3"]["object"].update(key=quote_plus(key), versionId=version)
     stack.client("sqs").send_message(QueueUrl=stack.outputs["ScanQueueUrl"], MessageBody=json.dumps(notice))
     deliver(stack)
-    assert tags(stack, key, version)["hashcheck-status"] == "clean"
+    assert recorded(stack, key) == "clean" and "hashcheck-status" not in tags(stack, key, version)
 
 
 def test_ten_existing_tags_still_get_the_status(stack):
     customer = "&".join(f"t{i}=v{i}" for i in range(10))
-    version = upload(stack, "tagged.jpg", samples.jpeg(samples.picture(53)), Tagging=customer)
+    whole = samples.jpeg(samples.picture(53))
+    version = upload(stack, "tagged.jpg", whole[: len(whole) // 5], Tagging=customer)  # unscannable: blocked
     deliver(stack)
     got = tags(stack, "tagged.jpg", version)
-    assert got["hashcheck-status"] == "clean" and len(got) == 10
+    assert got["hashcheck-status"] == "unscannable" and len(got) == 10
     assert sum(1 for k in got if k.startswith("t")) == 9
 
 

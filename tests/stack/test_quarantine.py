@@ -124,6 +124,19 @@ def test_set_status_keeps_customer_tags_and_replaces_ours(s3, buckets):
     assert get_status(s3, obj) == "clean"
 
 
+def test_clean_is_written_only_over_a_status_of_ours_when_clean_objects_go_untagged(s3, buckets):
+    """TagCleanObjects=false: an untagged clean object is left as it is (one GetObjectTagging, no PUT);
+    one that carries a status of ours (blocked) gets `clean` over it, or it would stay blocked."""
+    source, _ = buckets
+    fresh = upload(s3, source, "fresh.jpg", benign("f"), Tagging="team=web")
+    set_status(s3, fresh, "clean", tag_clean=False)
+    assert get_tags(s3, fresh) == {"team": "web"}
+    blocked = upload(s3, source, "blocked.jpg", benign("b"))
+    set_status(s3, blocked, "unscannable", reason="could not decode")
+    set_status(s3, blocked, "clean", tag_clean=False)
+    assert get_tags(s3, blocked) == {STATUS_TAG: "clean"}
+
+
 def test_set_status_makes_reason_a_valid_tag_value(s3, buckets):
     source, _ = buckets
     obj = upload(s3, source, "a.jpg", benign("a"))

@@ -12,6 +12,7 @@ from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.matching.allowlist import Allowlist
 from hashcheck.matching.matcher import Match
 from hashcheck.response import review
+from hashcheck.tables.fingerprint_table import FingerprintTable
 from hashcheck.tables.reference_table import allow_pk
 from hashcheck.tools import samples, sandbox
 from tests.helpers import listed_stack
@@ -149,7 +150,10 @@ def test_restored_object_and_a_reupload_of_the_same_bytes_stay_clean_through_the
     again = upload(stack, "customers/9/same bytes.jpg", LISTED)
     deliver(stack)  # the restore's own ObjectCreated event and the re-upload's
     assert status(stack, KEY) == "released"
-    assert status(stack, "customers/9/same bytes.jpg", again) == "clean"
+    assert status(stack, "customers/9/same bytes.jpg", again) is None  # clean, so left untagged
+    fingerprints = FingerprintTable(stack.client("dynamodb"), stack.outputs["FingerprintTableName"])
+    (record,) = [r for r in fingerprints.scan_all() if r["key"] == "customers/9/same bytes.jpg"]
+    assert record["status"] == "clean" and "released false positive" in record["reason"]
     assert len(review.list_cases(stack.target)) == 1  # no new case
 
 

@@ -5,7 +5,8 @@ function cannot answer itself: a timeout or an out-of-memory kill on the last at
 never reaches its own `error` tagging), or EventBridge failing to deliver the object-created event at
 all (the rule's dead-letter target is the same queue). Each object such a message names is tagged
 `error` (blocked like `quarantined`) and recorded with the reason, unless it already has a final
-status: a match whose move failed stays `quarantined`, a scan that did finish keeps its verdict.
+status: a match whose move failed stays `quarantined`, a scan that did finish keeps its verdict (a
+clean one is known by its FingerprintTable record: clean objects may be left untagged).
 
 This runs in its own function that never reads object content: it tags and records, nothing more.
 An `error` object is scanned again by the backfill (`error` is not a final status).
@@ -52,6 +53,13 @@ def block_as_error(s3: S3Client, fingerprints: FingerprintTable, obj: ObjectRef,
     fingerprints.record(obj, ObjectStatus.ERROR, None, reason=reason)
 
 
+def _recorded_clean(fingerprints: FingerprintTable, obj: ObjectRef) -> bool:
+    """Whether a scan of this very version finished clean: the default read mode leaves a clean object
+    untagged, its verdict in the FingerprintTable."""
+    record = fingerprints.get(obj)
+    return record is not None and record.get("status") == ObjectStatus.CLEAN
+
+
 def judge(s3: S3Client, fingerprints: FingerprintTable, cases: CaseTable, body: str) -> Judged:
     """Judge the objects one dead-lettered message names; raises on a failure, so the message stays."""
     judged = Judged()
@@ -76,7 +84,7 @@ def judge(s3: S3Client, fingerprints: FingerprintTable, cases: CaseTable, body: 
             fingerprints.record(obj, Absence.DELETED, None, reason="gone before its scan could finish")
             judged.gone += 1
             continue
-        if status in FINAL:
+        if status in FINAL or _recorded_clean(fingerprints, obj):
             judged.already_judged += 1
             continue
         try:

@@ -78,6 +78,9 @@ class ScanConfig:
     breaker: BreakerLimits = BreakerLimits()  # how far one reference, or one list update, may act
     tenant_rule: TenantRule = TenantRule("none")  # whose an object is (hashcheck.tenancy)
     appeal: str = DEFAULT_APPEAL  # how a tenant appeals, as the notices say it
+    # Tag clean objects `clean` (the fail-closed read mode needs it); otherwise a clean object stays
+    # untagged unless it carried a status of ours, its verdict in the FingerprintTable (TagCleanObjects).
+    tag_clean: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> ScanConfig:
@@ -104,6 +107,7 @@ class ScanConfig:
             breaker=BreakerLimits.from_env(env),
             tenant_rule=TenantRule.parse(env.get("TENANT_RULE", "none")),
             appeal=env.get("TENANT_APPEAL") or DEFAULT_APPEAL,
+            tag_clean=env.get("TAG_CLEAN_OBJECTS", "true") != "false",
         )
 
     @classmethod
@@ -321,7 +325,7 @@ class Scanner:
     def _finish(
         self, obj: ObjectRef, fp: Fingerprint, result: Result, status: ObjectStatus, reason: str | None
     ) -> Outcome:
-        set_status(self.s3, obj, status, reason)
+        set_status(self.s3, obj, status, reason, tag_clean=self.config.tag_clean)
         tenant = self.tenants.of(obj)
         self.tables.fingerprints.record(obj, status, result.verdict, fp, self.list_version(), reason, tenant)
         if status == ObjectStatus.UNSCANNABLE:

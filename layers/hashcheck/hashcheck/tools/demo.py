@@ -175,7 +175,8 @@ def _where_is(stack, key: str, expected: str, version: str | None) -> dict:
     record = _record_for(stack, key, version or obj.version_id) or {}
     location: str | None
     if head:
-        location, status = f"s3://{upload_bucket}/{key}", get_status(s3, obj)
+        # a clean object stays untagged in the default read mode: its status is its record's
+        location, status = f"s3://{upload_bucket}/{key}", get_status(s3, obj) or record.get("status")
     else:
         location, status = _evidence_location(stack, key), record.get("status", "unknown")
     verdict = record.get("verdict") or (Verdict.MATCH if status == ObjectStatus.RELEASED else status)
