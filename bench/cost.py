@@ -37,6 +37,7 @@ import math
 import os
 import random
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -61,6 +62,19 @@ PLATFORM_LOG_BYTES = 340  # Lambda's START, END and REPORT lines per invocation
 XRAY_SAMPLED = 0.05  # the default sampling rule: the first request each second, then 5%
 SQS_BATCH = 10
 KINDS = ("clean", "not_image", "unscannable", "match")
+
+
+@dataclass(frozen=True)
+class Call:
+    """One AWS call a function made: when (wall clock), its modelled latency, and the CPU its thread
+    spent inside it (moto's, taken out of the function's own compute)."""
+
+    begin: float
+    end: float
+    operation: str
+    latency_ms: float
+    thread: int
+    cpu_s: float
 
 
 # --- what a run spends ---------------------------------------------------------------------------------
@@ -117,7 +131,7 @@ class Meter:
         self.quiet = boto3.session.Session().client("dynamodb", region_name=sandbox.REGION)
         self.invoked_ms = lambda: 0.0  # what a synchronous Invoke waits for: the invoked function's duration
         self._indexes: dict[str, list[list[str]]] = {}
-        self._calls: dict[str, list[tuple[float, float, str, str, float]]] = defaultdict(list)
+        self._calls: dict[str, list[Call]] = defaultdict(list)
         events = boto3.DEFAULT_SESSION.events
         events.register("before-parameter-build", self._before, unique_id="cost-before")
         events.register("after-call", self._after, unique_id="cost-after")
@@ -130,7 +144,7 @@ class Meter:
         spend, self.spend = self.spend, Spend()
         return spend
 
-    def calls_of(self, function: str) -> list[tuple[float, float, str, str, float]]:
+    def calls_of(self, function: str) -> list[Call]:
         calls, self._calls[function] = self._calls[function], []
         return calls
 
@@ -140,14 +154,14 @@ class Meter:
             return  # the sandbox's own calls (uploads, setup): no function of the stack makes them
         service, operation = model.service_model.service_name, model.name
         self.spend.requests[(function, service, operation)] += 1
-        context["cost"] = (function, time.perf_counter(), params)
+        context["cost"] = (function, time.perf_counter(), time.thread_time(), params)
         if service == "dynamodb":
             context["cost_old"] = self._old_items(operation, params)
 
     def _after(self, http_response, parsed, model, context, **_):
         if "cost" not in context:
             return
-        function, started, params = context["cost"]
+        function, started, cpu_started, params = context["cost"]
         service, operation = model.service_model.service_name, model.name
         latency = LATENCY_MS.get(service, 10.0)
         if service == "lambda" and operation == "Invoke":
@@ -158,7 +172,10 @@ class Meter:
             latency += size / (S3_READ_MB_PER_S * 1e3)
         if service == "dynamodb":
             self._units(function, operation, params, parsed, context.get("cost_old"))
-        self._calls[function].append((started, time.perf_counter(), service, operation, latency))
+        call = Call(
+            started, time.perf_counter(), operation, latency, threading.get_ident(), time.thread_time() - cpu_started
+        )
+        self._calls[function].append(call)
 
     # DynamoDB units ------------------------------------------------------------------------------------
 
@@ -244,20 +261,21 @@ class LogCounter(logging.Handler):
 class Timed:
     """A handler run as Lambda bills it: its compute measured, its calls' latencies modelled."""
 
-    def __init__(self, meter: Meter, function: str, handler, memory_mb: int):
+    def __init__(self, meter: Meter, function: str, handler, memory_mb: int, prints: bool = True):
         self.meter, self.function, self.handler, self.memory_mb = meter, function, handler, memory_mb
+        self.prints = prints  # it prints metric blobs: capture stdout (never in threads: it is process-wide)
         self.last_ms = 0.0  # the modelled duration of the last invocation (what a caller waits)
 
     def __call__(self, event, context):
         self.meter.calls_of(self.function)  # calls before this invocation are not its own
         printed = io.StringIO()
-        started = time.perf_counter()
-        with contextlib.redirect_stdout(printed):  # Powertools prints its metric blobs (EMF)
-            answer = self.handler(event, context)
-        wall_ms = (time.perf_counter() - started) * 1000
+        started = time.thread_time()  # CPU, not wall: other functions' threads share this process
+        with contextlib.redirect_stdout(printed) if self.prints else contextlib.nullcontext():
+            answer = self.handler(event, context)  # Powertools prints its metric blobs (EMF)
+        cpu_s = time.thread_time() - started
         calls = self.meter.calls_of(self.function)
-        in_calls_ms = sum((end - begin) * 1000 for begin, end, *_ in calls)
-        compute_ms = max(0.0, wall_ms - in_calls_ms)
+        here = threading.get_ident()
+        compute_ms = max(0.0, cpu_s - sum(c.cpu_s for c in calls if c.thread == here)) * 1000
         self.last_ms = compute_ms / min(1.0, self.memory_mb / FULL_VCPU_MB) + _waiting_ms(calls)
         spend = self.meter.spend
         spend.invocations[self.function] += 1
@@ -270,16 +288,17 @@ class Timed:
         return answer
 
 
-def _waiting_ms(calls: list[tuple[float, float, str, str, float]]) -> float:
-    """The modelled time spent in calls: calls issued one after another add up; calls that overlapped
-    (issued at once from threads) cost the longest of them."""
-    waiting, group_end, group_max = 0.0, -1.0, 0.0
-    for begin, end, _service, _operation, latency in sorted(calls):
-        if begin < group_end:  # overlaps the running group
-            group_max, group_end = max(group_max, latency), max(group_end, end)
+def _waiting_ms(calls: list[Call]) -> float:
+    """The modelled time spent in calls, an upper bound: every call but an Invoke adds up; Invokes that
+    overlapped (a batch's fingerprints asked for at once) cost the longest of them."""
+    waiting = sum(c.latency_ms for c in calls if c.operation != "Invoke")
+    group_end, group_max = -1.0, 0.0
+    for call in sorted((c for c in calls if c.operation == "Invoke"), key=lambda c: c.begin):
+        if call.begin < group_end:  # overlaps the running group
+            group_max, group_end = max(group_max, call.latency_ms), max(group_end, call.end)
             continue
         waiting += group_max
-        group_max, group_end = latency, end
+        group_max, group_end = call.latency_ms, call.end
     return waiting + group_max
 
 
@@ -347,15 +366,29 @@ class Run:
 
 
 def run_mode(fail_closed: bool, mix: dict[str, list[tuple[str, bytes]]]) -> Run:
-    from moto import mock_aws
-
+    """One deployment in that read mode, the mix uploaded kind by kind, then a list update."""
     sandbox.fake_credentials()
+    saved = {name: os.environ.get(name) for name in ("POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_DISABLED")}
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO"  # the template's default level
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "0"
+    try:
+        return _deploy_and_measure(fail_closed, mix)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _deploy_and_measure(fail_closed: bool, mix: dict[str, list[tuple[str, bytes]]]) -> Run:
+    from moto import mock_aws
+
     parameters = {"ListSources": demo.LIST_SOURCES, "FailClosedReadPolicy": "true" if fail_closed else "false"}
     with mock_aws():
         stack = sandbox.deploy(parameters)
-        demo._sync_reference_list(stack, demo.reference_rows())
+        with contextlib.redirect_stdout(io.StringIO()):  # the setup's own sync is not what is measured
+            demo._sync_reference_list(stack, demo.reference_rows())
         meter = Meter()
         counter = LogCounter(meter)
         logging.getLogger("hashcheck").addHandler(counter)
@@ -372,7 +405,7 @@ def _measure(stack, meter: Meter, mix) -> Run:
         for name in ("ScanFunction", "FingerprintFunction", "SyncFunction", "RematchFunction")
     }
     fingerprint = sandbox.invoked(stack, "FingerprintFunction")
-    timed_fp = Timed(meter, "FingerprintFunction", fingerprint.handler, memory["FingerprintFunction"])
+    timed_fp = Timed(meter, "FingerprintFunction", fingerprint.handler, memory["FingerprintFunction"], prints=False)
     fingerprint.handler = timed_fp
     meter.invoked_ms = lambda: timed_fp.last_ms
     scan = sandbox.load_handler(stack, "ScanFunction", "scan")

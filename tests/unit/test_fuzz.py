@@ -112,3 +112,23 @@ def test_an_extreme_aspect_ratio_costs_no_more_memory_than_a_square_image():
         tracemalloc.stop()
     assert fp.status in ("image", "unscannable")
     assert peak < 64 * 2**20, f"peak {peak / 2**20:.0f} MB of traced allocations"
+
+
+def _video_corpus():
+    target, fuzz.TARGET = fuzz.TARGET, "videos"
+    try:
+        return fuzz.Corpus(seed=0)
+    finally:
+        fuzz.TARGET = target
+
+
+# Videos the fuzzer damaged midway: the reason was formatted from a Fraction and raised instead
+VIDEO_FINDINGS = (9356, 9389, 9454, 9485, 9494, 9516, 9654)
+
+
+def test_videos_damaged_midway_get_a_reason_not_an_exception():
+    corpus = _video_corpus()
+    for k in (*VIDEO_FINDINGS, *range(40)):
+        family, data = corpus.case(k)
+        fp = fingerprint(data)
+        assert fuzz.check_case(data, fp) is None, (k, family, fp.status, fp.error)

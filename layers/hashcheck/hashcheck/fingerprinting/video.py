@@ -141,7 +141,7 @@ class Video:
                 try:
                     frame = next(frames, None)
                 except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
-                    self.problem = f"damaged after {index / rate:.1f} s ({type(exc).__name__})"
+                    self.problem = f"damaged after {float(index / rate):.1f} s ({type(exc).__name__})"
                     return
                 if frame is None:
                     self.problem = self.problem or self._short(container, float(index / rate))

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 from hashcheck.aws import Clients
 from hashcheck.fingerprinting.fingerprint import Fingerprint, problem
 from hashcheck.jobs.deadletter import block_as_error
-from hashcheck.jobs.reader import FingerprintFunction, Here, Reader
+from hashcheck.jobs.reader import FingerprintFunction, Here, Prefetched, Reader
 from hashcheck.matching.allowlist import Allowlist, status_for
 from hashcheck.matching.matcher import Policy, Result, match, without
 from hashcheck.matching.snapshot import S3IndexLoader
@@ -135,7 +135,9 @@ def build_scanner(config: ScanConfig, clients: Clients) -> Scanner:
     tables = Tables.named(clients.dynamodb, config.reference_table, config.fingerprint_table, config.case_table)
     store, list_version = build_store(config, clients, tables)
     cases = Cases(tables.cases, clients.sns, config.alert_topic_arn, EventPublisher(clients.events, config.event_bus))
-    read = FingerprintFunction(clients.lambda_, config.fingerprint_function) if config.fingerprint_function else None
+    read = None
+    if config.fingerprint_function:  # on AWS: parsed in FingerprintFunction, a batch's objects at once
+        read = Prefetched(FingerprintFunction(clients.lambda_, config.fingerprint_function))
     return Scanner(config, store, clients.s3, tables, cases, list_version, read)
 
 
@@ -202,6 +204,12 @@ class Scanner:
         self.breaker = Breaker(tables.references, config.breaker, cases.announce)
         self.tenants = Tenants(config.tenant_rule, s3)
         self.notices = Notices(cases.events, config.appeal)
+
+    def prefetch(self, uploads: Iterable[Upload]) -> None:
+        """Start reading these objects' fingerprints at once (a batch), where the reader can."""
+        if isinstance(self.read, Prefetched):
+            self.read.forget()
+            self.read.start(upload.obj for upload in uploads)
 
     def scan(self, upload: Upload) -> Outcome:
         try:
