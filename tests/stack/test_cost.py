@@ -54,7 +54,7 @@ def test_dynamodb_units_count_the_indexes_a_write_feeds(runs):
     clean = runs["default"].per_kind["clean"]
     fingerprints = {t: u for (_, t), u in clean.wru.items() if "FingerprintTable" in t}
     (units,) = fingerprints.values()
-    assert units == 2 + 3  # a record of 1-2 KB, and one unit in each of its three exact-hash indexes
+    assert units == 1 + 3  # a record under 1 KB, and one unit in each of its three exact-hash indexes
     assert sum(clean.rru.values()) == 1.5  # three keys, eventually consistent
 
 

@@ -5,7 +5,7 @@ on decoding, so they are computed for every object, including ones that are not 
 fail to decode. The perceptual hashes (PDQ with its quality, pHash) come from one decode of the
 image, and for near matching we also keep their 8 rotated/mirrored variants and further frames of an
 animation (`near`). pHash's variants come from its DCT (microseconds); PDQ's from the pixels' mirrors
-and their transposes, because PDQ derived from one DCT drifts by up to 100 bits (see `_TRANSPOSED`). An
+and their transposes, because PDQ derived from one DCT drifts by up to 100 bits (see `TRANSPOSED`). An
 image with uniform borders (padding, a frame, letterboxing) is also hashed inside them (variants "trimmed",
 "trimmed:rotate90", ...): a border changes every global hash completely, and only the images that have
 one pay for a second set of hashes (docs/accuracy.md). Small tilts (a photo turned by a few degrees on
@@ -387,7 +387,7 @@ def _oriented_hashes(grey, frame: int, prefix: str, exact: bool) -> list[NearHas
 # fine textures (docs/accuracy.md), more than the 31-bit threshold. So the pixels' three mirrors are
 # hashed too (pdq.compute_mirrors: two passes over the pixels for all four), and each hash gives two
 # exact orientations: itself and its transpose.
-_TRANSPOSED = {
+TRANSPOSED = {
     "original": "transpose",
     "flip_x": "rotate90",  # np.rot90(x) == np.fliplr(x).T
     "flip_y": "rotate270",  # np.rot90(x, 3) == np.flipud(x).T
@@ -399,7 +399,7 @@ def _pdq_oriented(pixels: np.ndarray) -> list[tuple[str, tuple[str, int]]]:
     out = []
     for name, computed in pdq.compute_mirrors(pixels).items():
         transposed = computed.transposed()
-        out += [(name, (computed.hash, computed.quality)), (_TRANSPOSED[name], (transposed, computed.quality))]
+        out += [(name, (computed.hash, computed.quality)), (TRANSPOSED[name], (transposed, computed.quality))]
     return out
 
 

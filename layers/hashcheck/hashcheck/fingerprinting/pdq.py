@@ -271,6 +271,14 @@ class Pdq:
         return _hex(_bits(self.dct.T))
 
 
+def transposed_hash(hex_hash: str) -> str:
+    """`Pdq.transposed` from the hash alone: a transpose swaps the DCT's axes and keeps its median, so
+    bit 16 i + j of the transposed image's hash is bit 16 j + i of the image's."""
+    most_significant_first = np.unpackbits(np.frombuffer(bytes.fromhex(hex_hash), dtype=np.uint8))
+    bits = most_significant_first[::-1].reshape(16, 16)  # bits[i, j] = bit 16 i + j
+    return _hex(bits.T.reshape(-1).astype(bool))
+
+
 def compute(luma: np.ndarray, exact_rounding: bool = True) -> Pdq:
     """PDQ hash of a 2-D luma array (uint8 or float, values 0..255), e.g. from :func:`luma_from_rgb`.
 

@@ -6,9 +6,9 @@ One record per object version, keyed ``object_id`` = `ObjectRef.identity()`: ``b
 ``version_id``, ``etag``, ``status``, ``verdict``, ``reason``, ``list_version`` (S), ``scanned_at``,
 ``tenant`` (whose it is, when the tenant rule places it), and
 when it was fingerprinted its exact hashes (one attribute per exact algorithm, each with a KEYS_ONLY
-index ``<algorithm>-index``), ``pdq``, ``pdq_quality``, ``phash``, ``image_status``, ``size`` and
-``near``: every rotation/mirror/tilt/frame variant as ``alg:hash:quality:variant:frame`` joined by
-``;`` (~80 bytes per variant). The table's stream (NEW_IMAGE) feeds the re-match's stored index.
+index ``<algorithm>-index``), ``image_status``, ``size`` and ``near``: every rotation/mirror/tilt/
+frame variant, binary (the codec below; its "original" frame-0 PDQ and pHash are the fingerprint's
+own). The table's stream (NEW_IMAGE) feeds the re-match's stored index.
 
 An object that holds members (archive entries, a document's pictures) also gets one **member record**
 per member while it stays stored and matchable (`REMATCHABLE`): keyed `member_id(parent, number, path)`, with
@@ -19,13 +19,15 @@ index find a member that a later list update names, and the re-match acts on its
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hashcheck.algorithms import EXACT
-from hashcheck.fingerprinting.fingerprint import Fingerprint, Member, NearHash
+from hashcheck.algorithms import ALGORITHMS, EXACT
+from hashcheck.fingerprinting import pdq
+from hashcheck.fingerprinting.fingerprint import TRANSPOSED, Fingerprint, Member, NearHash
 from hashcheck.objects import ObjectRef
 from hashcheck.status import REMATCHABLE, Absence, FingerprintStatus, ObjectStatus
 from hashcheck.tables.dynamo import DEFAULT_RETRY, Retry, batch_get, batch_put, from_item, to_item
@@ -146,8 +148,8 @@ def _record(
     }
     if fp is not None:
         # every rotation, mirror and frame variant: the re-match searches them without the object
-        record.update(fp.exact(), pdq=fp.pdq, phash=fp.phash, image_status=fp.status, near=encode_near(fp.near) or None)
-        record.update(size=fp.size, pdq_quality=fp.pdq_quality)
+        # its PDQ and pHash are the near variants "original" of frame 0: not stored twice
+        record.update(fp.exact(), image_status=fp.status, near=encode_near(fp.near) or None, size=fp.size)
     return {name: value for name, value in record.items() if value is not None}
 
 
@@ -168,19 +170,97 @@ def _member_record(obj: ObjectRef, status: str, number: int, member: Member) -> 
 
 
 # --- the record codec --------------------------------------------------------------------------------
+#
+# ``near`` is binary, one entry per variant: a header of 4 bytes (algorithm, with WITH_TRANSPOSE set when
+# the entry stands for its transpose too; variant; frame; quality, 255 for none) and the hash's bytes. A
+# PDQ orientation's transpose is a permutation of its bits (`pdq.transposed_hash`), so it is not stored
+# but derived: a photo's 24 variants take ~430 bytes instead of ~1,400 as text, and its record stays
+# under 1 KB, one write unit (bench/cost.py). Records written before are text (``alg:hash:q:variant:frame``
+# joined by ``;``) and are read as such.
+
+_ALGORITHMS = ("pdq", "phash")
+_ORIENTATIONS = ("original", "rotate90", "rotate180", "rotate270", "flip_x", "flip_y", "transpose", "transverse")
+_VARIANTS = (
+    *_ORIENTATIONS,
+    *("trimmed" if o == "original" else f"trimmed:{o}" for o in _ORIENTATIONS),
+    *(f"tilt{angle:+g}" for angle in (-4.0, -2.0, 2.0, 4.0)),
+)
 
 
-def encode_near(near: Iterable[NearHash]) -> str:
-    """A fingerprint's near variants as one compact string (``near``)."""
+def _trimmed(orientation: str) -> str:
+    return "trimmed" if orientation == "original" else f"trimmed:{orientation}"
+
+
+_PAIRED = {**TRANSPOSED, **{_trimmed(base): _trimmed(partner) for base, partner in TRANSPOSED.items()}}
+WITH_TRANSPOSE = 0x80
+NO_QUALITY = 255
+
+
+def encode_near(near: Iterable[NearHash]) -> bytes | str:
+    """A fingerprint's near variants as one compact value (``near``): binary, or text for a variant the
+    binary form has no code for (a frame past 255)."""
+    near = list(near)
+    if not all(h.variant in _VARIANTS and h.algorithm in _ALGORITHMS and 0 <= h.frame < 256 for h in near):
+        return _encode_text(near)
+    present = {(h.algorithm, h.variant, h.frame): h for h in near}
+    derived: set[tuple[str, str, int]] = set()
+    for h in near:
+        partner = present.get((h.algorithm, _PAIRED.get(h.variant, ""), h.frame))
+        if h.algorithm != "pdq" or partner is None or (h.algorithm, h.variant, h.frame) in derived:
+            continue
+        if partner.quality == h.quality and partner.hash == pdq.transposed_hash(h.hash):
+            derived.add((partner.algorithm, partner.variant, partner.frame))
+    out = bytearray()
+    for h in near:
+        key = (h.algorithm, h.variant, h.frame)
+        if key in derived:
+            continue
+        partner_key = (h.algorithm, _PAIRED.get(h.variant, ""), h.frame)
+        flag = WITH_TRANSPOSE if partner_key in derived else 0
+        quality = NO_QUALITY if h.quality is None else h.quality
+        out += bytes([_ALGORITHMS.index(h.algorithm) | flag, _VARIANTS.index(h.variant), h.frame, quality])
+        out += bytes.fromhex(h.hash)
+    return bytes(out)
+
+
+def decode_near(value: Any) -> list[NearHash]:
+    if not value:
+        return []
+    if isinstance(value, str) and ":" in value:
+        return _decode_text(value)
+    data = _binary(value)
+    out, at = [], 0
+    while at < len(data):
+        first, variant, frame, quality = data[at : at + 4]
+        algorithm = _ALGORITHMS[first & ~WITH_TRANSPOSE]
+        size = ALGORITHMS[algorithm].hex_length // 2
+        hash_value = data[at + 4 : at + 4 + size].hex()
+        at += 4 + size
+        q = None if quality == NO_QUALITY else quality
+        out.append(NearHash(algorithm, hash_value, q, _VARIANTS[variant], frame))
+        if first & WITH_TRANSPOSE:
+            out.append(NearHash(algorithm, pdq.transposed_hash(hash_value), q, _PAIRED[_VARIANTS[variant]], frame))
+    return out
+
+
+def _binary(value: Any) -> bytes:
+    """A Binary attribute as bytes: from boto3 (bytes or `Binary`) or from a stream event (base64 text)."""
+    if isinstance(value, str):
+        return base64.b64decode(value)
+    return bytes(getattr(value, "value", value))
+
+
+def _encode_text(near: Iterable[NearHash]) -> str:
     return ";".join(
         f"{h.algorithm}:{h.hash}:{'' if h.quality is None else h.quality}:{h.variant}:{h.frame}" for h in near
     )
 
 
-def decode_near(text: str | None) -> list[NearHash]:
+def _decode_text(text: str) -> list[NearHash]:
     out = []
-    for part in filter(None, (text or "").split(";")):
-        algorithm, hash_value, quality, variant, frame = part.split(":")
+    for part in filter(None, text.split(";")):
+        algorithm, hash_value, quality, rest = part.split(":", 3)
+        variant, frame = rest.rsplit(":", 1)  # a variant may hold a colon itself ("trimmed:rotate90")
         out.append(NearHash(algorithm, hash_value, int(quality) if quality else None, variant, int(frame)))
     return out
 
@@ -204,13 +284,14 @@ def fingerprint_of(record: Mapping[str, Any]) -> Fingerprint | None:
     near = near_of(record)
     if not all(record.get(alg) for alg in EXACT) and not near:  # a video's scene has near hashes only
         return None
+    first = {h.algorithm: h for h in reversed(near) if h.variant == "original" and h.frame == 0}
     return Fingerprint(
         size=_int(record.get("size")) or 0,
         **{algorithm: record.get(algorithm, "") for algorithm in EXACT},
         status=record.get("image_status") or FingerprintStatus.NOT_IMAGE,
-        pdq=record.get("pdq"),
-        pdq_quality=_int(record.get("pdq_quality")),
-        phash=record.get("phash"),
+        pdq=first["pdq"].hash if "pdq" in first else None,
+        pdq_quality=first["pdq"].quality if "pdq" in first else None,
+        phash=first["phash"].hash if "phash" in first else None,
         near=near,
     )
 
