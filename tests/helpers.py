@@ -4,7 +4,6 @@ deployed into moto with one listed picture, reading the queues it sends to, a be
 import contextlib
 import hashlib
 import json
-import os
 import random
 from pathlib import Path
 
@@ -127,19 +126,3 @@ class LambdaDied(BaseException):  # noqa: N818 - not an error the function could
 
 class Died(Exception):
     """What the event source mapping sees of a dead invocation: the batch returns to the queue."""
-
-
-def expire_in_progress_locks(stack) -> None:
-    """Expire the idempotency records a dead invocation left in progress.
-
-    On AWS a failed message comes back after the queue's visibility timeout (720 s), when the lock
-    (the function's timeout, 120 s) has long expired; the sandbox's queue redelivers at once."""
-    ddb, table = stack.client("dynamodb"), os.environ["IDEMPOTENCY_TABLE"]  # set by loading the scan handler
-    for item in ddb.scan(TableName=table).get("Items", []):
-        if item.get("status", {}).get("S") == "INPROGRESS":
-            ddb.update_item(
-                TableName=table,
-                Key={"id": item["id"]},
-                UpdateExpression="SET in_progress_expiration = :past",
-                ExpressionAttributeValues={":past": {"N": "1"}},
-            )

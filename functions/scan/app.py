@@ -5,7 +5,9 @@ tagged `error` (blocked by the bucket policy) before the message moves to the de
 attempt killed before that (timeout, out of memory) leaves it to DeadLetterFunction, which tags it.
 A record is not started with less than SCAN_RESERVE_SECONDS of the invocation left: it goes back to
 the queue untouched rather than die half-way with the invocation.
-Duplicate deliveries of the same (bucket, key, version, ETag) return the first outcome (idempotency).
+A duplicate delivery (rare: SQS and EventBridge deliver at least once) is scanned again and ends the
+same: every step of a scan is idempotent and safe against a racing duplicate (tests/stack/test_faults.py),
+so no idempotency table stands in front of it (its put and update were two write units per object).
 The batch's fingerprints are asked for at once (`Scanner.prefetch`): the function waits for the
 slowest object of the batch, not for their sum.
 """
@@ -13,34 +15,21 @@ slowest object of the batch, not for their sum.
 import contextlib
 import os
 import time
-from dataclasses import asdict
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
 
 from hashcheck.jobs.s3events import Upload, confirmed_case_in, uploads_from_body
 from hashcheck.jobs.scanner import from_environment
 
 logger, metrics, tracer = Logger(), Metrics(), Tracer()
 scanner = from_environment()
-s3, ddb, store = scanner.s3, scanner.tables.references.client, scanner.store  # for the handler and tests
+s3, ddb, store = scanner.s3, scanner.tables.references.client, scanner.store  # for tests
 MAX_RECEIVES = int(os.environ.get("MAX_RECEIVES", "5"))  # the queue's maxReceiveCount
 RESERVE_MS = 1000 * int(os.environ.get("SCAN_RESERVE_SECONDS", "30"))  # what one large object may take
-idempotency = IdempotencyConfig(expires_after_seconds=7 * 24 * 3600)
-persistence = DynamoDBPersistenceLayer(table_name=os.environ["IDEMPOTENCY_TABLE"], boto3_client=ddb)
 processor = BatchProcessor(event_type=EventType.SQS)
-
-
-@idempotent_function(data_keyword_argument="identity", config=idempotency, persistence_store=persistence)
-def scan_once(identity: dict, upload: Upload) -> dict:
-    return scanner.scan(upload).as_dict()
 
 
 class OutOfTime(Exception):
@@ -59,7 +48,7 @@ def scan_record(record: SQSRecord, lambda_context) -> None:
     for upload in uploads_from_body(record.body):
         started = time.perf_counter()
         try:
-            outcome = scan_once(identity=asdict(upload.obj), upload=upload)
+            outcome = scanner.scan(upload).as_dict()
         except Exception as exc:
             if last_attempt:
                 scanner.fail(upload, f"scan failed on every attempt ({type(exc).__name__})")
@@ -85,7 +74,6 @@ def scan_record(record: SQSRecord, lambda_context) -> None:
 @metrics.log_metrics
 @tracer.capture_lambda_handler
 def handler(event, context):
-    idempotency.register_lambda_context(context)
     scanner.prefetch(announced(event))  # every object's FingerprintFunction call at once
     return process_partial_response(event=event, record_handler=scan_record, processor=processor, context=context)
 

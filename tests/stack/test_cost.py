@@ -23,8 +23,7 @@ CLEAN_UPLOAD = {
     ("ScanFunction", "lambda", "Invoke"): 1,  # FingerprintFunction, for that read
     ("ScanFunction", "dynamodb", "BatchGetItem"): 1,  # its exact hashes against the lists
     ("ScanFunction", "s3", "GetObjectTagging"): 1,  # is a status of ours on it already?
-    ("ScanFunction", "dynamodb", "PutItem"): 2,  # its FingerprintTable record; the idempotency record
-    ("ScanFunction", "dynamodb", "UpdateItem"): 1,  # the idempotency record completed
+    ("ScanFunction", "dynamodb", "PutItem"): 1,  # its FingerprintTable record
 }
 
 

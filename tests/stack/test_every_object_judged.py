@@ -20,7 +20,7 @@ from hashcheck.jobs.deadletter import DEAD_LETTERED
 from hashcheck.objects import ObjectRef, get_status
 from hashcheck.tables.fingerprint_table import FingerprintTable
 from hashcheck.tools import samples, sandbox
-from tests.helpers import Died, LambdaDied, drain, expire_in_progress_locks
+from tests.helpers import Died, LambdaDied, drain
 
 HUGE = "judged/huge.png"  # stands for the picture whose decoding outlives the function
 
@@ -77,7 +77,6 @@ def test_an_invocation_killed_mid_batch_on_every_attempt_leaves_no_object_withou
     responses = []
     while batch := sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], handler, "ScanFunction", max_batches=1):
         responses += batch
-        expire_in_progress_locks(stack)
     assert [r.get("functionError") for r in responses] == ["Died"] * 5, responses  # maxReceiveCount
     assert status(stack, first) == "clean"
     assert status(stack, huge) is None and status(stack, after) is None  # the gap the dead-letter function closes

@@ -4,7 +4,7 @@ Faults are AWS refusing a call (botocore `before-call` hooks on the handler's ow
 ClientError AWS would), AWS answering partly (`after-call` hooks edit the parsed answer: unprocessed
 keys, failed event entries), the Lambda dying between two steps (a hook raises a BaseException at
 the k-th AWS call, which nothing in the function catches; the message then comes back after the
-visibility timeout, when the idempotency record's in-progress lock has expired), duplicate,
+visibility timeout), duplicate,
 out-of-order and racing deliveries, and a new version uploaded while the scan runs.
 
 After every scenario the queue is drained and `check_invariants` holds:
@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import os
 from dataclasses import dataclass, field
 
 import pytest
@@ -38,7 +37,7 @@ from hashcheck.lists import listformat
 from hashcheck.lists.build import references_for
 from hashcheck.tables.reference_table import Retry
 from hashcheck.tools import samples, sandbox
-from tests.helpers import Died, LambdaDied, alerts_inbox, drain, drain_bodies, expire_in_progress_locks
+from tests.helpers import Died, LambdaDied, alerts_inbox, drain, drain_bodies
 
 LIST_ID = "fault-list"
 LIST_KEY = f"lists/{LIST_ID}.jsonl"
@@ -177,9 +176,8 @@ class Scenario:
     def deliver(self, batches: int = 100) -> None:
         """Hand the queue's messages to the handler, a batch at a time, until it is empty.
 
-        A message that failed, or whose invocation died, comes back only after the queue's visibility
-        timeout (720 s), by when the idempotency record's in-progress lock (the function's timeout,
-        120 s) has expired: the sandbox's queue redelivers at once, so the locks are expired here."""
+        A message that failed, or whose invocation died, comes back after the queue's visibility
+        timeout (720 s); the sandbox's queue redelivers at once."""
         stack, url = self.stack, self.stack.outputs["ScanQueueUrl"]
 
         def handler(event, context):
@@ -193,7 +191,6 @@ class Scenario:
             if not responses:
                 return
             self.deaths += sum(1 for r in responses if r.get("functionError") == "Died")
-            expire_in_progress_locks(stack)
         raise AssertionError("the queue never drained")
 
 
@@ -428,11 +425,11 @@ def test_eventbridge_accepting_the_call_but_failing_the_entry_is_retried(scenari
 
 # --- the Lambda dying between any two steps --------------------------------------------------------
 
-MATCH_CALLS = 31  # AWS calls of a warm scan of a match, idempotency record included (asserted below)
-CLEAN_CALLS = 7
+MATCH_CALLS = 29  # AWS calls of a warm scan of a match (asserted below)
+CLEAN_CALLS = 5
 
 
-DEATHS = [(k, "before") for k in range(1, MATCH_CALLS + 1)] + [(k, "after") for k in range(14, 23, 2)]
+DEATHS = [(k, "before") for k in range(1, MATCH_CALLS + 1)] + [(k, "after") for k in range(13, 22, 2)]
 
 
 @pytest.mark.parametrize(("k", "when"), DEATHS)
@@ -461,7 +458,7 @@ def test_the_death_matrix_covers_every_call_of_a_scan(scenario):
         scenario.unhook()
         counted.append(calls["n"])
     check_invariants(scenario.stack, scenario.expected, scenario.prefix)
-    assert counted[0] <= MATCH_CALLS and counted[1] <= CLEAN_CALLS, counted
+    assert counted == [MATCH_CALLS, CLEAN_CALLS], counted  # exactly: a death after the last call is no gap
 
 
 # --- deliveries: duplicate, out of order, racing, a new version mid-scan ----------------------------
@@ -484,7 +481,9 @@ def test_duplicate_and_out_of_order_deliveries(scenario):
     _scan_and_check(scenario)
 
 
-def test_duplicate_delivered_again_after_the_idempotency_record_expired(scenario):
+def test_duplicates_delivered_again_after_the_first_ones_finished(scenario):
+    """Each is scanned again (no idempotency table) and ends as the first did: the match already moved
+    (its case finished, not filed again), the clean object still clean."""
     stack = scenario.stack
     scenario.put("listed.jpg", MATCH, "match")
     scenario.put("clean.jpg", CLEAN, "clean")
@@ -492,9 +491,6 @@ def test_duplicate_delivered_again_after_the_idempotency_record_expired(scenario
     for body in bodies:
         stack.client("sqs").send_message(QueueUrl=stack.outputs["ScanQueueUrl"], MessageBody=body)
     scenario.deliver()
-    ddb, table = stack.client("dynamodb"), os.environ["IDEMPOTENCY_TABLE"]
-    for item in ddb.scan(TableName=table)["Items"]:  # a week later: the idempotency records are gone
-        ddb.delete_item(TableName=table, Key={"id": item["id"]})
     for body in bodies:
         stack.client("sqs").send_message(QueueUrl=stack.outputs["ScanQueueUrl"], MessageBody=body)
     _scan_and_check(scenario)
@@ -515,8 +511,8 @@ RACE_POINTS = [
 @pytest.mark.parametrize("when", ["before"])
 @pytest.mark.parametrize("operation", RACE_POINTS)
 def test_two_scans_of_the_same_version_racing(scenario, operation, when):
-    """A second invocation (a duplicate whose idempotency lock had expired) runs whole while the
-    first is paused at `operation`; then the first goes on."""
+    """A second invocation (a duplicate delivery) runs whole while the first is paused at `operation`;
+    then the first goes on."""
     from hashcheck.jobs.s3events import uploads_from_body
 
     stack = scenario.stack
@@ -528,7 +524,7 @@ def test_two_scans_of_the_same_version_racing(scenario, operation, when):
     def second_scan(model, **_):
         if model.name == operation and fired["n"] == 0:
             fired["n"] = 1
-            stack.scan.scanner.scan(upload)  # the racing duplicate, past the idempotency layer
+            stack.scan.scanner.scan(upload)  # the racing duplicate
 
     for client in every_client(stack):
         scenario.hook(client, f"{when}-call", second_scan)
