@@ -16,7 +16,7 @@ from hashcheck.matching.stored import StoredIndex
 from hashcheck.matching.stores.memory import MemoryStore
 from hashcheck.status import Verdict
 from hashcheck.tables.dynamo import from_item
-from hashcheck.tables.fingerprint_table import EXACT_INDEXES, encode_near, fingerprint_of, near_of
+from hashcheck.tables.fingerprint_table import encode_near, fingerprint_of, near_of
 from hashcheck.tables.reference_table import ReferenceTable
 from hashcheck.tools import samples, sandbox
 from hashcheck.tools.wrappers import zipped
@@ -26,30 +26,9 @@ STORED = samples.EDITS["jpeg-q50"](samples.picture(7))  # an upload "from last w
 OTHER = samples.jpeg(samples.picture(70))
 
 
-def ensure_exact_indexes(stack) -> None:
-    ddb, table = stack.client("dynamodb"), stack.outputs["FingerprintTableName"]
-    have = {i["IndexName"] for i in ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])}
-    for alg, name in EXACT_INDEXES.items():
-        if name not in have:
-            ddb.update_table(
-                TableName=table,
-                AttributeDefinitions=[{"AttributeName": alg, "AttributeType": "S"}],
-                GlobalSecondaryIndexUpdates=[
-                    {
-                        "Create": {
-                            "IndexName": name,
-                            "KeySchema": [{"AttributeName": alg, "KeyType": "HASH"}],
-                            "Projection": {"ProjectionType": "KEYS_ONLY"},
-                        }
-                    }
-                ],
-            )
-
-
 @pytest.fixture()
 def stack():
     with listed_stack(samples.jpeg(samples.picture(99)), ref_id="ref-0") as stack:  # an unrelated picture
-        ensure_exact_indexes(stack)
         stack.scan = sandbox.load_handler(stack, "ScanFunction", "scan")
         function = "RematchFunction" if "RematchFunction" in stack.functions else "ScanFunction"
         stack.rematch = sandbox.load_handler(stack, function, "rematch")

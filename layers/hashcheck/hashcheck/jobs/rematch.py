@@ -4,10 +4,9 @@ reading any object again. A hit goes through the scanner's own quarantine / revi
 The sync publishes the references it made live as a delta (`hashcheck.lists.deltas`); its creation
 invokes RematchFunction. Finding candidates costs in proportion to the delta, not to the stored set:
 
-- exact (every exact algorithm): one Query per new reference on the FingerprintTable's index of that
-  algorithm (`FingerprintTable.objects_with`);
-- near (every perceptual algorithm): the stored perceptual index (`hashcheck.matching.stored`), fed by the
-  FingerprintTable's stream.
+- exact (every exact algorithm) and near (every perceptual algorithm): the stored index
+  (`hashcheck.matching.stored`), fed by the FingerprintTable's stream: a binary search per exact
+  reference, a Hamming search per near one.
 
 Every candidate's record is read (consistently), turned back into a ``Fingerprint`` and decided by
 ``matcher.match`` against the scanner's full store plus the delta, so the decision rule is exactly a
@@ -100,9 +99,8 @@ class Rematcher:
 
     def _exact_candidates(self, refs: list[Reference]) -> set[str]:
         found: set[str] = set()
-        for ref in refs:
-            if ref.algorithm in EXACT:
-                found |= self.fingerprints.objects_with(ref.algorithm, ref.hash)
+        for alg in EXACT:
+            found |= self.stored.holders(alg, sorted({r.hash for r in refs if r.algorithm == alg}))
         return found
 
     def _near_candidates(self, refs: list[Reference]) -> set[str]:

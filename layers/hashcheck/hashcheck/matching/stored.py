@@ -1,11 +1,14 @@
-"""The perceptual hashes of stored objects, for the re-match: which stored objects lie near a new reference?
+"""The hashes of stored objects, for the re-match: which stored objects carry, or lie near, a new reference?
 
-Every rotation/mirror/frame variant of every fingerprint is kept in a log-structured ``StoredIndex``:
-immutable segments under ``fpindex/`` in the artifacts bucket, each written from one batch of the
-FingerprintTable's stream and merged when there are too many. A warm function keeps the loaded segments
-and only reads new ones; new references are searched in each segment's ``HammingIndex`` (~1 ms per query
-per million rows). Stale rows (an object since quarantined or deleted) are harmless: the re-match reads
-every candidate's record before it acts.
+Every exact hash and every rotation/mirror/frame variant of every fingerprint is kept in a
+log-structured ``StoredIndex``: immutable segments under ``fpindex/`` in the artifacts bucket, each
+written from one batch of the FingerprintTable's stream and merged when there are too many. A warm
+function keeps the loaded segments and only reads new ones; new references are searched in each
+segment: perceptual ones in its ``HammingIndex`` (~1 ms per query per million rows), exact ones in
+its sorted rows (a binary search). Exact hashes here rather than in three indexes of the table:
+each index cost a write unit on every object scanned (bench/cost.py), and the near re-match already
+rests on this index. Stale rows (an object since quarantined or deleted) are harmless: the re-match
+reads every candidate's record before it acts.
 """
 
 from __future__ import annotations
@@ -13,14 +16,14 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hashcheck.algorithms import ALGORITHMS, PERCEPTUAL
+from hashcheck.algorithms import ALGORITHMS, EXACT, PERCEPTUAL
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.matcher import DEFAULT_POLICY, Policy
 from hashcheck.status import REMATCHABLE
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEGMENT_PREFIX = "fpindex/"
+STORED = (*PERCEPTUAL, *EXACT)  # what a segment holds, per algorithm
 MAX_SEGMENTS = 8  # more than this and the small ones are merged
 
 
@@ -42,6 +46,7 @@ class _Segment:
     hashes: dict[str, np.ndarray]  # algorithm -> (n, nbytes) uint8
     owners: dict[str, np.ndarray]  # algorithm -> (n,) uint32 index into objects
     indexes: dict[str, HammingIndex] = field(default_factory=dict)
+    sorted_rows: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
@@ -52,13 +57,34 @@ class _Segment:
             self.indexes[algorithm] = HammingIndex(self.hashes[algorithm])
         return self.indexes.get(algorithm)
 
+    def owners_of(self, algorithm: str, hashes: Sequence[str]) -> set[str]:
+        """The objects holding any of these exact hashes: a binary search in the segment's rows, sorted once."""
+        rows = self.hashes.get(algorithm)
+        if rows is None or not len(rows) or not hashes:
+            return set()
+        if algorithm not in self.sorted_rows:
+            keys = _as_keys(rows)
+            order = np.argsort(keys, kind="stable")
+            self.sorted_rows[algorithm] = (keys[order], self.owners[algorithm][order])
+        keys, owners = self.sorted_rows[algorithm]
+        wanted = _as_keys(
+            np.frombuffer(b"".join(bytes.fromhex(h) for h in hashes), dtype=np.uint8).reshape(-1, rows.shape[1])
+        )
+        first, last = np.searchsorted(keys, wanted, "left"), np.searchsorted(keys, wanted, "right")
+        return {self.objects[int(o)] for a, b in zip(first, last, strict=True) for o in owners[a:b]}
+
+
+def _as_keys(rows: np.ndarray) -> np.ndarray:
+    """Each row as one opaque, orderable item."""
+    return np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+
 
 def _segment_bytes(objects: list[str], hashes: dict[str, list[bytes]], owners: dict[str, list[int]]) -> bytes:
     # object ids as rows of 32 bytes: numpy's fixed-width bytes ("S32") would drop an id's trailing zero
     # bytes (1 id in 256), and that object would never be found again
     ids = np.frombuffer(b"".join(bytes.fromhex(o) for o in objects), dtype=np.uint8).reshape(-1, 32)
     arrays: dict[str, Any] = {"objects": ids}
-    for alg in PERCEPTUAL:
+    for alg in STORED:
         nbytes = ALGORITHMS[alg].hex_length // 2
         arrays[f"{alg}_hashes"] = np.frombuffer(b"".join(hashes.get(alg, [])), dtype=np.uint8).reshape(-1, nbytes)
         arrays[f"{alg}_owners"] = np.array(owners.get(alg, []), dtype=np.uint32)
@@ -74,9 +100,25 @@ def _segment_from_bytes(key: str, data: bytes) -> _Segment:
             objects = [o.ljust(32, b"\0").hex() for o in stored]
         else:
             objects = [row.tobytes().hex() for row in stored]
-        hashes = {alg: np.ascontiguousarray(z[f"{alg}_hashes"]) for alg in PERCEPTUAL}
-        owners = {alg: z[f"{alg}_owners"] for alg in PERCEPTUAL}
+        present = [alg for alg in STORED if f"{alg}_hashes" in z]  # segments written before hold no exact hashes
+        hashes = {alg: np.ascontiguousarray(z[f"{alg}_hashes"]) for alg in present}
+        owners = {alg: z[f"{alg}_owners"] for alg in present}
     return _Segment(key, objects, hashes, owners)
+
+
+def _hashes_of(record: Mapping[str, Any], policy: Policy) -> Iterator[tuple[str, str]]:
+    """(algorithm, hex) of the record's exact hashes and its near variants the matcher would use, each once."""
+    for algorithm in EXACT:
+        if record.get(algorithm):
+            yield algorithm, record[algorithm]
+    seen = set()
+    for h in near_of(record):
+        if h.algorithm not in PERCEPTUAL or (h.algorithm, h.hash) in seen:
+            continue
+        if h.algorithm == "pdq" and (h.quality or 0) < policy.pdq_min_quality:
+            continue  # the matcher never uses it for a near match
+        seen.add((h.algorithm, h.hash))
+        yield h.algorithm, h.hash
 
 
 class StoredIndex:
@@ -91,24 +133,18 @@ class StoredIndex:
         self._loaded: dict[str, _Segment] = {}  # warm cache: segments never change once written
 
     def add(self, records: Iterable[Mapping[str, Any]], policy: Policy = DEFAULT_POLICY) -> str | None:
-        """A segment for the records' near hashes (rematchable statuses only); its key, or None."""
+        """A segment for the records' exact and near hashes (rematchable statuses only); its key, or None."""
         objects: list[str] = []
-        hashes: dict[str, list[bytes]] = {alg: [] for alg in PERCEPTUAL}
-        owners: dict[str, list[int]] = {alg: [] for alg in PERCEPTUAL}
+        hashes: dict[str, list[bytes]] = {alg: [] for alg in STORED}
+        owners: dict[str, list[int]] = {alg: [] for alg in STORED}
         for record in records:
             if record.get("status") not in REMATCHABLE:
                 continue
-            seen = set()
-            for h in near_of(record):
-                if h.algorithm not in PERCEPTUAL or (h.algorithm, h.hash) in seen:
-                    continue
-                if h.algorithm == "pdq" and (h.quality or 0) < policy.pdq_min_quality:
-                    continue  # the matcher never uses it for a near match
-                seen.add((h.algorithm, h.hash))
+            for algorithm, value in _hashes_of(record, policy):
                 if not objects or objects[-1] != record["object_id"]:
                     objects.append(record["object_id"])
-                hashes[h.algorithm].append(bytes.fromhex(h.hash))
-                owners[h.algorithm].append(len(objects) - 1)
+                hashes[algorithm].append(bytes.fromhex(value))
+                owners[algorithm].append(len(objects) - 1)
         if not objects:
             return None
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -133,6 +169,13 @@ class StoredIndex:
                 self._loaded[key] = _segment_from_bytes(key, data)
         return [self._loaded[k] for k in keys]
 
+    def holders(self, algorithm: str, hashes: Sequence[str]) -> set[str]:
+        """Object ids whose exact `algorithm` hash is one of `hashes`."""
+        found: set[str] = set()
+        for segment in self.load():
+            found |= segment.owners_of(algorithm, list(hashes))
+        return found
+
     def candidates(self, algorithm: str, hashes: Sequence[str], max_distance: int) -> set[str]:
         """Object ids with a stored `algorithm` variant within `max_distance` of any of `hashes`."""
         if not hashes:
@@ -154,12 +197,12 @@ class StoredIndex:
             return None
         merge = sorted(segments, key=lambda s: s.rows)[:-1]
         objects: list[str] = []
-        hashes: dict[str, list[bytes]] = {alg: [] for alg in PERCEPTUAL}
-        owners: dict[str, list[int]] = {alg: [] for alg in PERCEPTUAL}
+        hashes: dict[str, list[bytes]] = {alg: [] for alg in STORED}
+        owners: dict[str, list[int]] = {alg: [] for alg in STORED}
         for segment in merge:
             base = len(objects)
             objects += segment.objects
-            for alg in PERCEPTUAL:
+            for alg in segment.hashes:
                 hashes[alg] += [row.tobytes() for row in segment.hashes[alg]]
                 owners[alg] += [base + int(o) for o in segment.owners[alg]]
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

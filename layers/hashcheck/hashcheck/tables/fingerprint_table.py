@@ -5,10 +5,11 @@ what is done, and an operator can see when and against which list version an obj
 One record per object version, keyed ``object_id`` = `ObjectRef.identity()`: ``bucket``, ``key``,
 ``version_id``, ``etag``, ``status``, ``verdict``, ``reason``, ``list_version`` (S), ``scanned_at``,
 ``tenant`` (whose it is, when the tenant rule places it), and
-when it was fingerprinted its exact hashes (one attribute per exact algorithm, each with a KEYS_ONLY
-index ``<algorithm>-index``), ``image_status``, ``size`` and ``near``: every rotation/mirror/tilt/
-frame variant, binary (the codec below; its "original" frame-0 PDQ and pHash are the fingerprint's
-own). The table's stream (NEW_IMAGE) feeds the re-match's stored index.
+when it was fingerprinted its exact hashes (one attribute per exact algorithm), ``image_status``,
+``size`` and ``near``: every rotation/mirror/tilt/frame variant, binary (the codec below; its
+"original" frame-0 PDQ and pHash are the fingerprint's own). The table's stream (NEW_IMAGE) feeds
+the re-match's stored index, where a new reference finds the objects by their exact or near hashes
+(no index of this table: each would cost a write unit per object).
 
 An object that holds members (archive entries, a document's pictures) also gets one **member record**
 per member while it stays stored and matchable (`REMATCHABLE`): keyed `member_id(parent, number, path)`, with
@@ -35,11 +36,9 @@ from hashcheck.tables.dynamo import DEFAULT_RETRY, Retry, batch_get, batch_put, 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-__all__ = ["EXACT_INDEXES", "FingerprintTable", "fingerprint_of", "member_id", "near_of", "records_from_stream"]
+__all__ = ["FingerprintTable", "fingerprint_of", "member_id", "near_of", "records_from_stream"]
 
 KEY = "object_id"
-# One index per exact hash: a new reference finds the stored objects that carry it with one Query.
-EXACT_INDEXES = {name: f"{name}-index" for name in EXACT}
 
 
 class FingerprintTable:
@@ -53,22 +52,11 @@ class FingerprintTable:
 
     @staticmethod
     def definition(name: str) -> dict:
-        """As template.yaml declares it: the exact-hash indexes and the stream."""
+        """As template.yaml declares it: keyed by object id, with the stream that feeds the stored index."""
         return {
             "TableName": name,
-            "AttributeDefinitions": [
-                {"AttributeName": KEY, "AttributeType": "S"},
-                *({"AttributeName": algorithm, "AttributeType": "S"} for algorithm in EXACT_INDEXES),
-            ],
+            "AttributeDefinitions": [{"AttributeName": KEY, "AttributeType": "S"}],
             "KeySchema": [{"AttributeName": KEY, "KeyType": "HASH"}],
-            "GlobalSecondaryIndexes": [
-                {
-                    "IndexName": index,
-                    "KeySchema": [{"AttributeName": algorithm, "KeyType": "HASH"}],
-                    "Projection": {"ProjectionType": "KEYS_ONLY"},
-                }
-                for algorithm, index in EXACT_INDEXES.items()
-            ],
             "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"},
             "BillingMode": "PAY_PER_REQUEST",
         }
@@ -113,17 +101,6 @@ class FingerprintTable:
     def approximate_count(self) -> int:
         """How many records the table holds, as DynamoDB last counted them (every ~6 hours)."""
         return int(self.client.describe_table(TableName=self.name)["Table"].get("ItemCount", 0))
-
-    def objects_with(self, algorithm: str, hash_value: str) -> set[str]:
-        """The ids of the stored objects whose `algorithm` hash is `hash_value` (its exact-hash index)."""
-        pages = self.client.get_paginator("query").paginate(
-            TableName=self.name,
-            IndexName=EXACT_INDEXES[algorithm],
-            KeyConditionExpression="#h = :h",
-            ExpressionAttributeNames={"#h": algorithm},
-            ExpressionAttributeValues={":h": {"S": hash_value}},
-        )
-        return {item[KEY]["S"] for page in pages for item in page.get("Items", [])}
 
 
 def _record(
@@ -301,7 +278,12 @@ def records_from_stream(event: Mapping[str, Any]) -> Iterator[dict]:
     for record in event.get("Records", []):
         image = record.get("dynamodb", {}).get("NewImage")
         if record.get("eventName") in ("INSERT", "MODIFY") and image:
-            yield from_item(image)
+            yield from_item(_api_form(image))
+
+
+def _api_form(image: Mapping[str, Any]) -> dict:
+    """A stream event's image as the API gives it: the event's JSON carries binary values base64-encoded."""
+    return {k: {"B": base64.b64decode(v["B"])} if isinstance(v.get("B"), str) else v for k, v in image.items()}
 
 
 def _int(value: Any) -> int | None:
