@@ -111,9 +111,15 @@ def _retro_match(stack, out) -> None:
     the new references and the re-match quarantines the stored copy without downloading it again."""
     from hashcheck.tools import sandbox
 
-    synced = _sync_reference_list(stack, reference_rows((*LISTED, LISTED_LATER)))
     rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
-    report = rematch.handler({"version": synced["version"]}, sandbox.LambdaContext(stack.functions["RematchFunction"]))
+    context = sandbox.LambdaContext(stack.functions["RematchFunction"])
+    # what the FingerprintTable's stream hands RematchFunction as objects are scanned (moto keeps no
+    # stream for it to poll): every record, into the stored index the re-match searches
+    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
+    stream = [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": i}} for i in items]
+    rematch.handler({"Records": stream}, context)
+    synced = _sync_reference_list(stack, reference_rows((*LISTED, LISTED_LATER)))
+    report = rematch.handler({"version": synced["version"]}, context)
     print(
         f"list update: +1 picture, list version {synced['version']}; re-match of stored objects: "
         f"{report['matched']} quarantined without a new download",
