@@ -102,3 +102,25 @@ def test_the_fingerprint_function_has_room_and_time_for_what_its_limits_allow():
     assert max(DEFAULT_VIDEO_LIMITS.max_seconds, DEFAULT_CONTAINER_LIMITS.max_seconds) + spare <= props["Timeout"]
     for caller in ("ScanFunction", "BackfillFunction"):
         assert props["Timeout"] < RESOURCES[caller]["Properties"]["Timeout"]
+
+
+def test_every_function_has_its_errors_alarmed():
+    """No function can fail unseen: each one's AWS/Lambda Errors is in the alarm that alerts."""
+    functions = {name for name, r in RESOURCES.items() if r["Type"] == "AWS::Serverless::Function"}
+    alarm = RESOURCES["FunctionErrorsAlarm"]["Properties"]
+    # a function that exists only under a condition is watched under the same condition
+    metrics = [m["Fn::If"][1] if "Fn::If" in m else m for m in alarm["Metrics"]]
+    watched = {
+        m["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]
+        for m in metrics
+        if "MetricStat" in m and m["MetricStat"]["Metric"]["MetricName"] == "Errors"
+    }
+    assert watched == functions
+    assert [m["Expression"] for m in metrics if "Expression" in m] == ["SUM(METRICS())"]
+    conditional = {
+        m["Fn::If"][1]["MetricStat"]["Metric"]["Dimensions"][0]["Value"]["Ref"]: m["Fn::If"][0]
+        for m in alarm["Metrics"]
+        if "Fn::If" in m
+    }
+    assert conditional == {f: RESOURCES[f]["Condition"] for f in functions if "Condition" in RESOURCES[f]}
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
