@@ -13,6 +13,7 @@ request without ``cursor`` starts at the beginning; ``cursor=N`` starts at row N
 Knobs (plain attributes, change them between requests):
   ``fail_next``      answer the next N requests with ``fail_status`` (503) before serving;
   ``slow_next``      sleep ``slow_seconds`` before answering the next N requests (a read timeout);
+  ``trickle_seconds`` send each body a byte at a time, this long apart (never a read timeout);
   ``checksums``      send ``X-Content-SHA256`` on every page; ``corrupt_checksum`` sends a wrong one;
   ``require``        ``(header, value)`` a request must carry, else 401;
   ``send_cursor``    False: omit ``X-Cursor`` (the client then falls back to ``since=``);
@@ -40,6 +41,7 @@ class FakeProvider:
         self.log: list[str] = []
         self.fail_next, self.fail_status = 0, 503
         self.slow_next, self.slow_seconds = 0, 0.5
+        self.trickle_seconds = 0.0
         self.checksums, self.corrupt_checksum = False, False
         self.require: tuple[str, str] | None = None
         self.send_cursor = True
@@ -129,7 +131,12 @@ def _handler_for(provider: FakeProvider):
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if not provider.trickle_seconds:
+                    self.wfile.write(body)
+                for byte in body if provider.trickle_seconds else b"":
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+                    time.sleep(provider.trickle_seconds)
             except (BrokenPipeError, ConnectionResetError):
                 pass  # the client gave up waiting (a timeout test)
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 import hashlib
 import json
 import socket
+import time
 
 import boto3
 import pytest
 
 from hashcheck.jobs.sync import Clients
 from hashcheck.lists.listformat import Reference, Rejected
-from hashcheck.lists.sources import ChecksumMismatch, ConfigError, SourceError, load_specs, make_source, parse_specs
+from hashcheck.lists.sources import (
+    MAX_LINE,
+    ChecksumMismatch,
+    ConfigError,
+    SourceError,
+    load_specs,
+    make_source,
+    parse_specs,
+)
 from hashcheck.lists.sources.https import HttpsSource
 from hashcheck.lists.sources.s3 import S3Source
 from tests.fake_provider import FakeProvider
@@ -144,6 +153,24 @@ def test_a_read_timeout_is_retried(provider):
     delta = source(provider, timeout=0.2).fetch(None)
     assert len(ids(delta.rows)) == 5
     assert len(provider.requests) == 4  # the slow one, then the three pages
+
+
+def test_a_feed_that_trickles_ends_at_its_deadline_and_the_next_run_starts_again(provider):
+    """A byte every 0.2 s never trips the per-read timeout; the fetch's deadline stops it, the source
+    fails (the sync keeps its checkpoint), and a fetch from the same checkpoint reads the feed whole."""
+    provider.trickle_seconds = 0.2
+    started = time.monotonic()
+    with pytest.raises(SourceError, match="did not finish within 1 s"):
+        list(source(provider, timeout=0.5, deadline=1.0).fetch(None).rows)
+    assert time.monotonic() - started < 3
+    provider.trickle_seconds = 0.0
+    assert len(ids(source(provider).fetch(None).rows)) == 5
+
+
+def test_a_line_without_end_is_refused_not_read_into_memory(provider):
+    provider.log[:] = [md5_line("r0"), "x" * (MAX_LINE + 10)]
+    with pytest.raises(SourceError, match=f"a line longer than {MAX_LINE} characters"):
+        list(source(provider).fetch(None).rows)
 
 
 def test_a_page_checksum_is_verified(provider):

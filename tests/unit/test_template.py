@@ -124,3 +124,18 @@ def test_every_function_has_its_errors_alarmed():
     }
     assert conditional == {f: RESOURCES[f]["Condition"] for f in functions if "Condition" in RESOURCES[f]}
     assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+
+
+def test_a_sync_that_stops_finishing_raises_an_alarm_when_its_metric_goes_missing():
+    """A feed that trickles ends at its deadline (the source fails: ListSyncFailedAlarm); a sync that
+    never finishes emits nothing at all, so its heartbeat's absence is what alarms."""
+    alarm = RESOURCES["ListSyncSilentAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Statistic"], alarm["TreatMissingData"]) == (
+        "SyncDuration",
+        "SampleCount",
+        "breaching",
+    )
+    assert alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    schedule = TEMPLATE["Parameters"]["SyncSchedule"]["Default"]
+    assert schedule == "rate(15 minutes)" and alarm["Period"] >= 4 * 15 * 60  # four runs missed, not one

@@ -18,7 +18,7 @@ import io
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from hashcheck import algorithms
 from hashcheck.fingerprinting import vpdq
@@ -51,7 +51,15 @@ class ListFormatError(ValueError):
     """The list as a whole cannot be read (not JSON Lines or CSV with the v1 columns)."""
 
 
-def read(stream: TextIO) -> Iterator[Reference | Rejected]:
+class Lines(Protocol):
+    """What `read` takes: a text file, or any stream of lines."""
+
+    def readline(self) -> str: ...
+
+    def __iter__(self) -> Iterator[str]: ...
+
+
+def read(stream: Lines) -> Iterator[Reference | Rejected]:
     """Rows of a list in order, JSON Lines or CSV, told apart by the first non-blank character."""
     first, skipped = stream.readline(), 0
     while first and not first.strip():

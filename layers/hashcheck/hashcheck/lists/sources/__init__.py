@@ -160,7 +160,7 @@ def _check_unique(specs: list[SourceSpec]) -> None:
             raise ConfigError(f"source {spec.name}: its list_id must belong to it alone")
 
 
-HTTPS_KEYS = frozenset({"url", "format", "auth_secret", "auth_header", "timeout", "retries"})
+HTTPS_KEYS = frozenset({"url", "format", "auth_secret", "auth_header", "timeout", "retries", "deadline"})
 S3_KEYS = frozenset({"bucket", "key", "max_removed_share"})
 
 
@@ -186,14 +186,46 @@ class _DigestingReader(io.RawIOBase):
         return len(data)
 
 
+# Characters in one line of a list: a row is ~200, a vPDQ signal of an hour ~270,000. A longer line is
+# no row: the source is refused rather than read into memory without end.
+MAX_LINE = 512 * 1024
+
+
+class _BoundedLines:
+    """A text stream's lines, none longer than `limit` characters (what ``listformat.read`` takes)."""
+
+    def __init__(self, text: io.TextIOBase, limit: int):
+        self._text, self._limit = text, limit
+
+    def readline(self) -> str:
+        line = self._text.readline(self._limit + 1)
+        if len(line) > self._limit:
+            raise SourceError(f"a line longer than {self._limit} characters")
+        return line
+
+    def __iter__(self) -> _BoundedLines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def read(self) -> str:
+        return self._text.read()
+
+
 class DigestedText:
     """Text lines of a byte stream (UTF-8, a BOM tolerated), hashing the bytes with SHA-256 on the way.
 
-    ``text`` is what ``reflist.read`` takes; once it is exhausted, ``hexdigest()`` covers the body."""
+    ``text`` is what ``listformat.read`` takes (lines of at most `max_line` characters); once it is
+    exhausted, ``hexdigest()`` covers the body."""
 
-    def __init__(self, read: Callable[[int], bytes]):
+    def __init__(self, read: Callable[[int], bytes], max_line: int = MAX_LINE):
         self._raw = _DigestingReader(read, hashlib.sha256())
-        self.text = io.TextIOWrapper(io.BufferedReader(self._raw, 1 << 16), encoding="utf-8-sig", newline="")
+        wrapper = io.TextIOWrapper(io.BufferedReader(self._raw, 1 << 16), encoding="utf-8-sig", newline="")
+        self.text = _BoundedLines(wrapper, max_line)
 
     def hexdigest(self) -> str:
         self.text.read()  # whatever the parser left unread still counts towards the checksum

@@ -4,7 +4,10 @@ Configuration keys (beside the common ones in ``hashcheck.lists.sources``): ``ur
 ``format`` (``jsonl`` or ``csv``: sent as ``Accept``; the parser tells them apart itself),
 ``auth_secret`` (a Secrets Manager secret id whose SecretString is the header value, e.g.
 ``Bearer ...``; read at fetch time and never logged), ``auth_header`` (default ``Authorization``),
-``timeout`` (seconds per connect and per read, default 20), ``retries`` (default 4).
+``timeout`` (seconds per connect and per read, default 20), ``retries`` (default 4), ``deadline``
+(seconds for the whole fetch, every page, default 300: a feed that trickles, a byte at a time, never
+trips the per-read timeout; past the deadline the source fails and the next run starts again from the
+same checkpoint). A line longer than ``MAX_LINE`` characters fails the source too.
 
 The feed protocol (hashcheck feed v1)
 -------------------------------------
@@ -40,6 +43,7 @@ import contextlib
 import ipaddress
 import logging
 import socket
+import time
 from collections.abc import Callable, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -73,6 +77,7 @@ class HttpsSource:
         auth_header: str = "Authorization",
         timeout: float = 20.0,
         retries: int = 4,
+        deadline: float = 300.0,
         backoff: float = 0.5,
         allow_insecure_loopback: bool = False,
         resolve: Callable = socket.getaddrinfo,
@@ -86,6 +91,7 @@ class HttpsSource:
         self._auth_header = auth_header
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self._retries = retries
+        self._deadline, self._ends = deadline, float("inf")
         self._backoff = backoff
         self._allow_loopback = allow_insecure_loopback
         self._resolve = resolve
@@ -110,12 +116,14 @@ class HttpsSource:
                 auth_header=str(options.get("auth_header", "Authorization")),
                 timeout=float(options.get("timeout", 20.0)),
                 retries=int(options.get("retries", 4)),
+                deadline=float(options.get("deadline", 300.0)),
             )
         except ValueError as exc:
             raise ConfigError(f"source {spec.name}: {exc}") from None
 
     def fetch(self, checkpoint: Checkpoint | None) -> Delta:
         checkpoint = dict(checkpoint or {})
+        self._ends = time.monotonic() + self._deadline
         pool, base = self._connect()
         headers = self._headers()
         first_headers = {**headers, "If-None-Match": checkpoint["etag"]} if checkpoint.get("etag") else headers
@@ -138,7 +146,7 @@ class HttpsSource:
         seen: set[str] = set()
         while True:
             details["pages"] += 1
-            yield from _page_rows(response, details["pages"])
+            yield from _page_rows(response, details["pages"], self._reader(response))
             next_cursor = response.headers.get("X-Next-Cursor")
             if not next_cursor:
                 if response.headers.get("X-Cursor"):
@@ -154,6 +162,17 @@ class HttpsSource:
                 raise SourceError(f"source {self.name}: page {details['pages'] + 1} answered HTTP {response.status}")
 
     # --- transport ------------------------------------------------------------------------------
+
+    def _reader(self, response) -> Callable[[int], bytes]:
+        """Reads of the body that stop at the fetch's deadline. `read1` returns what has arrived, so a
+        feed that trickles cannot hold one read for long."""
+
+        def read(n: int) -> bytes:
+            if time.monotonic() > self._ends:
+                raise SourceError(f"source {self.name}: the feed did not finish within {self._deadline:g} s")
+            return response.read1(n)
+
+        return read
 
     def _connect(self):
         """A connection pool pinned to the checked address of the URL's host, and the URL's parts."""
@@ -204,9 +223,9 @@ class HttpsSource:
 # --- helpers ----------------------------------------------------------------------------------------
 
 
-def _page_rows(response, page: int) -> Iterator[Reference | Rejected]:
+def _page_rows(response, page: int, read: Callable[[int], bytes]) -> Iterator[Reference | Rejected]:
     """Rows of one page, streamed; checks the page's X-Content-SHA256 once its body is read."""
-    body = DigestedText(lambda n: response.read(n))
+    body = DigestedText(read)
     try:
         for row in listformat.read(body.text):
             # Line numbers restart on each page; the reason says which page (never the row).
