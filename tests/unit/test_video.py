@@ -147,6 +147,7 @@ def test_a_video_is_spooled_to_a_file_not_held_in_memory():
     """A stream whose video is far over the in-memory decode limit is still looked at whole."""
     fp = fingerprint(io.BytesIO(SHOWN), Limits(max_decode_bytes=64 * 1024))
     assert len(SHOWN) > 64 * 1024 and fp.status == "video" and match(fp, image_list()).verdict == "match"
+    assert fingerprint(SHOWN, Limits(max_decode_bytes=64 * 1024)).status == "video"  # bytes: the video limit too
     over = fingerprint(io.BytesIO(SHOWN), videos=VideoLimits(max_bytes=len(SHOWN) - 1))
     assert over.status == "unscannable" and "larger than" in over.error
 

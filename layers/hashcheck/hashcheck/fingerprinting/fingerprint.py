@@ -261,7 +261,7 @@ class _Kept:
 
     def __init__(self, limits: Limits, videos: VideoLimits, in_memory: bool):
         self.memory, self.file = bytearray(), cast(BinaryIO | None, None)
-        self.in_memory, self.decided = in_memory, in_memory
+        self.in_memory, self.decided = in_memory, False
         self.limit, self.video_limit = limits.max_decode_bytes, videos.max_bytes
         self.size, self.fits = 0, True
 
@@ -269,10 +269,12 @@ class _Kept:
         self.size += len(chunk)
         if not self.decided and len(head) >= HEAD:
             self.decided = True
-            if looks_like_video(head):
-                self.file, self.limit = tempfile.TemporaryFile(), self.video_limit  # noqa: SIM115 - closed on exit
-                self.file.write(self.memory)
-                self.memory = bytearray()
+            if looks_like_video(head):  # a video's own limit; a stream's bytes go to a file
+                self.limit = self.video_limit
+                if not self.in_memory:
+                    self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed on exit
+                    self.file.write(self.memory)
+                    self.memory = bytearray()
         self.fits = self.fits and self.size <= self.limit
         if not self.fits or self.in_memory:
             self.memory = bytearray()  # too large to keep (only hashed), or the caller's bytes already
