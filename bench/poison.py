@@ -154,10 +154,8 @@ def _event(message: dict) -> str:
 
 
 def _stream(stack, rematch) -> None:
-    """What the FingerprintTable's stream hands RematchFunction (moto serves no stream reads)."""
-    pages = stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.outputs["FingerprintTableName"])
-    items = [i for page in pages for i in page["Items"]]
-    records = [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": i}} for i in items]
+    """What the FingerprintTable's stream hands RematchFunction."""
+    records = sandbox.stream_records(stack)
     rematch.handler({"Records": records}, sandbox.LambdaContext(stack.functions["RematchFunction"]))
 
 

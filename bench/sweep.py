@@ -13,6 +13,7 @@ requests=… naive_requests=… ratio_vs_naive=… cost_usd_per_run=… naive_co
 """
 
 import argparse
+import json
 import sys
 import time
 from collections import Counter
@@ -29,9 +30,14 @@ from hashcheck.status import ObjectStatus  # noqa: E402
 from hashcheck.tables.fingerprint_table import FingerprintTable  # noqa: E402
 from hashcheck.tools import sandbox  # noqa: E402
 
-# us-east-1 list prices: S3 LIST and PUT-class $0.005 per 1,000, GET-class $0.0004 per 1,000;
-# DynamoDB on-demand reads $0.125 per million read request units; SQS $0.40 per million requests.
-PRICE = {"s3_list": 0.005 / 1000, "s3_get": 0.0004 / 1000, "ddb_rru": 0.125 / 1e6, "sqs": 0.40 / 1e6}
+# us-east-1 list prices, from the dated table bench/cost.py prices with too: S3 LIST is PUT-class
+_US = json.loads((ROOT / "docs" / "prices.json").read_text())["regions"]["us-east-1"]
+PRICE = {
+    "s3_list": _US["s3_put_class_request"],
+    "s3_get": _US["s3_get_class_request"],
+    "ddb_rru": _US["dynamodb_read_request_unit"],
+    "sqs": _US["sqs_request"],
+}
 
 
 def main() -> None:

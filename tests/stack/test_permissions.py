@@ -169,11 +169,7 @@ def _rematch(stack: sandbox.Stack) -> None:
     synced = sync(stack, rows(LISTED, "listed") + rows(RELEASED, "released") + rows(LATER, "later"))
     rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
     context = sandbox.LambdaContext(stack.functions["RematchFunction"])
-    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
-    stream = {
-        "Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": i}} for i in items]
-    }
-    rematch.handler(stream, context)  # as the FingerprintTable's stream hands the records over
+    rematch.handler({"Records": sandbox.stream_records(stack)}, context)  # as the table's stream would
     report = rematch.handler({"version": synced["version"]}, context)
     assert report["matched"] == 1
 

@@ -294,11 +294,16 @@ def test_a_listed_picture_zipped_is_quarantined_and_the_case_names_it_inside(sta
         z.writestr("2024/beach.jpg", samples.EDITS["jpeg-q50"](samples.picture(1)))
     upload(stack, "customers/3/photos.zip", archive.getvalue())
     deliver(stack)
+    assert_quarantined_naming(stack, "2024/beach.jpg")
+
+
+def assert_quarantined_naming(stack, member: str) -> None:
+    """The one case is a quarantined match whose matches name `member`, and so does its one alert."""
     (case,) = cases(stack)
     assert (case["verdict"]["S"], case["status"]["S"]) == ("match", "quarantined")
-    assert {m["M"]["member"]["S"] for m in case["matches"]["L"]} == {"2024/beach.jpg"}
+    assert {m["M"]["member"]["S"] for m in case["matches"]["L"]} == {member}
     (alert,) = [json.loads(m["Message"]) for m in drain_bodies(stack, stack.inbox)]
-    assert alert["lists"][0]["members"] == ["2024/beach.jpg"]
+    assert alert["lists"][0]["members"] == [member]
 
 
 def test_a_fingerprint_too_large_to_hand_back_leaves_the_object_unscannable(stack, monkeypatch):
@@ -322,11 +327,7 @@ def test_a_listed_picture_shown_in_a_video_is_quarantined_and_the_case_names_its
     clip = samples.video(12, size=(320, 240), show=(samples.picture(1), 4.0, 7.0))
     upload(stack, "customers/3/clip.mp4", clip)
     deliver(stack)
-    (case,) = cases(stack)
-    assert (case["verdict"]["S"], case["status"]["S"]) == ("match", "quarantined")
-    assert {m["M"]["member"]["S"] for m in case["matches"]["L"]} == {"t=4.0-7.0s"}
-    (alert,) = [json.loads(m["Message"]) for m in drain_bodies(stack, stack.inbox)]
-    assert alert["lists"][0]["members"] == ["t=4.0-7.0s"]
+    assert_quarantined_naming(stack, "t=4.0-7.0s")
 
 
 def test_a_re_encoded_copy_of_a_listed_video_is_quarantined_by_its_vpdq(stack, tmp_path):

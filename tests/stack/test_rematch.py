@@ -44,11 +44,7 @@ def upload_and_scan(stack, key: str, body: bytes) -> str:
 
 def stream_fingerprints(stack) -> dict:
     """What the FingerprintTable's stream would hand RematchFunction: every record as an INSERT."""
-    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
-    event = {
-        "Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": i}} for i in items]
-    }
-    return stack.rematch.handler(event, sandbox.LambdaContext("rematch"))
+    return stack.rematch.handler({"Records": sandbox.stream_records(stack)}, sandbox.LambdaContext("rematch"))
 
 
 def list_update(stack, rows) -> int:
@@ -140,7 +136,6 @@ def test_list_update_quarantines_a_stored_clean_object_without_reading_it_again(
 def test_a_list_update_naming_a_picture_inside_a_stored_archive_quarantines_the_archive(stack, listed):
     """An archive's entries are recorded as members of it: a list that names one of them later finds
     it without reading the archive again, and the archive is what is acted on, its case naming the entry."""
-    bucket = stack.outputs["UploadBucketName"]
     archive = zipped({"notes.txt": b"hello\n", "photos/a.jpg": OTHER, "photos/b.jpg": STORED})
     upload_and_scan(stack, "customers/3/backup.zip", archive)
     assert record(stack, "customers/3/backup.zip")["status"] == "clean"
@@ -151,15 +146,21 @@ def test_a_list_update_naming_a_picture_inside_a_stored_archive_quarantines_the_
         for r in references_for(fingerprint(source), "hotline", "ref-7")
         if (r.algorithm in ("pdq", "phash")) == (listed == "near")
     ]
-    reads = count_reads(stack.rematch.s3, bucket)
+    assert_rematch_quarantines(stack, rows, "customers/3/backup.zip", "photos/b.jpg")
+    assert alerts(stack) == 1
+
+
+def assert_rematch_quarantines(stack, rows, key: str, member: str) -> None:
+    """A list update of `rows` quarantines the stored object at `key`, without reading any object, its
+    one case naming `member` inside it."""
+    reads = count_reads(stack.rematch.s3, stack.outputs["UploadBucketName"])
 
     report = run_rematch(stack, list_update(stack, rows))
 
     assert reads == [] and report["matched"] == 1 and report["errors"] == 0
-    assert record(stack, "customers/3/backup.zip")["status"] == "quarantined"
+    assert record(stack, key)["status"] == "quarantined"
     (case,) = cases(stack)
-    assert case["key"] == "customers/3/backup.zip" and {m["member"] for m in case["matches"]} == {"photos/b.jpg"}
-    assert alerts(stack) == 1
+    assert case["key"] == key and {m["member"] for m in case["matches"]} == {member}
 
 
 def test_rematch_twice_acts_once(stack):
@@ -272,7 +273,6 @@ def test_delta_round_trip_and_names(stack):
 def test_a_list_update_naming_a_picture_shown_in_a_stored_video_quarantines_the_video(stack):
     """A video's scenes are recorded as its members: a picture listed later is found in a stored video
     without reading it again, and the case names the time it was on screen."""
-    bucket = stack.outputs["UploadBucketName"]
     clip = samples.video(10, size=(320, 240), show=(samples.picture(7), 2.0, 5.0))
     upload_and_scan(stack, "customers/3/clip.mp4", clip)
     assert record(stack, "customers/3/clip.mp4")["status"] == "clean"
@@ -282,11 +282,4 @@ def test_a_list_update_naming_a_picture_shown_in_a_stored_video_quarantines_the_
         for r in references_for(fingerprint(samples.jpeg(samples.picture(7))), "hotline", "ref-7")
         if r.algorithm in ("pdq", "phash")
     ]
-    reads = count_reads(stack.rematch.s3, bucket)
-
-    report = run_rematch(stack, list_update(stack, rows))
-
-    assert reads == [] and report["matched"] == 1 and report["errors"] == 0
-    assert record(stack, "customers/3/clip.mp4")["status"] == "quarantined"
-    (case,) = cases(stack)
-    assert case["key"] == "customers/3/clip.mp4" and {m["member"] for m in case["matches"]} == {"t=2.0-5.0s"}
+    assert_rematch_quarantines(stack, rows, "customers/3/clip.mp4", "t=2.0-5.0s")

@@ -18,7 +18,7 @@ import hashlib
 import io
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO, Protocol, cast
 
@@ -39,7 +39,6 @@ from hashcheck.fingerprinting.containers import (
 )
 from hashcheck.fingerprinting.imaging import (
     DEFAULT_LIMITS,
-    Decoded,
     ImageRejected,
     Limits,
     decode,
@@ -329,12 +328,9 @@ def _add_video(result: Fingerprint, file: BinaryIO, limits: VideoLimits, deadlin
 def _scene_fingerprint(scene: Scene) -> Fingerprint:
     """A scene's clearest frame fingerprinted as a picture; no exact hashes (its pixels are no file)."""
     grey = Image.fromarray(scene.frame).convert("L")
-    near = _unique(_frame_hashes(grey, 0))
-    first = {h.algorithm: h for h in near if h.variant == "original"}
-    return Fingerprint(
-        0, "", "", "", FingerprintStatus.IMAGE, format="frame", width=grey.width, height=grey.height, frames=1,
-        pdq=first["pdq"].hash, pdq_quality=first["pdq"].quality, phash=first["phash"].hash, near=near,
-    )  # fmt: skip
+    fp = Fingerprint(0, "", "", "", FingerprintStatus.IMAGE)
+    _fill_image(fp, "frame", grey.width, grey.height, 1, _frame_hashes(grey, 0), partial=False)
+    return fp
 
 
 def _add_perceptual(result: Fingerprint, data: bytes, limits: Limits) -> None:
@@ -347,18 +343,28 @@ def _add_perceptual(result: Fingerprint, data: bytes, limits: Limits) -> None:
     except Exception as exc:  # a hashing failure must be a recorded outcome, never a crash or "clean"
         result.status, result.error = FingerprintStatus.UNSCANNABLE, f"hashing failed ({type(exc).__name__})"
         return
-    _fill_image(result, decoded, near)
+    _fill_image(result, decoded.format, decoded.width, decoded.height, decoded.frame_count, near, decoded.partial)
     result.error = decoded.problem
 
 
-def _fill_image(result: Fingerprint, decoded: Decoded, near: list[NearHash]) -> None:
-    first = {h.algorithm: h for h in near if h.frame == 0 and h.variant == "original"}
+def originals(near: Iterable[NearHash]) -> dict[str, NearHash]:
+    """Each algorithm's hash of the picture itself: its variant "original" of frame 0."""
+    out: dict[str, NearHash] = {}
+    for h in near:
+        if h.frame == 0 and h.variant == "original":
+            out.setdefault(h.algorithm, h)
+    return out
+
+
+def _fill_image(
+    result: Fingerprint, fmt: str | None, width: int, height: int, frames: int, near: list[NearHash], partial: bool
+) -> None:
+    first = originals(near)
     result.status = FingerprintStatus.IMAGE
-    result.format, result.width, result.height = decoded.format, decoded.width, decoded.height
-    result.frames = decoded.frame_count
+    result.format, result.width, result.height, result.frames = fmt, width, height, frames
     result.pdq, result.pdq_quality = first["pdq"].hash, first["pdq"].quality
     result.phash = first["phash"].hash
-    result.partial = decoded.partial
+    result.partial = partial
     result.near = _unique(near)
 
 

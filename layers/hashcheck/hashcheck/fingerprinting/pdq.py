@@ -310,10 +310,8 @@ def compute_mirrors(luma: np.ndarray) -> dict[str, Pdq]:
     if min(x.shape) < _MIN_DIM:
         return dict.fromkeys(("original", "flip_x", "flip_y", "rotate180"), _blank())
     out = {}
-    for rows, (name, mirrored) in ((x, ("original", "flip_x")), (np.flipud(x), ("flip_y", "rotate180"))):
-        reduced = _reduce_rows(rows)
-        out[name] = _from_small(_reduce_columns(reduced), True)
-        out[mirrored] = _from_small(_reduce_columns(reduced[:, ::-1]), True)
+    out["original"], out["flip_x"] = _with_left_right_mirror(x)
+    out["flip_y"], out["rotate180"] = _with_left_right_mirror(np.flipud(x))
     return out
 
 
@@ -323,6 +321,11 @@ def compute_with_mirror(luma: np.ndarray) -> tuple[Pdq, Pdq]:
     x = _checked(luma)
     if min(x.shape) < _MIN_DIM:
         return _blank(), _blank()
+    return _with_left_right_mirror(x)
+
+
+def _with_left_right_mirror(x: np.ndarray) -> tuple[Pdq, Pdq]:
+    """One row pass; the mirror only reverses the columns of the 64-row intermediate it leaves."""
     reduced = _reduce_rows(x)
     return _from_small(_reduce_columns(reduced), True), _from_small(_reduce_columns(reduced[:, ::-1]), True)
 

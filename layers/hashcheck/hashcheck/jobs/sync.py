@@ -453,7 +453,6 @@ def _spool_valid_rows(rows, spool, spec: SourceSpec, report: SourceReport, liste
     for position, row in enumerate(rows, start=1):
         if isinstance(row, Reference) and spec.list_id and row.list != spec.list_id:
             row = Rejected(position, "the row's list id is not this source's list_id")
-
         if isinstance(row, Rejected):
             _note_rejection(spec, report, row)
             continue

@@ -101,6 +101,11 @@ _HEADER = struct.Struct("<8sHHIIQIQI20x")
 _ALIGN = 64
 
 
+def row_keys(rows: np.ndarray) -> np.ndarray:
+    """Each (n, nbytes) row as one opaque item, ordered as its bytes are: to sort or binary-search rows."""
+    return np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
+
+
 def hex_to_array(hex_hashes: Iterable[str]) -> np.ndarray:
     """Hex strings of equal, even length -> (n, nbytes) uint8; byte 0 is the first two hex digits.
 

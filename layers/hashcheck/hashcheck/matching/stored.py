@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hashcheck.algorithms import ALGORITHMS, EXACT, PERCEPTUAL
-from hashcheck.matching.index import HammingIndex
+from hashcheck.matching.index import HammingIndex, hex_to_array, row_keys
 from hashcheck.matching.matcher import DEFAULT_POLICY, Policy
 from hashcheck.status import REMATCHABLE
 from hashcheck.tables.fingerprint_table import near_of
@@ -57,26 +57,19 @@ class _Segment:
             self.indexes[algorithm] = HammingIndex(self.hashes[algorithm])
         return self.indexes.get(algorithm)
 
-    def owners_of(self, algorithm: str, hashes: Sequence[str]) -> set[str]:
-        """The objects holding any of these exact hashes: a binary search in the segment's rows, sorted once."""
+    def owners_of(self, algorithm: str, wanted: np.ndarray) -> set[str]:
+        """The objects holding any of these exact hashes (`row_keys` of them): a binary search in the
+        segment's rows, sorted once."""
         rows = self.hashes.get(algorithm)
-        if rows is None or not len(rows) or not hashes:
+        if rows is None or not len(rows) or not len(wanted):
             return set()
         if algorithm not in self.sorted_rows:
-            keys = _as_keys(rows)
+            keys = row_keys(rows)
             order = np.argsort(keys, kind="stable")
             self.sorted_rows[algorithm] = (keys[order], self.owners[algorithm][order])
         keys, owners = self.sorted_rows[algorithm]
-        wanted = _as_keys(
-            np.frombuffer(b"".join(bytes.fromhex(h) for h in hashes), dtype=np.uint8).reshape(-1, rows.shape[1])
-        )
         first, last = np.searchsorted(keys, wanted, "left"), np.searchsorted(keys, wanted, "right")
         return {self.objects[int(o)] for a, b in zip(first, last, strict=True) for o in owners[a:b]}
-
-
-def _as_keys(rows: np.ndarray) -> np.ndarray:
-    """Each row as one opaque, orderable item."""
-    return np.ascontiguousarray(rows).view(np.dtype((np.void, rows.shape[1]))).ravel()
 
 
 def _segment_bytes(objects: list[str], hashes: dict[str, list[bytes]], owners: dict[str, list[int]]) -> bytes:
@@ -171,9 +164,12 @@ class StoredIndex:
 
     def holders(self, algorithm: str, hashes: Sequence[str]) -> set[str]:
         """Object ids whose exact `algorithm` hash is one of `hashes`."""
+        if not hashes:
+            return set()
+        wanted = row_keys(hex_to_array(list(hashes)))  # validated hex, one length per algorithm
         found: set[str] = set()
         for segment in self.load():
-            found |= segment.owners_of(algorithm, list(hashes))
+            found |= segment.owners_of(algorithm, wanted)
         return found
 
     def candidates(self, algorithm: str, hashes: Sequence[str], max_distance: int) -> set[str]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hashcheck.fingerprinting.vpdq import Feature
+from hashcheck.fingerprinting.vpdq import Feature, from_signal
 from hashcheck.matching.index import HammingIndex
 
 
@@ -43,6 +43,11 @@ def usable(features: list[Feature], quality: int) -> list[Feature]:
             seen.add(f.pdq)
             out.append(f)
     return out
+
+
+def listed_frames(signal: str) -> list[str]:
+    """The frames of a listed video that a frame index holds: its usable ones (`usable`), by PDQ hash."""
+    return [f.pdq for f in usable(from_signal(signal), VideoRule().quality)]
 
 
 def compare(query: list[Feature], listed: list[Feature], rule: VideoRule = VideoRule()) -> VideoMatch | None:

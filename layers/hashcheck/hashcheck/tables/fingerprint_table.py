@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from hashcheck.algorithms import ALGORITHMS, EXACT
 from hashcheck.fingerprinting import pdq
-from hashcheck.fingerprinting.fingerprint import TRANSPOSED, Fingerprint, Member, NearHash
+from hashcheck.fingerprinting.fingerprint import TRANSPOSED, Fingerprint, Member, NearHash, originals
 from hashcheck.objects import ObjectRef
 from hashcheck.status import REMATCHABLE, Absence, FingerprintStatus, ObjectStatus
 from hashcheck.tables.dynamo import DEFAULT_RETRY, Retry, batch_get, batch_put, from_item, to_item
@@ -157,17 +157,18 @@ def _member_record(obj: ObjectRef, status: str, number: int, member: Member) -> 
 
 _ALGORITHMS = ("pdq", "phash")
 _ORIENTATIONS = ("original", "rotate90", "rotate180", "rotate270", "flip_x", "flip_y", "transpose", "transverse")
-_VARIANTS = (
-    *_ORIENTATIONS,
-    *("trimmed" if o == "original" else f"trimmed:{o}" for o in _ORIENTATIONS),
-    *(f"tilt{angle:+g}" for angle in (-4.0, -2.0, 2.0, 4.0)),
-)
 
 
 def _trimmed(orientation: str) -> str:
     return "trimmed" if orientation == "original" else f"trimmed:{orientation}"
 
 
+# the codes are positions here: a record written with them must read back, so this order never changes
+_VARIANTS = (
+    *_ORIENTATIONS,
+    *(_trimmed(o) for o in _ORIENTATIONS),
+    *(f"tilt{angle:+g}" for angle in (-4.0, -2.0, 2.0, 4.0)),
+)
 _PAIRED = {**TRANSPOSED, **{_trimmed(base): _trimmed(partner) for base, partner in TRANSPOSED.items()}}
 WITH_TRANSPOSE = 0x80
 NO_QUALITY = 255
@@ -201,11 +202,12 @@ def encode_near(near: Iterable[NearHash]) -> bytes | str:
 
 
 def decode_near(value: Any) -> list[NearHash]:
+    """The variants ``near`` holds: binary, or text in records written before."""
     if not value:
         return []
-    if isinstance(value, str) and ":" in value:
+    if isinstance(value, str):
         return _decode_text(value)
-    data = _binary(value)
+    data = bytes(getattr(value, "value", value))  # boto3's `Binary`, or bytes
     out, at = [], 0
     while at < len(data):
         first, variant, frame, quality = data[at : at + 4]
@@ -218,13 +220,6 @@ def decode_near(value: Any) -> list[NearHash]:
         if first & WITH_TRANSPOSE:
             out.append(NearHash(algorithm, pdq.transposed_hash(hash_value), q, _PAIRED[_VARIANTS[variant]], frame))
     return out
-
-
-def _binary(value: Any) -> bytes:
-    """A Binary attribute as bytes: from boto3 (bytes or `Binary`) or from a stream event (base64 text)."""
-    if isinstance(value, str):
-        return base64.b64decode(value)
-    return bytes(getattr(value, "value", value))
 
 
 def _encode_text(near: Iterable[NearHash]) -> str:
@@ -261,7 +256,7 @@ def fingerprint_of(record: Mapping[str, Any]) -> Fingerprint | None:
     near = near_of(record)
     if not all(record.get(alg) for alg in EXACT) and not near:  # a video's scene has near hashes only
         return None
-    first = {h.algorithm: h for h in reversed(near) if h.variant == "original" and h.frame == 0}
+    first = originals(near)
     return Fingerprint(
         size=_int(record.get("size")) or 0,
         **{algorithm: record.get(algorithm, "") for algorithm in EXACT},

@@ -113,11 +113,9 @@ def _retro_match(stack, out) -> None:
 
     rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
     context = sandbox.LambdaContext(stack.functions["RematchFunction"])
-    # what the FingerprintTable's stream hands RematchFunction as objects are scanned (moto keeps no
-    # stream for it to poll): every record, into the stored index the re-match searches
-    items = stack.client("dynamodb").scan(TableName=stack.outputs["FingerprintTableName"])["Items"]
-    stream = [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": i}} for i in items]
-    rematch.handler({"Records": stream}, context)
+    # what the FingerprintTable's stream hands RematchFunction as objects are scanned: every record,
+    # into the stored index the re-match searches
+    rematch.handler({"Records": sandbox.stream_records(stack)}, context)
     synced = _sync_reference_list(stack, reference_rows((*LISTED, LISTED_LATER)))
     report = rematch.handler({"version": synced["version"]}, context)
     print(

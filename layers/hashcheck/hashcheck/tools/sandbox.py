@@ -345,6 +345,14 @@ def load_handler(stack: Stack, function: str, folder: str):
     return module
 
 
+def stream_records(stack: Stack, table: str = "FingerprintTableName") -> list[dict]:
+    """What a table's stream would hand its function: every item (of the table the output `table`
+    names) as an INSERT record. moto serves no stream reads; the sandbox's callers hand these over."""
+    pages = stack.client("dynamodb").get_paginator("scan").paginate(TableName=stack.outputs[table])
+    items = [item for page in pages for item in page["Items"]]
+    return [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": i}} for i in items]
+
+
 def deliver(
     stack: Stack, queue_url: str, handler, function: str, max_batches: int = 1000, timeout_seconds: float = 900
 ) -> list[dict]:

@@ -20,11 +20,10 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from hashcheck.algorithms import ALGORITHMS, PERCEPTUAL
-from hashcheck.fingerprinting.vpdq import from_signal
 from hashcheck.lists.listformat import Reference
-from hashcheck.matching.index import HammingIndex
+from hashcheck.matching.index import HammingIndex, row_keys
 from hashcheck.matching.stores.base import NearHit
-from hashcheck.matching.videomatch import VideoRule, usable
+from hashcheck.matching.videomatch import listed_frames
 from hashcheck.tables.reference_table import ReferenceTable, Version, hash_pk, live_refs, table_hash
 
 # An index over the hashes of one algorithm, and the hex of what each of its rows names (the hash item).
@@ -37,7 +36,7 @@ INDEXED = (*PERCEPTUAL, VIDEO)
 def index_rows(table: ReferenceTable, algorithm: str) -> tuple[np.ndarray, np.ndarray] | None:
     """What an algorithm's near index holds, sorted (a deterministic snapshot): the hashes searched and,
     row for row, what each names, as uint8 arrays; None without live hashes. A perceptual hash names
-    itself; each usable frame of a listed video (`videomatch.usable`) names the video by its table hash,
+    itself; each usable frame of a listed video (`videomatch.listed_frames`) names the video by its table hash,
     so a frame search finds the listed videos that the vPDQ rule then decides. The table is streamed
     into one byte buffer: no list of items is ever held."""
     video = algorithm == VIDEO
@@ -48,7 +47,7 @@ def index_rows(table: ReferenceTable, algorithm: str) -> tuple[np.ndarray, np.nd
             buffer += bytes.fromhex(hash_value)  # validated when it was written
             continue
         owner = bytes.fromhex(table_hash(algorithm, hash_value))
-        for frame in dict.fromkeys(f.pdq for f in usable(from_signal(hash_value), VideoRule().quality)):
+        for frame in listed_frames(hash_value):
             buffer += bytes.fromhex(frame) + owner
     if not buffer:
         return None
@@ -60,9 +59,7 @@ def index_rows(table: ReferenceTable, algorithm: str) -> tuple[np.ndarray, np.nd
 
 def _sorted_rows(rows: np.ndarray) -> np.ndarray:
     """Rows in byte order, via a sort of one opaque item per row."""
-    nbytes = rows.shape[1]
-    as_items = np.ascontiguousarray(rows).view(np.dtype((np.void, nbytes))).ravel()
-    return np.sort(as_items).view(np.uint8).reshape(-1, nbytes)
+    return np.sort(row_keys(rows)).view(np.uint8).reshape(-1, rows.shape[1])
 
 
 def table_index_loader(table: ReferenceTable) -> IndexLoader:

@@ -6,11 +6,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from hashcheck import algorithms
-from hashcheck.fingerprinting.vpdq import from_signal
 from hashcheck.lists.listformat import Reference, Rejected, read_path
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
-from hashcheck.matching.videomatch import VideoRule, usable
+from hashcheck.matching.videomatch import listed_frames
 
 
 class MemoryStore:
@@ -37,7 +36,7 @@ class MemoryStore:
         self._video_of: dict[str, list[Reference]] = defaultdict(list)
         for (alg, signal), refs in self._by_hash.items():
             if alg == "vpdq":
-                for frame in dict.fromkeys(f.pdq for f in usable(from_signal(signal), VideoRule().quality)):
+                for frame in listed_frames(signal):
                     self._video_of[frame] += refs
         frames = sorted(self._video_of)
         self._indexes["vpdq"] = (HammingIndex.from_hex(frames) if frames else None, frames)
