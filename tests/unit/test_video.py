@@ -152,6 +152,39 @@ def test_a_video_is_spooled_to_a_file_not_held_in_memory():
     assert over.status == "unscannable" and "larger than" in over.error
 
 
+def _rebranded(mp4: bytes) -> bytes:
+    at = mp4.index(b"ftyp") + 4
+    return mp4[:at] + b"mp71" + mp4[at + 4 :]  # a brand of its own: players do not care
+
+
+@pytest.mark.parametrize(
+    "wrap",
+    {
+        "flv": lambda: video(9, size=(320, 240), show=(LISTED_PHOTO, 3.0, 6.0), format="flv"),
+        "wmv (asf)": lambda: video(9, size=(320, 240), show=(LISTED_PHOTO, 3.0, 6.0), format="asf"),
+        "raw h264 stream": lambda: video(9, size=(320, 240), show=(LISTED_PHOTO, 3.0, 6.0), format="h264"),
+        "mp4 with another brand": lambda: _rebranded(video(9, size=(320, 240), show=(LISTED_PHOTO, 3.0, 6.0))),
+    }.items(),
+    ids=lambda item: item[0],
+)
+def test_one_step_to_another_container_or_brand_is_still_a_video(wrap):
+    """Re-muxing the clip (FLV, WMV, a bare H.264 stream) or renaming its MP4 brand must not make it a
+    file we do not look into."""
+    _, make = wrap
+    fp = fingerprint(io.BytesIO(make()))
+    assert fp.status == "video", fp.error
+    assert match(fp, image_list()).verdict == "match"
+
+
+def test_pictures_that_share_a_video_marker_are_still_pictures():
+    """An ICO starts 00 00 01 00 and a HEIC is an ISO file: neither is taken for a video."""
+    ico, heic = io.BytesIO(), io.BytesIO()
+    LISTED_PHOTO.resize((64, 48)).save(ico, "ICO")
+    LISTED_PHOTO.save(heic, "HEIF")
+    assert not looks_like_video(ico.getvalue()[:512]) and not looks_like_video(heic.getvalue()[:512])
+    assert fingerprint(ico.getvalue()).status == fingerprint(heic.getvalue()).status == "image"
+
+
 def test_a_video_cut_short_is_unscannable_but_what_it_showed_still_matches():
     """Matroska declares its duration up front: frames that end early are a truncated file, not clean."""
     mkv = video(15, size=(320, 240), show=(LISTED_PHOTO, 2.0, 5.0), format="matroska")

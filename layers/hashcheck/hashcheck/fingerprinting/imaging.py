@@ -38,7 +38,8 @@ SAFE_FORMATS = [name for name in SAFE_FORMATS if name in Image.OPEN]
 # "unscannable" (corrupt, truncated, unsupported), anything else that fails is "not_image".
 _SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 _BMP_HEADER_SIZES = (12, 40, 52, 56, 64, 108, 124)
-_FTYP_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
+# ISO base media brands of pictures (HEIF/HEIC, AVIF); every other ISO brand is a movie's (fingerprinting.video)
+IMAGE_BRANDS = (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis")
 
 
 def looks_like_image(head: bytes) -> bool:
@@ -48,7 +49,7 @@ def looks_like_image(head: bytes) -> bool:
         return True
     if head[:2] == b"BM" and len(head) >= 18:
         return int.from_bytes(head[14:18], "little") in _BMP_HEADER_SIZES
-    return head[4:8] == b"ftyp" and head[8:12] in _FTYP_BRANDS
+    return head[4:8] == b"ftyp" and head[8:12] in IMAGE_BRANDS
 
 
 @dataclass(frozen=True)

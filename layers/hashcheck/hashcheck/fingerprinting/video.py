@@ -25,25 +25,26 @@ import numpy as np
 
 from hashcheck.algorithms import hamming
 from hashcheck.fingerprinting import pdq
-from hashcheck.fingerprinting.imaging import uniform_border
+from hashcheck.fingerprinting.imaging import IMAGE_BRANDS, uniform_border
 from hashcheck.fingerprinting.vpdq import Feature, time_range
 
-# ISO base media brands of video files (MP4, MOV, 3GP, M4V); HEIC and AVIF are ISO files too, but pictures
-_VIDEO_BRANDS = {
-    b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"M4VP", b"qt  ",
-    b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"dash", b"MSNV", b"XAVC", b"f4v ",
-}  # fmt: skip
+_ASF = b"\x30\x26\xb2\x75\x8e\x66\xcf\x11"  # the ASF header object's GUID: WMV, ASF
+_MPEG_STARTS = (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3", b"\x00\x00\x01\xb0")  # program stream, MPEG-1/2, MPEG-4
 
 
 def looks_like_video(head: bytes) -> bool:
-    """Whether these leading bytes are a video container's (by content, never by file name)."""
+    """Whether these leading bytes could be a video's (by content, never by file name). Generous on
+    purpose: re-muxing into another container, or writing a brand of one's own into an MP4, is one step,
+    and what is tried as a video and holds none is `not_image`, what cannot be opened `unscannable`."""
     if len(head) >= 12 and head[4:8] == b"ftyp":
-        return head[8:12] in _VIDEO_BRANDS
-    if head[:4] == b"\x1a\x45\xdf\xa3":  # EBML: Matroska, WebM
+        return head[8:12] not in IMAGE_BRANDS  # MP4, MOV, 3GP, M4V, F4V... whatever brand it claims
+    if head[:4] in (b"\x1a\x45\xdf\xa3", b"OggS") or head[:3] == b"FLV" or head[:8] == _ASF:  # MKV/WebM, Ogg
         return True
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return True
-    if head[:4] in (b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"):  # MPEG program stream, MPEG-1/2 video
+    if head[:4] in _MPEG_STARTS:
+        return True
+    if head[:4] == b"\x00\x00\x00\x01" and len(head) > 4 and head[4] < 0x80:  # a raw H.264 / H.265 stream
         return True
     return len(head) >= 377 and head[0] == head[188] == head[376] == 0x47  # MPEG transport stream
 
