@@ -39,6 +39,33 @@ def test_frames_are_sampled_as_the_reference_samples_them():
     assert ntsc == pytest.approx([n * 29 * 1001 / 30000 for n in range(4)])  # step int(29.97) = 29
 
 
+STREAMS_WITH_FRAMES_NOTHING_IS_PREDICTED_FROM = {
+    "h264 b-pyramid mkv": {"format": "matroska", "options": {"bf": "3", "x264-params": "b-pyramid=strict"}},
+    "hevc mp4": {"codec": "libx265", "options": {"x265-params": "log-level=error:bframes=8:b-pyramid=1"}},
+    "vp9 webm": {"codec": "libvpx-vp9", "format": "webm", "options": {"auto-alt-ref": "1", "lag-in-frames": "16"}},
+    "mpeg-4 avi": {"codec": "mpeg4", "format": "avi", "options": {"bf": "2"}},
+    "mpeg-2 ts": {"codec": "mpeg2video", "format": "mpegts", "options": {"bf": "2"}},
+    "raw h264, no packet times": {"format": "h264", "options": {"bf": "3"}},
+}
+
+
+@pytest.mark.parametrize("name", STREAMS_WITH_FRAMES_NOTHING_IS_PREDICTED_FROM)
+def test_skipping_unsampled_frames_samples_exactly_what_decoding_every_frame_does(name):
+    """Frames no other is predicted from are not decoded unless sampled: the sampled frames, pixel for
+    pixel and timestamp for timestamp, are those of decoding every frame and counting (PyAV, the oracle)."""
+    import av
+
+    data = video(6, seed=3, size=(160, 96), **STREAMS_WITH_FRAMES_NOTHING_IS_PREDICTED_FROM[name])
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        every = [(float(i / rate), f.to_ndarray(format="rgb24")) for i, f in enumerate(container.decode(stream))]
+    expected = every[:: max(1, int(rate))]
+    ours = list(sampled_frames(io.BytesIO(data)))
+    assert [t for t, _ in ours] == [t for t, _ in expected] and len(expected) == 6
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(ours, expected, strict=True))
+
+
 def test_each_frame_hash_is_meta_pdq_of_the_same_frame():
     for (timestamp, rgb), feature in zip(
         sampled_frames(io.BytesIO(CLIP)), vpdq_features(io.BytesIO(CLIP)), strict=True

@@ -14,7 +14,6 @@ so far are kept (they are still matched). The caller records either as `unscanna
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -126,26 +125,30 @@ class Video:
         """(timestamp, RGB) of the frames the reference would hash, decoded one at a time."""
         import av  # only when a video arrives
 
+        errors = (av.FFmpegError, ValueError, OSError, EOFError)
+        deadline = self.deadline or time.monotonic() + self.limits.max_seconds
+        places = self._presentation_places(av, errors, deadline)
         try:
             container = av.open(self.source, mode="r")
-        except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
+        except errors as exc:
             raise VideoRejected(f"not decodable ({type(exc).__name__})") from exc
         with container:
             stream, rate = self._open(container)
             step = max(1, int(self.limits.seconds_per_hash * rate))
-            hashed, deadline = 0, self.deadline or time.monotonic() + self.limits.max_seconds
-            frames = container.decode(stream)
-            for index in itertools.count():
+            hashed, index = 0, -1
+            frames = _decoded(container, stream, places, step)
+            while True:
+                try:
+                    decoded = next(frames, None)
+                except errors as exc:
+                    self.problem = f"damaged after {float((index + 1) / rate):.1f} s ({type(exc).__name__})"
+                    return
+                if decoded is None:
+                    self.problem = self.problem or self._short(container, float((index + 1) / rate))
+                    return
+                index, frame = decoded
                 if (problem := self._over(index, deadline)) is not None:
                     self.problem = problem
-                    return
-                try:
-                    frame = next(frames, None)
-                except (av.FFmpegError, ValueError, OSError, EOFError) as exc:
-                    self.problem = f"damaged after {float(index / rate):.1f} s ({type(exc).__name__})"
-                    return
-                if frame is None:
-                    self.problem = self.problem or self._short(container, float(index / rate))
                     return
                 if index % step:
                     continue
@@ -157,6 +160,33 @@ class Video:
                     return
                 hashed += 1
                 yield float(index / rate), frame.to_ndarray(format="rgb24")
+
+    def _presentation_places(self, av: Any, errors: tuple, deadline: float) -> dict[int, int] | None:
+        """Each frame's place in presentation order, by its packet's time, read from the container without
+        decoding anything; None (frames are then counted as they are decoded) when a packet carries no
+        time of its own or shares one, or there are too many to list. Knowing the places beforehand lets
+        the decoder skip the frames that no later frame is decoded from and that are not sampled."""
+        rewind = self.source.tell() if not isinstance(self.source, str) else None
+        times: list[int] = []
+        try:
+            with av.open(self.source, mode="r") as container:
+                if not container.streams.video:
+                    return None
+                for packet in container.demux(container.streams.video[0]):
+                    if packet.size == 0:  # the demuxer's closing empty packet
+                        continue
+                    if packet.pts is None or len(times) >= self.limits.max_frames_decoded:
+                        return None
+                    if len(times) % 1024 == 0 and time.monotonic() > deadline:
+                        return None
+                    times.append(packet.pts)
+        except errors:
+            return None  # what is wrong with it, the decoding that follows finds and records
+        finally:
+            if rewind is not None and not isinstance(self.source, str):
+                self.source.seek(rewind)
+        places = {pts: place for place, pts in enumerate(sorted(times))}
+        return places if len(places) == len(times) else None
 
     def _open(self, container: Any) -> tuple[Any, Fraction]:
         if not container.streams.video:
@@ -206,6 +236,24 @@ def vpdq_features(source: str | BinaryIO, limits: VideoLimits = DEFAULT_VIDEO_LI
     if video.problem:
         raise VideoRejected(video.problem)
     return video.features
+
+
+def _decoded(container: Any, stream: Any, places: dict[int, int] | None, step: int) -> Iterator[tuple[int, Any]]:
+    """(index in presentation order, frame) of each frame decoded. With the frames' places known, a
+    packet whose frame is not sampled is decoded with FFmpeg's `skip_frame` NONREF: a frame that no
+    other is predicted from is then not decoded at all (B-frames, about half of a typical H.264 stream's),
+    while every reference frame, and every sampled frame, is decoded exactly as before. A frame whose
+    time is not among the packets' is counted on from the one before."""
+    if places is None:
+        yield from enumerate(container.decode(stream))
+        return
+    context, index = stream.codec_context, -1
+    for packet in container.demux(stream):
+        if packet.pts in places:
+            context.skip_frame = "NONREF" if places[packet.pts] % step else "DEFAULT"
+        for frame in context.decode(packet):
+            index = places.get(frame.pts, index + 1)
+            yield index, frame
 
 
 def _declared_size(stream: Any) -> tuple[int, int]:

@@ -78,18 +78,21 @@ def video(
     edit=None,
     show: tuple[Image.Image, float, float] | None = None,
     format: str = "mp4",
+    codec: str = "libx264",
+    options: dict[str, str] | None = None,
 ) -> bytes:
-    """An H.264 video (PyAV; MP4 unless `format` says otherwise) of `video_frame`s from frame `start` on;
-    `edit` changes each frame's picture (an edit a re-uploader would make: brighter, mirrored,
-    letterboxed); `show` = (picture, from, to) shows a picture between those seconds, fitted inside the
-    frame with black bars as a video shows a photo."""
+    """A video (PyAV; H.264 in MP4 unless `codec`, its `options` and `format` say otherwise) of
+    `video_frame`s from frame `start` on; `edit` changes each frame's picture (an edit a re-uploader
+    would make: brighter, mirrored, letterboxed); `show` = (picture, from, to) shows a picture between
+    those seconds, fitted inside the frame with black bars as a video shows a photo."""
     import av  # only for videos: tests and benches
 
     out = io.BytesIO()
     with av.open(out, "w", format=format) as container:
-        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
+        stream = container.add_stream(codec, rate=Fraction(fps).limit_denominator(1001))
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = *size, "yuv420p"
-        stream.options = {"crf": str(crf)}
+        stream.options = dict(options) if options is not None else {"crf": str(crf)}
         for i in range(start, start + int(seconds * fps)):
             frame = video_frame(i, fps, size, seed)
             if show is not None and show[1] <= i / fps < show[2]:
