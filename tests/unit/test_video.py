@@ -229,6 +229,10 @@ def test_a_video_that_takes_too_long_or_cannot_be_read_is_unscannable_with_the_r
     assert broken.status == "unscannable" and "not decodable" in broken.error
     header_only = fingerprint(b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom" + bytes(600))
     assert header_only.status == "unscannable"  # says it is a video, shows nothing: not clean
+    unknown = video(2, format="matroska").replace(b"V_MPEG4/ISO/AVC", b"V_QQQQQ/ISO/AVC")  # no decoder for it
+    nodecoder = fingerprint(io.BytesIO(unknown))
+    assert nodecoder.partial and "DecoderNotFound" in nodecoder.error
+    assert match(nodecoder, MemoryStore([])).verdict == "unscannable"
 
 
 def test_sound_only_is_no_picture():

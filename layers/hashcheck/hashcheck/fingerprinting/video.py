@@ -244,10 +244,10 @@ def _decoded(container: Any, stream: Any, places: dict[int, int] | None, step: i
     other is predicted from is then not decoded at all (B-frames, about half of a typical H.264 stream's),
     while every reference frame, and every sampled frame, is decoded exactly as before. A frame whose
     time is not among the packets' is counted on from the one before."""
-    if places is None:
+    context, index = stream.codec_context, -1
+    if places is None or context is None:  # no times to go by, or no decoder (decode() then says why)
         yield from enumerate(container.decode(stream))
         return
-    context, index = stream.codec_context, -1
     for packet in container.demux(stream):
         if packet.pts in places:
             context.skip_frame = "NONREF" if places[packet.pts] % step else "DEFAULT"
