@@ -12,7 +12,7 @@ from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists import deltas
 from hashcheck.lists.build import references_for
 from hashcheck.matching.matcher import match
-from hashcheck.matching.stored import StoredIndex
+from hashcheck.matching.stored import StoredIndex, Wanted
 from hashcheck.matching.stores.memory import MemoryStore
 from hashcheck.status import Verdict
 from hashcheck.tables.dynamo import from_item
@@ -243,10 +243,34 @@ def test_stored_index_compacts_and_still_finds_everything(stack):
         for j in range(3):  # 12 small segments
             rec = {"object_id": f"{i:x}{j:x}" * 32, "status": "clean", "near": encode_near(fp.near)}
             stored.add([rec])
-    assert len(stored.keys()) == 12
-    assert stored.compact(max_segments=4)
-    assert len(stored.keys()) == 2
+    assert len(stored.segment_keys()) == 12
+    assert len(stored.compact(max_segments=4)) == 1
+    assert len(stored.segment_keys()) == 1
     assert stored.candidates("pdq", [fps[2].pdq], 0) == {f"2{j:x}" * 32 for j in range(3)}
+
+
+def test_stored_index_segments_stay_bounded_and_are_searched_one_at_a_time(stack):
+    """Merged segments never grow past the bound (a worker's memory does not grow with the objects
+    stored); a full one is left alone; the search finds objects in every segment."""
+    s3, bucket = stack.client("s3"), stack.outputs["ArtifactsBucketName"]
+    fps = [fingerprint(samples.jpeg(samples.picture(220 + i), quality=80)) for i in range(3)]
+
+    def record(i: int) -> dict:
+        return {"object_id": f"{i:04x}" * 16, "status": "clean", "near": encode_near(fps[i % 3].near)}
+
+    full = StoredIndex(s3, bucket).add([record(i) for i in range(100, 130)])
+    bound = s3.head_object(Bucket=bucket, Key=full)["ContentLength"] + 1
+    stored = StoredIndex(s3, bucket, segment_bytes=bound)
+    for i in range(12):
+        stored.add([record(i), record(i + 50)])
+    assert stored.compact(max_segments=2)
+    sizes = {k: s3.head_object(Bucket=bucket, Key=k)["ContentLength"] for k in stored.segment_keys()}
+    assert full in sizes and 1 < len(sizes) < 13 and max(sizes.values()) <= bound
+    ids = [*range(12), *range(50, 62), *range(100, 130)]
+    assert stored.candidates("pdq", [fps[1].pdq], 0) == {record(i)["object_id"] for i in ids if i % 3 == 1}
+    exact, near = stored.search(Wanted.of({"pdq": [fps[2].pdq], "sha256": [fps[0].sha256]}))
+    assert near == {record(i)["object_id"] for i in ids if i % 3 == 2}
+    assert exact == set()  # these records carry no exact hashes
 
 
 def test_stored_index_keeps_object_ids_that_end_in_zero_bytes(stack):

@@ -73,9 +73,10 @@ def test_publish_writes_objects_and_a_manifest_with_checksums(clients):
     key = publish_version(ddb, s3)
     assert key == "snapshots/v00000001/manifest.json"
     manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-    assert manifest["version"] == 1 and manifest["format"] == 1 and manifest["created"]
+    assert manifest["version"] == 1 and manifest["format"] == 2 and manifest["created"]
     entry = manifest["algorithms"]["pdq"]
     assert entry["count"] == 2 and entry["nbytes"] == 32
+    assert "rows" not in entry  # the index holds the hashes its rows name: not written twice
     data = s3.get_object(Bucket=BUCKET, Key=entry["index"]["key"])["Body"].read()
     assert entry["index"]["size"] == len(data) and entry["index"]["sha256"] == hashlib.sha256(data).hexdigest()
     assert "phash" not in manifest["algorithms"]
@@ -101,11 +102,52 @@ def test_without_a_snapshot_the_loader_scans_the_table(clients):
     assert S3IndexLoader(s3, BUCKET, table(ddb))("pdq") is None
 
 
+def format_1(s3, manifest_key: str) -> None:
+    """Rewrite a snapshot as the first format wrote it: a rows object for every algorithm."""
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
+    for entry in manifest["algorithms"].values():
+        index = s3.get_object(Bucket=BUCKET, Key=entry["index"]["key"])["Body"].read()
+        rows = snapshot.HammingIndex.from_bytes(index).rows().tobytes()
+        key = entry["index"]["key"].replace(".index", ".rows")
+        s3.put_object(Bucket=BUCKET, Key=key, Body=rows)
+        entry["rows"] = {"key": key, "size": len(rows), "sha256": hashlib.sha256(rows).hexdigest()}
+    manifest["format"] = 1
+    s3.put_object(Bucket=BUCKET, Key=manifest_key, Body=json.dumps(manifest).encode())
+
+
+def test_a_format_1_snapshot_still_loads(clients):
+    ddb, s3 = clients
+    listed = ref("pdq", "listed")
+    table(ddb).apply_rows([listed, ref("pdq", "other")])
+    format_1(s3, publish_version(ddb, s3))
+    hits = S3IndexLoader(s3, BUCKET, table(ddb)).store().near("pdq", [flip(listed.hash, 6)], 31)
+    assert [(h.reference, h.distance) for h in hits] == [(listed, 6)]
+
+
+def test_a_large_snapshot_object_is_read_in_ranges_into_the_same_bytes(clients, monkeypatch):
+    ddb, s3 = clients
+    listed = [ref("pdq", f"p{i}") for i in range(300)]
+    table(ddb).apply_rows(listed)
+    publish_version(ddb, s3)
+    monkeypatch.setattr(snapshot, "RANGE_BYTES", 1000)  # the index (~ 270 KB) in ~270 ranges
+    reads = []
+    monkeypatch.setattr(snapshot, "_get", lambda *args: reads.append(args[3:]) or real_get(*args))
+    store = S3IndexLoader(s3, BUCKET, table(ddb)).store()
+    hits = store.near("pdq", [flip(listed[123].hash, 9)], 31)
+    assert [(h.reference, h.distance) for h in hits] == [(listed[123], 9)]
+    assert sum(1 for r in reads if r and r[0].startswith("bytes=")) > 200
+
+
+real_get = snapshot._get
+
+
 @pytest.mark.parametrize("part", ["index", "rows"])
 def test_a_corrupt_snapshot_raises_instead_of_giving_an_empty_index(clients, part):
     ddb, s3 = clients
     table(ddb).apply_rows([ref("pdq", "a")])
-    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=publish_version(ddb, s3))["Body"].read())
+    manifest_key = publish_version(ddb, s3)
+    format_1(s3, manifest_key)  # it has both parts
+    manifest = json.loads(s3.get_object(Bucket=BUCKET, Key=manifest_key)["Body"].read())
     key = manifest["algorithms"]["pdq"][part]["key"]
     data = bytearray(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     data[-1] ^= 1
@@ -140,6 +182,6 @@ def test_prune_keeps_the_current_and_previous_versions(clients):
     table(ddb).apply_rows([ref("pdq", "a")])
     for _ in range(3):
         publish_version(ddb, s3)
-    assert snapshot.prune(s3, BUCKET, keep_from_version=2) == 3  # v1's index, rows and manifest
+    assert snapshot.prune(s3, BUCKET, keep_from_version=2) == 2  # v1's index and manifest
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert {k.split("/")[1] for k in keys} == {"v00000002", "v00000003"}

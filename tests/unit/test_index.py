@@ -7,7 +7,7 @@ import pytest
 
 from hashcheck.algorithms import ALGORITHMS
 from hashcheck.matching import index as index_module
-from hashcheck.matching.index import HammingIndex, hex_to_array
+from hashcheck.matching.index import FewHashesIndex, HammingIndex, hex_to_array
 
 PDQ = ALGORITHMS["pdq"]  # 32 bytes, threshold 31
 PHASH = ALGORITHMS["phash"]  # 8 bytes, threshold 8
@@ -273,3 +273,26 @@ def test_index_copies_its_input():
     original = refs[3].copy()
     refs[3] ^= 0xFF
     assert index.search(original, 0) == [(0, 3, 0)]
+
+
+@pytest.mark.parametrize("nbytes", [1, 3, 8, 20, 32])
+def test_few_hashes_index_finds_exactly_what_brute_force_finds(nbytes):
+    """A few indexed hashes, many rows streamed through: every (row, hash) pair within the radius, at
+    the radius, one bit inside it and one outside it, across the block boundary too."""
+    rng = np.random.default_rng(nbytes)
+    few = rng.integers(0, 256, (40, nbytes), dtype=np.uint8)
+    many = rng.integers(0, 256, (FewHashesIndex.BLOCK + 500, nbytes), dtype=np.uint8)
+    for d in sorted({0, 2, min(8, 8 * nbytes - 1), min(31, 8 * nbytes - 1)}):
+        for k, row in enumerate(range(FewHashesIndex.BLOCK - 6, FewHashesIndex.BLOCK + 6)):
+            many[row] = flip(few[k % 40], max(0, min(d + k % 3 - 1, 8 * nbytes)), rng)
+        assert FewHashesIndex(few, d).search(many) == brute(few, many, d)  # (row, indexed hash, distance)
+
+
+def test_few_hashes_index_with_nothing_to_find():
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 256, (100, 32), dtype=np.uint8)
+    assert FewHashesIndex(np.zeros((0, 32), dtype=np.uint8), 31).search(rows) == []
+    assert FewHashesIndex(rows[:3], 31).search(np.zeros((0, 32), dtype=np.uint8)) == []
+    assert FewHashesIndex(rows[:3], -1).search(rows) == []
+    with pytest.raises(ValueError):
+        FewHashesIndex(rows[:3], 31).search(rows[:, :8])

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hashcheck.algorithms import EXACT, PERCEPTUAL
+from hashcheck.algorithms import PERCEPTUAL
 from hashcheck.fingerprinting.fingerprint import Fingerprint, Member
 from hashcheck.jobs.s3events import Upload
 from hashcheck.jobs.scanner import Scanner
@@ -30,7 +30,7 @@ from hashcheck.lists.deltas import delta_key, read_delta, version_of
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.matcher import Result, match
-from hashcheck.matching.stored import StoredIndex
+from hashcheck.matching.stored import StoredIndex, Wanted
 from hashcheck.matching.stores.base import ReferenceStore
 from hashcheck.matching.stores.composite import CompositeStore
 from hashcheck.matching.stores.dynamodb import DynamoStore
@@ -77,8 +77,7 @@ class Rematcher:
     def run(self, key: str) -> RematchReport:
         refs = read_delta(self.scanner.s3, self.config.artifacts_bucket, key)
         report = RematchReport(version_of(key), references=len(refs))
-        exact = self._exact_candidates(refs)
-        near = self._near_candidates(refs) - exact
+        exact, near = self._candidates(refs)
         report.exact_candidates, report.near_candidates = len(exact), len(near)
         store = CompositeStore(self.scanner.store, _delta_store(self.scanner.tables.references, refs))
         subjects = self._subjects(list(self.fingerprints.records(sorted(exact | near))))
@@ -97,19 +96,14 @@ class Rematcher:
         log.info("rematch finished", extra={"rematch": {k: v for k, v in report.to_dict().items() if k != "outcomes"}})
         return report
 
-    def _exact_candidates(self, refs: list[Reference]) -> set[str]:
-        found: set[str] = set()
-        for alg in EXACT:
-            found |= self.stored.holders(alg, sorted({r.hash for r in refs if r.algorithm == alg}))
-        return found
-
-    def _near_candidates(self, refs: list[Reference]) -> set[str]:
-        found: set[str] = set()
-        policy = self.config.policy
-        for alg in PERCEPTUAL:
-            hashes = sorted({r.hash for r in refs if r.algorithm == alg})
-            found |= self.stored.candidates(alg, hashes, policy.search_radius(alg))
-        return found
+    def _candidates(self, refs: list[Reference]) -> tuple[set[str], set[str]]:
+        """The stored objects that hold one of the update's exact hashes, and those (others) that lie
+        near one of its perceptual ones: one pass over the stored index."""
+        hashes: dict[str, set[str]] = {}
+        for ref in refs:
+            hashes.setdefault(ref.algorithm, set()).add(ref.hash)
+        exact, near = self.stored.search(Wanted.of(hashes, self.config.policy))
+        return exact, near - exact
 
     def _subjects(self, candidates: list[dict]) -> Iterator[tuple[dict, Fingerprint | None]]:
         """Each candidate object's record and fingerprint; member candidates join their object's

@@ -4,24 +4,28 @@ Layout in the artifacts bucket, one folder per table version (written before the
 at it, so a scanner never sees a half-written snapshot)::
 
     snapshots/v00000042/pdq.index      HammingIndex.to_bytes()
-    snapshots/v00000042/pdq.rows       the hashes in index row order: n x nbytes raw bytes
     snapshots/v00000042/vpdq.index     listed videos' usable frames (their PDQ hashes)
     snapshots/v00000042/vpdq.rows      for each, the SHA-256 of its video's signal (its table key)
     snapshots/v00000042/manifest.json  written last
 
-The index's row ids map back to hash items through ``<alg>.rows`` (the confirm step looks the hash up
-in the table). Rows are sorted, so the same table gives the same bytes. The manifest::
+The index's row ids map back to hash items (the confirm step looks the hash up in the table): through
+the hashes the index holds itself, or through ``<alg>.rows`` where a row names something else (a
+video's frame names its video). Rows are sorted, so the same table gives the same bytes. The manifest::
 
-    {"format": 1, "version": 42, "created": "2024-05-01T03:00:00+00:00",
+    {"format": 2, "version": 42, "created": "2024-05-01T03:00:00+00:00",
      "algorithms": {"pdq": {"count": 1400000, "nbytes": 32,
-                            "index": {"key": "...", "size": 161061184, "sha256": "..."},
-                            "rows": {"key": "...", "size": 44800000, "sha256": "..."}}}}
+                            "index": {"key": "...", "size": 161061184, "sha256": "..."}},
+                    "vpdq": {"count": 3600, "nbytes": 32, "index": {...}, "rows": {...}}}}
 
 An algorithm without live hashes is absent. The version item's ``snapshot_key`` names the manifest.
+Format 1 snapshots (a ``rows`` object for every algorithm) still load.
 
-Loading (``S3IndexLoader``, a ``DynamoStore`` index loader) verifies every object's size and SHA-256
-(and the index's own CRC32): a snapshot that fails raises ``SnapshotError``, it never yields an empty
-index. Before the first sync there is no snapshot and the loader scans the table instead.
+Loading (``S3IndexLoader``, a ``DynamoStore`` index loader) reads a large object with concurrent
+ranged GETs (``RANGE_BYTES`` each, ``RANGE_READERS`` at once, into one buffer the index's arrays then
+view: `bench/scale.py` models the cold start at 10M references from it) and verifies every object's
+size and SHA-256 (and the index's own CRC32): a snapshot that fails raises ``SnapshotError``, it
+never yields an empty index. Before the first sync there is no snapshot and the loader scans the
+table instead.
 ``WatchedStore`` lets a warm scanner notice a new version: it calls ``refresh()`` on the store at most
 once every ``check_seconds``.
 """
@@ -32,6 +36,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -48,8 +53,13 @@ from hashcheck.tables.reference_table import ReferenceTable
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 PREFIX = "snapshots/"
+# A large snapshot object is read in ranges of 16 MB, 8 at once (S3's guidance: 8-16 MB ranges on
+# concurrent connections; one stream reads ~60 MB/s, which would make a 1.1 GB index take 19 s).
+RANGE_BYTES = 16 * 2**20
+RANGE_READERS = 8
 DEFAULT_CHECK_SECONDS = 30.0
 
 
@@ -65,7 +75,7 @@ class HexRows(Sequence[str]):
         self.array = rows
 
     @classmethod
-    def from_bytes(cls, data: bytes, nbytes: int) -> HexRows:
+    def from_bytes(cls, data: bytes | bytearray, nbytes: int) -> HexRows:
         if nbytes <= 0 or len(data) % nbytes:
             raise SnapshotError("snapshot rows do not divide into whole hashes")
         return cls(np.frombuffer(data, dtype=np.uint8).reshape(-1, nbytes))
@@ -109,8 +119,9 @@ def publish(s3, bucket: str, version: int, built: Built, now: Callable[[], datet
             "count": len(rows),
             "nbytes": rows.array.shape[1],
             "index": _put(s3, bucket, f"{folder}{algorithm}.index", index.to_bytes()),
-            "rows": _put(s3, bucket, f"{folder}{algorithm}.rows", rows.to_bytes()),
         }
+        if not np.array_equal(rows.array, index.rows()):  # rows that name something else than the hash
+            entries[algorithm]["rows"] = _put(s3, bucket, f"{folder}{algorithm}.rows", rows.to_bytes())
     created = (now or _utcnow)().isoformat(timespec="seconds")
     manifest = {"format": FORMAT, "version": version, "created": created, "algorithms": entries}
     key = f"{folder}manifest.json"
@@ -174,7 +185,9 @@ class S3IndexLoader:
             index = HammingIndex.from_bytes(self._read(entry["index"]))
         except ValueError as exc:
             raise SnapshotError(f"{algorithm} index: {exc}") from None
-        rows = HexRows.from_bytes(self._read(entry["rows"]), entry["nbytes"])
+        rows = (
+            HexRows.from_bytes(self._read(entry["rows"]), entry["nbytes"]) if "rows" in entry else HexRows(index.rows())
+        )
         if not len(index) == len(rows) == entry["count"]:
             raise SnapshotError(f"{algorithm} snapshot counts disagree with its manifest")
         return index, rows
@@ -189,14 +202,11 @@ class S3IndexLoader:
         store = DynamoStore(self.table, index_loader=self, consistent_read=consistent_read)
         return WatchedStore(store, self.check_seconds, self.clock)
 
-    def _read(self, part: dict) -> bytes:
-        data = self._get(part["key"])
+    def _read(self, part: dict) -> bytes | bytearray:
+        data = _get_ranged(self.s3, self.bucket, part["key"], part["size"])
         if len(data) != part["size"] or hashlib.sha256(data).hexdigest() != part["sha256"]:
             raise SnapshotError(f"snapshot object {part['key']} fails its checksum")
         return data
-
-    def _get(self, key: str) -> bytes:
-        return _get(self.s3, self.bucket, key)
 
 
 def read_manifest(s3, bucket: str, key: str) -> dict:
@@ -204,18 +214,37 @@ def read_manifest(s3, bucket: str, key: str) -> dict:
         manifest = json.loads(_get(s3, bucket, key))
     except ValueError:
         raise SnapshotError("snapshot manifest is not valid JSON") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or "algorithms" not in manifest:
+    if not isinstance(manifest, dict) or manifest.get("format") not in READABLE_FORMATS or "algorithms" not in manifest:
         raise SnapshotError("snapshot manifest has an unknown format")
     return manifest
 
 
-def _get(s3: S3Client, bucket: str, key: str) -> bytes:
+def _get(s3: S3Client, bucket: str, key: str, byte_range: str | None = None) -> bytes:
     try:
+        if byte_range:
+            return s3.get_object(Bucket=bucket, Key=key, Range=byte_range)["Body"].read()
         return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
         if not is_gone(error):
             raise
         raise SnapshotError(f"snapshot object {key} is missing") from None
+
+
+def _get_ranged(s3: S3Client, bucket: str, key: str, size: int) -> bytes | bytearray:
+    """The object, read in `RANGE_BYTES` ranges by `RANGE_READERS` threads into one buffer (a small
+    one in a single GET). A range that comes back short leaves the length wrong: the caller's check."""
+    if size <= 2 * RANGE_BYTES:
+        return _get(s3, bucket, key)
+    buffer = bytearray(size)
+
+    def fetch(start: int) -> int:
+        piece = _get(s3, bucket, key, f"bytes={start}-{min(start + RANGE_BYTES, size) - 1}")
+        buffer[start : start + len(piece)] = piece
+        return len(piece)
+
+    with ThreadPoolExecutor(max_workers=RANGE_READERS, thread_name_prefix="snapshot") as pool:
+        read = sum(pool.map(fetch, range(0, size, RANGE_BYTES)))
+    return buffer if read == size else buffer[:read]
 
 
 class WatchedStore:
