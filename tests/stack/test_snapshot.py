@@ -8,6 +8,7 @@ import json
 import boto3
 import pytest
 
+from hashcheck import aws as aws_module
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching import snapshot
 from hashcheck.matching.snapshot import S3IndexLoader, SnapshotError
@@ -129,16 +130,20 @@ def test_a_large_snapshot_object_is_read_in_ranges_into_the_same_bytes(clients, 
     listed = [ref("pdq", f"p{i}") for i in range(300)]
     table(ddb).apply_rows(listed)
     publish_version(ddb, s3)
-    monkeypatch.setattr(snapshot, "RANGE_BYTES", 1000)  # the index (~ 270 KB) in ~270 ranges
-    reads = []
-    monkeypatch.setattr(snapshot, "_get", lambda *args: reads.append(args[3:]) or real_get(*args))
-    store = S3IndexLoader(s3, BUCKET, table(ddb)).store()
-    hits = store.near("pdq", [flip(listed[123].hash, 9)], 31)
+    monkeypatch.setattr(aws_module, "RANGE_BYTES", 64 * 1024)  # the index (~4.2 MB) in ~65 ranges
+    ranges = []
+
+    def seen(params, **_):
+        ranges.append(params.get("Range"))
+
+    s3.meta.events.register("before-parameter-build.s3.GetObject", seen)
+    try:
+        store = S3IndexLoader(s3, BUCKET, table(ddb)).store()
+        hits = store.near("pdq", [flip(listed[123].hash, 9)], 31)
+    finally:
+        s3.meta.events.unregister("before-parameter-build.s3.GetObject", seen)
     assert [(h.reference, h.distance) for h in hits] == [(listed[123], 9)]
-    assert sum(1 for r in reads if r and r[0].startswith("bytes=")) > 200
-
-
-real_get = snapshot._get
+    assert sum(1 for r in ranges if r) > 60
 
 
 @pytest.mark.parametrize("part", ["index", "rows"])

@@ -21,7 +21,7 @@ An algorithm without live hashes is absent. The version item's ``snapshot_key`` 
 Format 1 snapshots (a ``rows`` object for every algorithm) still load.
 
 Loading (``S3IndexLoader``, a ``DynamoStore`` index loader) reads a large object with concurrent
-ranged GETs (``RANGE_BYTES`` each, ``RANGE_READERS`` at once, into one buffer the index's arrays then
+ranged GETs (``aws.read_object``: 16 MB each, 8 at once, into one buffer the index's arrays then
 view: `bench/scale.py` models the cold start at 10M references from it) and verifies every object's
 size and SHA-256 (and the index's own CRC32): a snapshot that fails raises ``SnapshotError``, it
 never yields an empty index. Before the first sync there is no snapshot and the loader scans the
@@ -36,14 +36,13 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import numpy as np
 from botocore.exceptions import ClientError
 
-from hashcheck.aws import is_gone
+from hashcheck.aws import is_gone, read_object
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
@@ -56,10 +55,6 @@ if TYPE_CHECKING:
 FORMAT = 2
 READABLE_FORMATS = (1, 2)
 PREFIX = "snapshots/"
-# A large snapshot object is read in ranges of 16 MB, 8 at once (S3's guidance: 8-16 MB ranges on
-# concurrent connections; one stream reads ~60 MB/s, which would make a 1.1 GB index take 19 s).
-RANGE_BYTES = 16 * 2**20
-RANGE_READERS = 8
 DEFAULT_CHECK_SECONDS = 30.0
 
 
@@ -203,7 +198,7 @@ class S3IndexLoader:
         return WatchedStore(store, self.check_seconds, self.clock)
 
     def _read(self, part: dict) -> bytes | bytearray:
-        data = _get_ranged(self.s3, self.bucket, part["key"], part["size"])
+        data = _get(self.s3, self.bucket, part["key"], part["size"])
         if len(data) != part["size"] or hashlib.sha256(data).hexdigest() != part["sha256"]:
             raise SnapshotError(f"snapshot object {part['key']} fails its checksum")
         return data
@@ -219,32 +214,14 @@ def read_manifest(s3, bucket: str, key: str) -> dict:
     return manifest
 
 
-def _get(s3: S3Client, bucket: str, key: str, byte_range: str | None = None) -> bytes:
+def _get(s3: S3Client, bucket: str, key: str, size: int | None = None) -> bytes | bytearray:
+    """The object (of `size` bytes: read in ranges when large); SnapshotError when it is not there."""
     try:
-        if byte_range:
-            return s3.get_object(Bucket=bucket, Key=key, Range=byte_range)["Body"].read()
-        return s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return read_object(s3, bucket, key, size) if size else s3.get_object(Bucket=bucket, Key=key)["Body"].read()
     except ClientError as error:
         if not is_gone(error):
             raise
         raise SnapshotError(f"snapshot object {key} is missing") from None
-
-
-def _get_ranged(s3: S3Client, bucket: str, key: str, size: int) -> bytes | bytearray:
-    """The object, read in `RANGE_BYTES` ranges by `RANGE_READERS` threads into one buffer (a small
-    one in a single GET). A range that comes back short leaves the length wrong: the caller's check."""
-    if size <= 2 * RANGE_BYTES:
-        return _get(s3, bucket, key)
-    buffer = bytearray(size)
-
-    def fetch(start: int) -> int:
-        piece = _get(s3, bucket, key, f"bytes={start}-{min(start + RANGE_BYTES, size) - 1}")
-        buffer[start : start + len(piece)] = piece
-        return len(piece)
-
-    with ThreadPoolExecutor(max_workers=RANGE_READERS, thread_name_prefix="snapshot") as pool:
-        read = sum(pool.map(fetch, range(0, size, RANGE_BYTES)))
-    return buffer if read == size else buffer[:read]
 
 
 class WatchedStore:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hashcheck.algorithms import ALGORITHMS, EXACT, PERCEPTUAL
+from hashcheck.aws import read_object
 from hashcheck.matching.index import FewHashesIndex, hex_to_array, row_keys
 from hashcheck.matching.matcher import DEFAULT_POLICY, Policy
 from hashcheck.status import REMATCHABLE
@@ -122,7 +123,7 @@ def _segment_bytes(objects: np.ndarray, hashes: Mapping[str, np.ndarray], owners
     return out.getvalue()
 
 
-def _segment_from_bytes(key: str, data: bytes) -> _Segment:
+def _segment_from_bytes(key: str, data: bytes | bytearray) -> _Segment:
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         stored = z["objects"]
         if stored.dtype.kind == "S":  # segments written before ids were stored as bytes rows
@@ -194,13 +195,14 @@ class StoredIndex:
 
     def segments(self, keys: Sequence[str] | None = None) -> Iterator[_Segment]:
         """The segments one at a time, the next one downloading while the caller works on this one."""
-        keys = self.segment_keys() if keys is None else keys
+        sizes = self._sizes()
+        keys = sorted(sizes) if keys is None else [k for k in keys if k in sizes]  # merged away: in another
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment") as pool:
-            upcoming = pool.submit(self._load, keys[0]) if keys else None
+            upcoming = pool.submit(self._load, keys[0], sizes[keys[0]]) if keys else None
             for following in [*keys[1:], None]:
                 assert upcoming is not None
                 segment = upcoming.result()
-                upcoming = pool.submit(self._load, following) if following else None
+                upcoming = pool.submit(self._load, following, sizes[following]) if following else None
                 yield segment
                 del segment  # before the one after next is fetched: two in memory at most
 
@@ -271,5 +273,5 @@ class StoredIndex:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=_segment_bytes(objects, hashes, owners))
         return key
 
-    def _load(self, key: str) -> _Segment:
-        return _segment_from_bytes(key, self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+    def _load(self, key: str, size: int) -> _Segment:
+        return _segment_from_bytes(key, read_object(self.s3, self.bucket, key, size))
