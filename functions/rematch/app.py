@@ -1,9 +1,11 @@
 """RematchFunction: new references against the fingerprints already stored -> hashcheck.jobs.rematch.
 
-Two kinds of events:
-- a delta to re-match: S3 "Object Created" of ``deltas/v<version>.jsonl`` in the artifacts bucket (via
-  EventBridge), or a direct invocation ``{"version": 42}`` / ``{"delta_key": "deltas/v00000042.jsonl"}``;
-- a FingerprintTable stream batch: the new fingerprints' perceptual hashes become a StoredIndex segment.
+Four kinds of events:
+- from RematchStateMachine's Distributed Map, a batch of stored-index segments to search for a delta:
+  ``{"Items": [{"Key": "fpindex/..."}, ...], "BatchInput": {"delta_key": "deltas/v00000042.jsonl"}}``;
+- from its last step, ``{"decide": "deltas/v00000042.jsonl"}``: what the batches found, decided;
+- a whole re-match in one run: ``{"version": 42}`` / ``{"delta_key": "deltas/v00000042.jsonl"}``;
+- a FingerprintTable stream batch: the new fingerprints' hashes become a StoredIndex segment.
 """
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -29,13 +31,18 @@ def handler(event, context):
     if any(r.get("eventSource") == "aws:dynamodb" for r in event.get("Records", [])):
         key = rematcher.stored.add(records_from_stream(event), scanner.config.policy)
         return {"segment": key}
-    key = event.get("delta_key") or event.get("detail", {}).get("object", {}).get("key")
+    if "Items" in event:  # one worker of the Distributed Map: search these segments
+        key = event.get("BatchInput", {}).get("delta_key", "")
+        if version_of(key) is None:
+            raise ValueError("a batch of segments without its delta")
+        return rematcher.search_shards(key, [item["Key"] for item in event["Items"]])
+    key = event.get("decide") or event.get("delta_key") or event.get("detail", {}).get("object", {}).get("key")
     if not key and event.get("version") is not None:
         key = delta_key(int(event["version"]))
     if not key or version_of(key) is None:
         logger.warning("nothing to re-match in this event")
         return {"ignored": True}
-    report = rematcher.run(key)
+    report = rematcher.run_gathered(key) if event.get("decide") else rematcher.run(key)
     for name, value in (
         ("RematchMatches", report.matched),
         ("RematchReview", report.review),

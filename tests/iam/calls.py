@@ -19,6 +19,8 @@ scheduler and the state machine invoking functions.
 from __future__ import annotations
 
 import copy
+import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, unquote, urlencode
@@ -453,9 +455,39 @@ def service_requests(policies: StackPolicies) -> list[ServiceRequest]:
             for function in props.get("DefinitionSubstitutions", {}).values():
                 if ":function:" in str(function):
                     out.append(ServiceRequest(role, Request("lambda:InvokeFunction", function, {}, name)))
-            for bucket in _backfilled_buckets(policies):  # the Distributed Map's ItemReader lists them
-                out.append(ServiceRequest(role, Request("s3:ListBucket", bucket, {}, name)))
+            out += [ServiceRequest(role, request) for request in _map_requests(props, name, policies)]
     return out
+
+
+def _map_requests(props: dict, name: str, policies: StackPolicies) -> list[Request]:
+    """What a state machine's Distributed Maps do themselves: list their ItemReader's bucket (a fixed one,
+    or, when the input names it, any bucket the backfill may be given) and write their results."""
+    definition = props.get("Definition") or json.loads(props.get("DefinitionString") or "{}")
+    substitutions = props.get("DefinitionSubstitutions", {})
+
+    def named(value: str) -> str:
+        return re.sub(r"\$\{(\w+)\}", lambda m: str(substitutions[m.group(1)]), value)
+
+    out = []
+    for state in _map_states(definition.get("States", {})):
+        reader = state.get("ItemReader", {}).get("Parameters", {})
+        fixed = "Bucket" in reader  # else "Bucket.$": the backfill lists whichever bucket it is given
+        buckets = [f"arn:aws:s3:::{named(reader['Bucket'])}"] if fixed else _backfilled_buckets(policies)
+        out += [Request("s3:ListBucket", bucket, {}, name) for bucket in buckets]
+        writer = state.get("ResultWriter", {}).get("Parameters", {})
+        if writer:
+            key = f"arn:aws:s3:::{named(writer['Bucket'])}/{named(writer.get('Prefix', ''))}/manifest.json"
+            out.append(Request("s3:PutObject", key, {}, name))
+    return out
+
+
+def _map_states(states: dict) -> list[dict]:
+    found = []
+    for state in states.values():
+        if state.get("Type") == "Map":
+            found.append(state)
+            found += _map_states(state.get("ItemProcessor", {}).get("States", {}))
+    return found
 
 
 def _role_named(arn: str, policies: StackPolicies) -> str:

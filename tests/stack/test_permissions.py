@@ -170,7 +170,11 @@ def _rematch(stack: sandbox.Stack) -> None:
     rematch = sandbox.load_handler(stack, "RematchFunction", "rematch")
     context = sandbox.LambdaContext(stack.functions["RematchFunction"])
     rematch.handler({"Records": sandbox.stream_records(stack)}, context)  # as the table's stream would
-    report = rematch.handler({"version": synced["version"]}, context)
+    artifacts, delta = stack.outputs["ArtifactsBucketName"], f"deltas/v{synced['version']:08d}.jsonl"
+    listed = stack.client("s3").list_objects_v2(Bucket=artifacts, Prefix="fpindex/")["Contents"]
+    batch = {"Items": [{"Key": o["Key"]} for o in listed], "BatchInput": {"delta_key": delta}}
+    rematch.handler(batch, context)  # as RematchStateMachine's Distributed Map hands a batch of segments
+    report = rematch.handler({"decide": delta}, context)  # and then its last step
     assert report["matched"] == 1
 
 

@@ -307,3 +307,59 @@ def test_a_list_update_naming_a_picture_shown_in_a_stored_video_quarantines_the_
         if r.algorithm in ("pdq", "phash")
     ]
     assert_rematch_quarantines(stack, rows, "customers/3/clip.mp4", "t=2.0-5.0s")
+
+
+def run_distributed(stack, version: int, batch: int) -> dict:
+    """As RematchStateMachine runs it: the stored index's segments listed (its ItemReader), handed out in
+    batches of `batch` (its ItemBatcher), each searched by RematchFunction; then the decide step."""
+    s3, artifacts = stack.client("s3"), stack.outputs["ArtifactsBucketName"]
+    listed = [{"Key": o["Key"]} for o in s3.list_objects_v2(Bucket=artifacts, Prefix="fpindex/")["Contents"]]
+    delta = deltas.delta_key(version)
+    for start in range(0, len(listed), batch):
+        event = {"Items": listed[start : start + batch], "BatchInput": {"delta_key": delta}}
+        stack.rematch.handler(event, sandbox.LambdaContext("rematch"))
+    return stack.rematch.handler({"decide": delta}, sandbox.LambdaContext("rematch"))
+
+
+def test_a_list_update_searched_in_batches_of_segments_quarantines_once(stack):
+    """Each worker searches its own segments and leaves what it found; the last step decides all of it
+    once, and the candidates' files go. A retried batch writes the same file; a rerun acts on nothing."""
+    for n, body in enumerate([OTHER, STORED, samples.jpeg(samples.picture(71)), samples.jpeg(samples.picture(72))]):
+        upload_and_scan(stack, f"customers/{n}/photo.jpg", body)
+        stream_fingerprints(stack)  # one segment per batch of the stream
+    s3, artifacts = stack.client("s3"), stack.outputs["ArtifactsBucketName"]
+    assert len(StoredIndex(s3, artifacts).segment_keys()) >= 4
+    rows = [r for r in references_for(fingerprint(samples.jpeg(samples.picture(7))), "hotline", "ref-7")]
+    version = list_update(stack, [r for r in rows if r.algorithm in ("pdq", "phash")])
+    reads = count_reads(stack.rematch.s3, stack.outputs["UploadBucketName"])
+
+    report = run_distributed(stack, version, batch=2)
+
+    assert reads == [] and report["matched"] == 1 and report["near_candidates"] >= 1
+    assert record(stack, "customers/1/photo.jpg")["status"] == "quarantined"
+    assert {record(stack, f"customers/{n}/photo.jpg")["status"] for n in (0, 2, 3)} == {"clean"}
+    assert "Contents" not in s3.list_objects_v2(Bucket=artifacts, Prefix="rematch/")  # the candidates' files went
+    again = run_distributed(stack, version, batch=3)
+    assert again["matched"] == 0 and len(cases(stack)) == 1 and alerts(stack) == 1
+
+
+def test_a_batch_without_its_delta_fails_instead_of_finding_nothing(stack):
+    with pytest.raises(ValueError):
+        stack.rematch.handler(
+            {"Items": [{"Key": "fpindex/seg.npz"}], "BatchInput": {}}, sandbox.LambdaContext("rematch")
+        )
+
+
+def test_rematch_state_machine_definition():
+    asl = json.loads((sandbox.ROOT / "statemachine" / "rematch.asl.json").read_text())
+    states = asl["States"]
+    (search,) = [s for s in states.values() if s["Type"] == "Map"]
+    assert search["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert search["ItemReader"]["Parameters"] == {"Bucket": "${ArtifactsBucketName}", "Prefix": "fpindex/"}
+    assert search["ItemBatcher"]["BatchInput"] == {"delta_key.$": "$.delta_key"}
+    assert search["ToleratedFailurePercentage"] == 0  # a shard that failed every retry fails the run
+    decide = states[search["Next"]]
+    assert decide["Parameters"]["Payload"] == {"decide.$": "$.delta_key"} and decide["End"]
+    (task,) = search["ItemProcessor"]["States"].values()
+    assert task["Parameters"]["FunctionName"] == decide["Parameters"]["FunctionName"] == "${RematchFunctionArn}"
+    assert states[states[asl["StartAt"]]["Choices"][0]["Next"]]["Parameters"] == {"delta_key.$": "$.detail.object.key"}

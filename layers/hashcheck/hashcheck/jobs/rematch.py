@@ -2,21 +2,31 @@
 reading any object again. A hit goes through the scanner's own quarantine / review path.
 
 The sync publishes the references it made live as a delta (`hashcheck.lists.deltas`); its creation
-invokes RematchFunction. Finding candidates costs in proportion to the delta, not to the stored set:
+starts RematchStateMachine (statemachine/rematch.asl.json), which runs this in two steps:
 
-- exact (every exact algorithm) and near (every perceptual algorithm): the stored index
-  (`hashcheck.matching.stored`), fed by the FingerprintTable's stream: a binary search per exact
-  reference, a Hamming search per near one.
+1. **Search** (`search_shards`), on a Distributed Map over the stored index's segments
+   (`hashcheck.matching.stored`, fed by the FingerprintTable's stream; segments of at most 160 MB),
+   a batch of segments per worker: the delta's exact hashes by binary search, its perceptual ones
+   streamed against (`FewHashesIndex`). A worker's memory is two segments whatever the number of
+   stored objects; it writes the candidates it found under ``rematch/v<version>/candidates/`` (named by
+   its segments, so a retried batch writes the same object) and each failed batch is retried by the
+   state machine, whose failure raises RematchFailedAlarm: a shard is never skipped silently.
+2. **Decide** (`run_gathered`): the candidates of every batch, each decided as below, then the small
+   segments are merged.
 
-Every candidate's record is read (consistently), turned back into a ``Fingerprint`` and decided by
-``matcher.match`` against the scanner's full store plus the delta, so the decision rule is exactly a
-scan's. A candidate that is a member record (an archive's entry, a document's picture) is decided as
-its object holding that member, and the object is what is acted on. A quarantined, released or
-deleted object is not touched again. Nothing here logs a hash.
+A direct invocation (``{"version": 42}``, an operator's or a small store's) does both in one run
+(`run`). Every candidate's record is read (consistently), turned back into a ``Fingerprint`` and
+decided by ``matcher.match`` against the scanner's full store plus the delta, so the decision rule is
+exactly a scan's. A candidate that is a member record (an archive's entry, a document's picture) is
+decided as its object holding that member, and the object is what is acted on. A quarantined,
+released or deleted object is not touched again. Nothing here logs a hash (the candidate files hold
+object ids only).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -40,6 +50,13 @@ from hashcheck.tables.fingerprint_table import fingerprint_of
 from hashcheck.tables.reference_table import ReferenceTable
 
 log = logging.getLogger(__name__)
+
+CANDIDATES_PREFIX = "rematch/"
+
+
+def candidates_prefix(delta: str) -> str:
+    """Where step 1's workers leave the candidates they found for this delta."""
+    return f"{CANDIDATES_PREFIX}v{version_of(delta) or 0:08d}/candidates/"
 
 
 @dataclass
@@ -74,10 +91,42 @@ class Rematcher:
     def run_version(self, version: int) -> RematchReport:
         return self.run(delta_key(version))
 
-    def run(self, key: str) -> RematchReport:
+    def search_shards(self, key: str, segments: list[str]) -> dict:
+        """Step 1 on one worker: the delta against these segments; the candidates written for step 2."""
+        refs = read_delta(self.scanner.s3, self.config.artifacts_bucket, key)
+        exact, near = self._candidates(refs, segments)
+        name = hashlib.sha256("\n".join(sorted(segments)).encode()).hexdigest()[:24]
+        body = json.dumps({"segments": sorted(segments), "exact": sorted(exact), "near": sorted(near)})
+        self.scanner.s3.put_object(
+            Bucket=self.config.artifacts_bucket, Key=f"{candidates_prefix(key)}{name}.json", Body=body.encode()
+        )
+        return {"segments": len(segments), "exact_candidates": len(exact), "near_candidates": len(near)}
+
+    def run_gathered(self, key: str) -> RematchReport:
+        """Step 2: the candidates every worker of step 1 wrote, decided and acted on; then their files go."""
+        s3, bucket = self.scanner.s3, self.config.artifacts_bucket
+        files = [
+            o["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=candidates_prefix(key))
+            for o in page.get("Contents", [])
+        ]
+        exact: set[str] = set()
+        near: set[str] = set()
+        for name in files:
+            found = json.loads(s3.get_object(Bucket=bucket, Key=name)["Body"].read())
+            exact.update(found["exact"])
+            near.update(found["near"])
+        report = self.run(key, (exact, near - exact))
+        for start in range(0, len(files), 1000):
+            doomed: list[Any] = [{"Key": k} for k in files[start : start + 1000]]
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True})
+        return report
+
+    def run(self, key: str, candidates: tuple[set[str], set[str]] | None = None) -> RematchReport:
+        """Decide and act on the delta's candidates (exact, near): those given, or all found here."""
         refs = read_delta(self.scanner.s3, self.config.artifacts_bucket, key)
         report = RematchReport(version_of(key), references=len(refs))
-        exact, near = self._candidates(refs)
+        exact, near = candidates if candidates is not None else self._candidates(refs)
         report.exact_candidates, report.near_candidates = len(exact), len(near)
         store = CompositeStore(self.scanner.store, _delta_store(self.scanner.tables.references, refs))
         subjects = self._subjects(list(self.fingerprints.records(sorted(exact | near))))
@@ -96,13 +145,13 @@ class Rematcher:
         log.info("rematch finished", extra={"rematch": {k: v for k, v in report.to_dict().items() if k != "outcomes"}})
         return report
 
-    def _candidates(self, refs: list[Reference]) -> tuple[set[str], set[str]]:
+    def _candidates(self, refs: list[Reference], segments: list[str] | None = None) -> tuple[set[str], set[str]]:
         """The stored objects that hold one of the update's exact hashes, and those (others) that lie
-        near one of its perceptual ones: one pass over the stored index."""
+        near one of its perceptual ones: one pass over the stored index (or over these segments)."""
         hashes: dict[str, set[str]] = {}
         for ref in refs:
             hashes.setdefault(ref.algorithm, set()).add(ref.hash)
-        exact, near = self.stored.search(Wanted.of(hashes, self.config.policy))
+        exact, near = self.stored.search(Wanted.of(hashes, self.config.policy), segments)
         return exact, near - exact
 
     def _subjects(self, candidates: list[dict]) -> Iterator[tuple[dict, Fingerprint | None]]:
