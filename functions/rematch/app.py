@@ -47,6 +47,9 @@ def handler(event, context):
         ("RematchMatches", report.matched),
         ("RematchReview", report.review),
         ("RematchCandidates", report.exact_candidates + report.near_candidates),
+        ("RematchErrors", report.errors),
     ):
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+    if report.errors:  # the others were acted on; failing makes the state machine retry the rest
+        raise rematch.RematchIncomplete(f"{report.errors} matched objects could not be acted on; retried")
     return report.to_dict()

@@ -7,6 +7,7 @@ not serve DynamoDB stream reads)."""
 import json
 
 import pytest
+from botocore.exceptions import ClientError
 
 from hashcheck.fingerprinting.fingerprint import fingerprint
 from hashcheck.lists import deltas
@@ -14,6 +15,7 @@ from hashcheck.lists.build import references_for
 from hashcheck.matching.matcher import match
 from hashcheck.matching.stored import StoredIndex, Wanted
 from hashcheck.matching.stores.memory import MemoryStore
+from hashcheck.objects import ObjectRef, get_status
 from hashcheck.status import Verdict
 from hashcheck.tables.dynamo import from_item
 from hashcheck.tables.fingerprint_table import encode_near, fingerprint_of, near_of
@@ -363,3 +365,27 @@ def test_rematch_state_machine_definition():
     (task,) = search["ItemProcessor"]["States"].values()
     assert task["Parameters"]["FunctionName"] == decide["Parameters"]["FunctionName"] == "${RematchFunctionArn}"
     assert states[states[asl["StartAt"]]["Choices"][0]["Next"]]["Parameters"] == {"delta_key.$": "$.detail.object.key"}
+
+
+def test_an_object_that_could_not_be_acted_on_fails_the_run_and_the_retry_finishes_it(stack):
+    """The others are acted on; the run fails (the state machine retries it; RematchErrors counts it)
+    and keeps the candidates, so the retry quarantines what the first attempt could not."""
+    upload_and_scan(stack, "customers/1/photo.jpg", STORED)
+    stream_fingerprints(stack)
+    rows = references_for(fingerprint(samples.jpeg(samples.picture(7))), "hotline", "ref-7")
+    version = list_update(stack, [r for r in rows if r.algorithm in ("pdq", "phash")])
+    failures = {"left": 1}
+
+    def refuse(**_):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ClientError({"Error": {"Code": "InternalError", "Message": "injected"}}, "CopyObject")
+
+    stack.rematch.s3.meta.events.register("before-call.s3.CopyObject", refuse)
+    with pytest.raises(Exception, match="could not be acted on"):
+        run_distributed(stack, version, batch=10)
+    tagged = get_status(stack.client("s3"), ObjectRef(stack.outputs["UploadBucketName"], "customers/1/photo.jpg"))
+    assert tagged == "quarantined"  # blocked at once, before the evidence copy failed
+    retry = stack.rematch.handler({"decide": deltas.delta_key(version)}, sandbox.LambdaContext("rematch"))
+    assert retry["matched"] == 1 and retry["errors"] == 0
+    assert record(stack, "customers/1/photo.jpg")["status"] == "quarantined"

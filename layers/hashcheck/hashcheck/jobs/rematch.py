@@ -54,6 +54,11 @@ log = logging.getLogger(__name__)
 CANDIDATES_PREFIX = "rematch/"
 
 
+class RematchIncomplete(Exception):
+    """Some matched objects could not be acted on (each is logged); the run is failed so that it is
+    retried (acting is idempotent) and, when every retry fails, RematchFailedAlarm says so."""
+
+
 def candidates_prefix(delta: str) -> str:
     """Where step 1's workers leave the candidates they found for this delta."""
     return f"{CANDIDATES_PREFIX}v{version_of(delta) or 0:08d}/candidates/"
@@ -103,7 +108,8 @@ class Rematcher:
         return {"segments": len(segments), "exact_candidates": len(exact), "near_candidates": len(near)}
 
     def run_gathered(self, key: str) -> RematchReport:
-        """Step 2: the candidates every worker of step 1 wrote, decided and acted on; then their files go."""
+        """Step 2: the candidates every worker of step 1 wrote, decided and acted on; then their files go
+        (unless an object could not be acted on: the retry needs them)."""
         s3, bucket = self.scanner.s3, self.config.artifacts_bucket
         files = [
             o["Key"]
@@ -117,6 +123,8 @@ class Rematcher:
             exact.update(found["exact"])
             near.update(found["near"])
         report = self.run(key, (exact, near - exact))
+        if report.errors:  # kept for the retry (RematchIncomplete)
+            return report
         for start in range(0, len(files), 1000):
             doomed: list[Any] = [{"Key": k} for k in files[start : start + 1000]]
             s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True})
