@@ -45,8 +45,8 @@ thread; ranges are over several runs, the machine's state moves everything by up
 PDQ references, one query = 8 variants, d = 31: median 0.5-0.95 ms, p99 0.6-1.4 ms; ``compact`` 2.1-3.3
 ms; a column-wise numpy brute force 93-115 ms; faiss ``IndexBinaryMultiHash(256, 16, 16)``, nflip=1
 (exact at radius 31; 8 x 32 bits with nflip=3 is slower) 17-41 ms, i.e. 20-45x slower. ``from_bytes``
-0.05-0.1 s (the CRC32; the arrays are zero-copy ``np.frombuffer`` views). 10M PDQ: 2.2-3.4 ms per query,
-112.4 bytes/reference. 1.4M pHash at d = 8: 0.3-0.5 ms.
+0.05-0.1 s (the CRC32; the arrays are zero-copy ``np.frombuffer`` views). 10M PDQ: 1.4-3.4 ms per query
+(``bench/scale.py``: median 1.41, p99 2.34), 112.4 bytes/reference. 1.4M pHash at d = 8: 0.3-0.5 ms.
 
 Memory, and the 40 bytes/reference target. Per PDQ reference: 32 (hash) + 16 x 3 (row ids; 2 bytes when
 n <= 65536, 4 above 2**24) + 16 x 2 (partner chunks) + 16 x 65537 x 4 / n (offsets) bytes: 115 at 1.4M,
