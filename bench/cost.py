@@ -368,14 +368,15 @@ class Run:
     memory: dict[str, int]
 
 
-def run_mode(fail_closed: bool, mix: dict[str, list[tuple[str, bytes]]]) -> Run:
-    """One deployment in that read mode, the mix uploaded kind by kind, then a list update."""
+def run_mode(fail_closed: bool, mix: dict[str, list[tuple[str, bytes]]], tags: str | None = None) -> Run:
+    """One deployment in that read mode, the mix uploaded kind by kind (with `tags` of the customer's,
+    e.g. "team=a", on every upload), then a list update."""
     sandbox.fake_credentials()
     saved = {name: os.environ.get(name) for name in ("POWERTOOLS_LOG_LEVEL", "POWERTOOLS_METRICS_DISABLED")}
     os.environ["POWERTOOLS_LOG_LEVEL"] = "INFO"  # the template's default level
     os.environ["POWERTOOLS_METRICS_DISABLED"] = "0"
     try:
-        return _deploy_and_measure(fail_closed, mix)
+        return _deploy_and_measure(fail_closed, mix, tags)
     finally:
         for name, value in saved.items():
             if value is None:
@@ -384,7 +385,7 @@ def run_mode(fail_closed: bool, mix: dict[str, list[tuple[str, bytes]]]) -> Run:
                 os.environ[name] = value
 
 
-def _deploy_and_measure(fail_closed: bool, mix: dict[str, list[tuple[str, bytes]]]) -> Run:
+def _deploy_and_measure(fail_closed: bool, mix: dict[str, list[tuple[str, bytes]]], tags: str | None) -> Run:
     from moto import mock_aws
 
     parameters = {"ListSources": demo.LIST_SOURCES, "FailClosedReadPolicy": "true" if fail_closed else "false"}
@@ -396,13 +397,13 @@ def _deploy_and_measure(fail_closed: bool, mix: dict[str, list[tuple[str, bytes]
         counter = LogCounter(meter)
         logging.getLogger("hashcheck").addHandler(counter)
         try:
-            return _measure(stack, meter, mix)
+            return _measure(stack, meter, mix, tags)
         finally:
             logging.getLogger("hashcheck").removeHandler(counter)
             meter.close()
 
 
-def _measure(stack, meter: Meter, mix) -> Run:
+def _measure(stack, meter: Meter, mix, tags: str | None = None) -> Run:
     memory = {
         name: memory_of(stack, name)
         for name in ("ScanFunction", "FingerprintFunction", "SyncFunction", "RematchFunction")
@@ -419,9 +420,9 @@ def _measure(stack, meter: Meter, mix) -> Run:
     sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], timed_scan, "ScanFunction")
     meter.take()
     per_kind, objects, bytes_in = {}, {}, {}
-    for kind in KINDS:
+    for kind in (k for k in KINDS if k in mix):
         for key, body in mix[kind]:
-            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            s3.put_object(Bucket=bucket, Key=key, Body=body, **({"Tagging": tags} if tags else {}))
         sandbox.deliver(stack, stack.outputs["ScanQueueUrl"], timed_scan, "ScanFunction")
         per_kind[kind] = meter.take()
         objects[kind], bytes_in[kind] = len(mix[kind]), sum(len(b) for _, b in mix[kind])

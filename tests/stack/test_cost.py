@@ -22,9 +22,8 @@ CLEAN_UPLOAD = {
     ("FingerprintFunction", "s3", "GetObject"): 1,  # the one read of the object
     ("ScanFunction", "lambda", "Invoke"): 1,  # FingerprintFunction, for that read
     ("ScanFunction", "dynamodb", "BatchGetItem"): 1,  # its exact hashes against the lists
-    ("ScanFunction", "s3", "GetObjectTagging"): 1,  # is a status of ours on it already?
     ("ScanFunction", "dynamodb", "PutItem"): 1,  # its FingerprintTable record
-}
+}  # no tag lookup: the read said it carries no tags, so no status of ours to write clean over
 
 
 def one_of_each() -> dict[str, list[tuple[str, bytes]]]:
@@ -46,7 +45,15 @@ def runs():
 def test_a_clean_upload_makes_exactly_the_requests_the_cost_table_prices(runs):
     assert dict(runs["default"].per_kind["clean"].requests) == CLEAN_UPLOAD
     tagged = dict(runs["fail-closed"].per_kind["clean"].requests)
-    assert tagged == {**CLEAN_UPLOAD, ("ScanFunction", "s3", "PutObjectTagging"): 1}  # the clean tag
+    clean_tag = {("ScanFunction", "s3", "GetObjectTagging"): 1, ("ScanFunction", "s3", "PutObjectTagging"): 1}
+    assert tagged == {**CLEAN_UPLOAD, **clean_tag}  # the clean tag, merged into the customer's
+
+
+def test_a_clean_upload_with_tags_of_its_own_has_them_looked_up(runs):
+    """A version that carries tags (the customer's, or a status of ours from an earlier scan) is looked
+    up, so that a clean verdict replaces a blocking status of ours."""
+    tagged = cost.run_mode(False, {"clean": [("customers/1/photo.jpg", cost.photo(1001, (1920, 1080)))]}, tags="team=a")
+    assert dict(tagged.per_kind["clean"].requests) == {**CLEAN_UPLOAD, ("ScanFunction", "s3", "GetObjectTagging"): 1}
 
 
 def test_dynamodb_units_count_the_indexes_a_write_feeds(runs):

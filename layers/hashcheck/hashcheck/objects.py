@@ -85,14 +85,23 @@ class ContentChanged(Exception):
 
 
 def set_status(
-    s3: S3Client, obj: ObjectRef, status: ObjectStatus, reason: str | None = None, tag_clean: bool = True
+    s3: S3Client,
+    obj: ObjectRef,
+    status: ObjectStatus,
+    reason: str | None = None,
+    tag_clean: bool = True,
+    untagged: bool = False,
 ) -> dict[str, str]:
     """Tag this object version with `status` (and `reason`), keeping the customer's tags.
 
     With `tag_clean` False (the deny-list read mode's default), `clean` is written only over a status of
     ours: an untagged object is readable in that mode already, and its verdict is in the FingerprintTable,
     so a clean upload costs a GetObjectTagging instead of a PutObjectTagging too (a PUT-class request,
-    $5 per million).
+    $5 per million). With `untagged` (the version carried no tags at all when it was read, as nearly
+    every fresh upload), there is no status of ours to write over and not even the lookup is made. A
+    status of ours set between that read and now can only come from another scan of the same version
+    (the same verdict) or from the dead-letter path, which tags `error` after every attempt ended: it
+    stays, and the object stays blocked, never the other way round.
 
     Returns the customer tags that had to be displaced to fit the status (normally none). A version
     that no longer exists has nothing left to block: that is logged, not raised, so a redelivery
@@ -109,6 +118,8 @@ def set_status(
     try:
         if guarded:
             _require_content(s3, obj)
+        if status == ObjectStatus.CLEAN and not tag_clean and untagged:
+            return {}  # nothing of ours on it to replace, and untagged it is readable in this mode
         displaced = _merge_status(s3, obj, status, reason, tag_clean)
         if guarded:
             _require_content_after(s3, obj, status)

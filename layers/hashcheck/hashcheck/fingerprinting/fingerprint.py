@@ -99,6 +99,9 @@ class Fingerprint:
     # What a container holds, every level flattened: each entry's own fingerprint under its path
     # ("inner.zip!deep/c.jpg"). The object's verdict is its worst member's.
     members: list[Member] = field(default_factory=list, repr=False)
+    # How many tags the object version carried when it was read (S3's TagCount); None when it was not
+    # read from S3. Not part of what was fingerprinted: it spares a clean verdict a tag lookup.
+    tags: int | None = None
 
     def exact(self) -> dict[str, str]:
         """The exact hashes it has (a video's scene, pixels and no file, has none)."""

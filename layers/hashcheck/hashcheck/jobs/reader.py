@@ -51,15 +51,17 @@ def read_here(s3: S3Client, obj: ObjectRef) -> Fingerprint | Absence:
     elif obj.etag:
         request["IfMatch"] = obj.etag  # unversioned bucket: make sure we read the object the event named
     try:
-        body = s3.get_object(**request)["Body"]
+        response = s3.get_object(**request)
     except ClientError as error:
         if is_gone(error):
             return Absence.DELETED
         if precondition_failed(error):
             return Absence.SUPERSEDED
         raise
-    with body:
-        return fingerprint(body)
+    with response["Body"] as body:
+        result = fingerprint(body)
+    result.tags = response.get("TagCount", 0)  # S3 leaves it out when the version has none
+    return result
 
 
 class Here:

@@ -333,7 +333,7 @@ class Scanner:
     def _finish(
         self, obj: ObjectRef, fp: Fingerprint, result: Result, status: ObjectStatus, reason: str | None
     ) -> Outcome:
-        set_status(self.s3, obj, status, reason, tag_clean=self.config.tag_clean)
+        set_status(self.s3, obj, status, reason, tag_clean=self.config.tag_clean, untagged=fp.tags == 0)
         tenant = self.tenants.of(obj)
         self.tables.fingerprints.record(obj, status, result.verdict, fp, self.list_version(), reason, tenant)
         if status == ObjectStatus.UNSCANNABLE:
