@@ -216,9 +216,54 @@ def print_rematch(rows: list[dict]) -> None:
     print(f"{head} {'peak MB':>8} {'recall':>7}")
     for r in rows:
         print(
-            f"{r['objects'] / 1e6:>7.0f}M {r['segments']:>8} {r['bytes'] / 1e9:>6.2f} {r['compute_s']:>10.1f} "
+            f"{r['objects'] / 1e6:>7.4g}M {r['segments']:>8} {r['bytes'] / 1e9:>6.2f} {r['compute_s']:>10.1f} "
             f"{r['wall_here_s']:>7.1f} {r['modelled_s']:>11.1f} {r['peak_mb']:>8.0f} {r['recall']:>7.3f}"
         )
+
+
+# --- the snapshot build (the sync's reserve) -----------------------------------------------------------
+
+
+def scan_parse_us(items: int = 9000) -> float:
+    """Receiving one live hash from the table's scan: botocore's own parser over a 1 MB Scan page of
+    projected items (algorithm, hash), then our loop into the index buffer, microseconds per hash."""
+    import botocore.parsers
+    import botocore.session
+
+    shape = botocore.session.get_session().get_service_model("dynamodb").operation_model("Scan").output_shape
+    rng = np.random.default_rng(0)
+    page = [{"algorithm": {"S": "pdq"}, "hash": {"S": rng.bytes(32).hex()}} for _ in range(items)]
+    body = json.dumps({"Items": page, "Count": items, "ScannedCount": 4 * items}).encode()
+    parser = botocore.parsers.create_parser("json")
+    started = time.perf_counter()
+    for _ in range(5):
+        parsed = parser.parse({"body": body, "headers": {}, "status_code": 200}, shape)
+        buffer = bytearray()
+        for raw in parsed["Items"]:
+            buffer += bytes.fromhex(raw["hash"]["S"])
+    return (time.perf_counter() - started) / 5 / items * 1e6
+
+
+def snapshot_build(index_rows: list[dict]) -> dict:
+    """Per live hash: receive and parse (measured), index (the build measured above), upload (its
+    bytes at one stream); what 1.4M and 10M listed images (a PDQ and a pHash each) take, against the
+    sync's `finish_reserve`."""
+    from hashcheck.jobs.sync import finish_reserve
+
+    largest = index_rows[-1]
+    parse = scan_parse_us()
+    index = largest["build_s"] / largest["n"] * 1e6
+    upload = largest["bytes_per_ref"] / (SINGLE_STREAM_MBPS * 1e6) * 1e6
+    per_hash = parse + index + upload
+    print(f"\nsnapshot build, per live hash: scan parse {parse:.1f} us + index {index:.2f} us + upload {upload:.2f} us")
+    out = {"per_hash_us": per_hash}
+    for images in (1_400_000, 10_000_000):
+        hashes = 2 * images
+        print(
+            f"  {images / 1e6:g}M listed images ({hashes / 1e6:g}M hashes): ~{hashes * per_hash / 1e6:.0f} s; "
+            f"the sync keeps {finish_reserve(hashes):.0f} s for it"
+        )
+    return out
 
 
 def projection(per_10m: float, cost: dict) -> dict:
@@ -250,6 +295,7 @@ def main() -> None:
         rows.append(reference_index(n, args.queries, args.seed))
         gc.collect()
     print_index(rows)
+    build = snapshot_build(rows)
     matches = []
     for n in [int(float(s) * 1e6) for s in args.stored.split(",") if s]:
         matches.append(rematch(n, args.new, args.seed))
@@ -267,7 +313,8 @@ def main() -> None:
     )
     print(
         f"load_s_10m={best:.1f} query_ms_10m={at10['query_ms_median']:.2f} rematch_s_per_10m_stored={per_10m:.1f} "
-        f"rematch_peak_mb_ratio_10x={ratio:.2f} usd_per_rematch_1b={plan['usd']:.2f}"
+        f"rematch_peak_mb_ratio_10x={ratio:.2f} usd_per_rematch_1b={plan['usd']:.2f} "
+        f"snapshot_us_per_hash={build['per_hash_us']:.1f}"
     )
 
 

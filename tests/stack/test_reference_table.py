@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from PIL import Image
 
@@ -251,6 +253,37 @@ def test_iter_live_yields_live_hashes_of_one_algorithm(ddb):
     assert set(live) == {r.hash for r in rows if r.algorithm == "pdq"} - {row("pdq", "p3").hash}
     assert live[row("pdq", "p5").hash] == [row("pdq", "p5", ref_id="i5")]
     assert list(table(ddb).iter_live("phash")) == []
+
+
+def test_live_hashes_scans_every_segment_once_for_all_algorithms(ddb):
+    rows = [row("pdq", f"p{i}", ref_id=f"i{i}") for i in range(300)] + [row("phash", f"h{i}") for i in range(40)]
+    apply(ddb, rows + [row("md5", "m"), row("pdq", "p3", ref_id="i3", deleted=True)])
+    found = list(table(ddb).live_hashes(["pdq", "phash"], segments=3))
+    expected = {(r.algorithm, r.hash) for r in rows} - {("pdq", row("pdq", "p3").hash)}
+    assert len(found) == len(expected) and set(found) == expected  # no hash twice, none missed
+
+
+def test_live_hashes_raises_when_a_segment_fails_and_stops_when_the_reader_does(ddb):
+    """A failed segment fails the build (a short index would miss listed pictures); a reader that
+    stops early leaves no thread behind."""
+    apply(ddb, [row("pdq", f"p{i}", ref_id=f"i{i}") for i in range(50)])
+    references = table(ddb)
+
+    def fail_segment_two(params, **_):
+        if params.get("Segment") == 2:
+            raise ClientError({"Error": {"Code": "InternalServerError", "Message": "injected"}}, "Scan")
+
+    references.client.meta.events.register("before-parameter-build.dynamodb.Scan", fail_segment_two)
+    try:
+        with pytest.raises(ClientError):
+            list(references.live_hashes(["pdq"], segments=4))
+    finally:
+        references.client.meta.events.unregister("before-parameter-build.dynamodb.Scan", fail_segment_two)
+    before = threading.active_count()
+    first = references.live_hashes(["pdq"], segments=4)
+    next(first)
+    first.close()
+    assert threading.active_count() <= before
 
 
 def test_version_bumps_are_conditional(ddb):

@@ -14,6 +14,7 @@ import boto3
 import pytest
 
 from hashcheck.aws import Clients
+from hashcheck.jobs import sync as sync_module
 from hashcheck.jobs.sync import (
     FINISH_RESERVE_S,
     SyncConfig,
@@ -352,6 +353,19 @@ def test_a_delta_too_big_for_one_run_is_applied_in_parts_and_resumed(clients, pr
     clients.dynamodb.create_table(**ReferenceTable.definition(TABLE))
     sync(clients, feed(provider))
     assert references_only(table(clients)) == in_parts  # the same table as one run without a time limit
+
+
+def test_the_time_kept_for_the_snapshot_grows_with_the_hashes_it_will_index(clients, provider):
+    """A run stops applying while there is still time to rebuild the snapshot of what is then live:
+    the more the last snapshot indexed, the earlier (here: a reserve the invocation does not have)."""
+    provider.append(*map(line, BIG))
+    assert sync_within(clients, provider, rows=None).index_size == {"pdq": 30}
+    version = references(clients).get_version()
+    assert sync_module._indexed(clients.s3, BUCKET, version) == 30  # from the snapshot's manifest
+    rows = [ref("md5", f"new{i}") for i in range(5)]
+    assert list(sync_module._Deadline(lambda: 61.0, indexed=30).until_late(iter(rows))) == rows
+    large = sync_module._Deadline(lambda: 61.0, indexed=2_000_000)  # 60 s + 30 us a hash = 120 s
+    assert list(large.until_late(iter(rows))) == [] and large.stopped
 
 
 def test_rows_of_a_stopped_run_that_died_publishing_are_applied_and_announced_again(clients, provider):

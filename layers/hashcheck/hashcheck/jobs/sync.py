@@ -21,8 +21,9 @@ is idempotent it reaches the table one clean run would. A failing source does no
 it is reported (``status = "failed"``) and retried on the next run.
 
 Deltas larger than one invocation (a first import of a list of millions: ~2 ms per row against DynamoDB,
-so ~400k rows fit in 15 minutes). Given the time left (``remaining``), the sync stops applying
-``FINISH_RESERVE_S`` before the end, records how far it got (``meta#progress#<source>``: the checkpoint
+so ~400k rows fit in 15 minutes). Given the time left (``remaining``), the sync stops applying when
+what is left is what rebuilding the snapshot of the hashes then live takes (``finish_reserve``),
+records how far it got (``meta#progress#<source>``: the checkpoint
 the delta was fetched from, a row count, a SHA-256 of those spooled rows, and the version it is about to
 publish; ``ReferenceTable.store_progress``) and publishes what it applied (snapshot, delta, version:
 those references act at once). The checkpoint stays, so the next run fetches the same delta and skips
@@ -53,16 +54,27 @@ from hashcheck.lists.sources import ChecksumMismatch, SourceError, SourceSpec, l
 from hashcheck.lists.sources.base import Checkpoint, Delta, ListSource
 from hashcheck.matching import snapshot
 from hashcheck.tables.dynamo import DEFAULT_RETRY, RetriesExhausted, Retry
-from hashcheck.tables.reference_table import ApplyStats, ReferenceTable, VersionConflict, table_hash
+from hashcheck.tables.reference_table import ApplyStats, ReferenceTable, Version, VersionConflict, table_hash
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger(__name__)
 
-# Seconds kept for the snapshot build, the publish and the bump once applying stops (a 1.4M-reference
-# table is ~3M items to scan and index).
-FINISH_RESERVE_S = 240.0
+# Seconds kept for the snapshot build, the publish and the bump once applying stops, from the live
+# hashes the snapshot will index (bench/scale.py, "snapshot build"): each costs ~11 us to receive and
+# parse from the table's scan, ~1 us to index and ~2 us to upload; twice that, plus a fixed part for
+# the delta, the bump and the checkpoint. 1.4M listed images (~2.8M PDQ and pHash): 144 s; 10M: 660 s,
+# about as many as one 15-minute invocation can rebuild (README, "Scale").
+RESERVE_FIXED_S = 60.0
+RESERVE_PER_HASH_S = 30e-6
+
+
+def finish_reserve(indexed_hashes: int) -> float:
+    return RESERVE_FIXED_S + RESERVE_PER_HASH_S * indexed_hashes
+
+
+FINISH_RESERVE_S = finish_reserve(0)  # before any snapshot: the fixed part
 LOGGED_REJECTIONS = 20  # per source: enough to fix a feed, without flooding the logs
 PROGRESS_EVERY = 1000  # rows between on_rows calls
 
@@ -197,7 +209,7 @@ def sync_sources(
     # Live rows added after the last published version were never announced (a run died first); before
     # any version, no row was.
     since = start.updated if start.version else ""
-    run = _Run(table, now, on_rows, added_since=since, remaining=remaining)
+    run = _Run(table, now, on_rows, added_since=since, remaining=remaining, indexed=_indexed(s3, bucket, start))
     report, pending = SyncReport(), []
     promoted = _out_of_shadow(run, s3, bucket)
     for source, spec in jobs:
@@ -307,6 +319,7 @@ class _Run:
     added_since: str | None = None  # when the last version was published
     delta: DeltaWriter = field(default_factory=DeltaWriter)  # references that became live in this run
     remaining: Callable[[], float] | None = None  # seconds left in the invocation; None: no limit
+    indexed: int = 0  # hashes the last snapshot indexed: what its rebuild will take at least
     made_live: set[tuple[str, str]] = field(default_factory=set)  # (list, id) the current source made live
     shadowed: dict[str, dict[str, str]] = field(default_factory=dict)  # source -> {list_id, until} in shadow
 
@@ -416,7 +429,7 @@ class _Run:
 
     def _apply(self, rows: Iterator[Reference], report: SourceReport) -> bool:
         """Apply `rows` until they end (False) or the invocation nears its end (True: stopped early)."""
-        clock = _Deadline(self.remaining)
+        clock = _Deadline(self.remaining, self.indexed)
         rows = _with_progress(self._noting_writes(clock.until_late(rows)), self.on_rows)
         stats: ApplyStats = self.table.apply_rows(
             rows,
@@ -517,21 +530,32 @@ def _spooled_rows(spool, prefix: _Prefix) -> Iterator[Reference]:
             raise RuntimeError(f"spooled row {prefix.rows} does not read back") from exc
 
 
-class _Deadline:
-    """Hands rows on while the invocation has more than FINISH_RESERVE_S seconds left."""
+def _indexed(s3: S3Client, bucket: str, version: Version) -> int:
+    """How many hashes the current snapshot indexes (its manifest's counts); 0 before the first."""
+    if not version.snapshot_key:
+        return 0
+    manifest = snapshot.read_manifest(s3, bucket, version.snapshot_key)
+    return sum(int(entry.get("count", 0)) for entry in manifest["algorithms"].values())
 
-    def __init__(self, remaining: Callable[[], float] | None):
-        self.remaining, self.stopped = remaining, False
+
+class _Deadline:
+    """Hands rows on while the invocation has more seconds left than rebuilding the snapshot of
+    `indexed` hashes, plus one for each row handed on (at most one more each), takes."""
+
+    def __init__(self, remaining: Callable[[], float] | None, indexed: int = 0):
+        self.remaining, self.indexed, self.stopped = remaining, indexed, False
 
     def until_late(self, rows: Iterator[Reference]) -> Iterator[Reference]:
         rows = iter(rows)
+        handed = 0
         while True:
-            if self.remaining is not None and self.remaining() < FINISH_RESERVE_S:
+            if self.remaining is not None and self.remaining() < finish_reserve(self.indexed + handed):
                 self.stopped = True  # checked before the next row is taken, so no row is half handed out
                 return
             row = next(rows, None)
             if row is None:
                 return
+            handed += 1
             yield row
 
 

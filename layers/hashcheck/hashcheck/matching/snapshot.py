@@ -46,7 +46,7 @@ from hashcheck.aws import is_gone, read_object
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
-from hashcheck.matching.stores.dynamodb import INDEXED, DynamoStore, LoadedIndex, index_rows, table_index_loader
+from hashcheck.matching.stores.dynamodb import INDEXED, DynamoStore, LoadedIndex, all_index_rows, table_index_loader
 from hashcheck.tables.reference_table import ReferenceTable
 
 if TYPE_CHECKING:
@@ -95,14 +95,11 @@ Built = dict[str, tuple[HammingIndex, HexRows]]
 
 def build(table: ReferenceTable, algorithms: Iterable[str] = INDEXED) -> Built:
     """An index per perceptual algorithm over the table's live hashes, and one over listed videos'
-    frames (`index_rows`); algorithms without any are left out."""
-    built: Built = {}
-    for algorithm in algorithms:
-        found = index_rows(table, algorithm)
-        if found is not None:
-            searched, names = found
-            built[algorithm] = (HammingIndex(searched), HexRows(names))
-    return built
+    frames (`all_index_rows`: one scan for all); algorithms without any are left out."""
+    return {
+        algorithm: (HammingIndex(searched), HexRows(names))
+        for algorithm, (searched, names) in all_index_rows(table, algorithms).items()
+    }
 
 
 def publish(s3, bucket: str, version: int, built: Built, now: Callable[[], datetime] | None = None) -> str:

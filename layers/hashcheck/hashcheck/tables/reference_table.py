@@ -45,7 +45,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -66,6 +69,10 @@ from hashcheck.tables.dynamo import (
     put_if_absent,
     to_item,
 )
+
+# Parallel segments of the snapshot build's scan (a sequential scan reads one partition at a time, at
+# most ~24 MB/s eventually consistent).
+SCAN_SEGMENTS = 4
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -259,6 +266,62 @@ class ReferenceTable:
                 refs = live_refs(item)
                 if refs:
                     yield item["hash"], refs
+
+    def live_hashes(self, algorithms: Iterable[str], segments: int = SCAN_SEGMENTS) -> Iterator[tuple[str, str]]:
+        """(algorithm, hash) of every hash of these algorithms with a live ref, in no order: one scan for
+        all of them, in `segments` parallel segments (a sequential scan reads one partition at a time),
+        each item projected to those two attributes (the refs maps are neither sent nor parsed). For the
+        snapshot build; pages are handed over through a small queue, so memory stays a few pages."""
+        algorithms = sorted(set(algorithms))
+        kwargs: dict[str, Any] = {
+            "TableName": self.name,
+            "FilterExpression": f"#alg IN ({', '.join(f':a{i}' for i in range(len(algorithms)))}) AND #live > :zero",
+            "ProjectionExpression": "#alg, #hash",
+            "ExpressionAttributeNames": {"#alg": "algorithm", "#live": "live", "#hash": "hash"},
+            "ExpressionAttributeValues": {
+                ":zero": {"N": "0"},
+                **{f":a{i}": {"S": algorithm} for i, algorithm in enumerate(algorithms)},
+            },
+        }
+        pages: queue.Queue = queue.Queue(maxsize=2 * segments)
+        stop = threading.Event()  # the reader stopped early: the scanning threads end too
+
+        def hand_over(item: Any) -> None:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return
+                except queue.Full:
+                    continue
+
+        def scan(segment: int) -> None:
+            try:
+                paginator = self.client.get_paginator("scan")
+                for page in paginator.paginate(**kwargs, Segment=segment, TotalSegments=segments):
+                    if stop.is_set():
+                        return
+                    hand_over(page.get("Items", []))
+            except Exception as exc:  # handed to the reader, which raises it: never a short index
+                hand_over(exc)
+            finally:
+                hand_over(None)
+
+        with ThreadPoolExecutor(max_workers=segments, thread_name_prefix="scan") as pool:
+            try:
+                for segment in range(segments):
+                    pool.submit(scan, segment)
+                running = segments
+                while running:
+                    items = pages.get()
+                    if items is None:
+                        running -= 1
+                    elif isinstance(items, Exception):
+                        raise items
+                    else:
+                        for raw in items:
+                            yield raw["algorithm"]["S"], raw["hash"]["S"]
+            finally:
+                stop.set()
 
     def live_references_of_list(self, list_id: str) -> Iterator[Reference]:
         """Every live (algorithm, hash, id) of one list, from its image items (a filtered scan)."""

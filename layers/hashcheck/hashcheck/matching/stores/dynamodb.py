@@ -34,27 +34,38 @@ INDEXED = (*PERCEPTUAL, VIDEO)
 
 
 def index_rows(table: ReferenceTable, algorithm: str) -> tuple[np.ndarray, np.ndarray] | None:
-    """What an algorithm's near index holds, sorted (a deterministic snapshot): the hashes searched and,
-    row for row, what each names, as uint8 arrays; None without live hashes. A perceptual hash names
-    itself; each usable frame of a listed video (`videomatch.listed_frames`) names the video by its table hash,
-    so a frame search finds the listed videos that the vPDQ rule then decides. The table is streamed
-    into one byte buffer: no list of items is ever held."""
-    video = algorithm == VIDEO
-    width = 64 if video else ALGORITHMS[algorithm].hex_length // 2
-    buffer = bytearray()
-    for hash_value, _refs in table.iter_live(algorithm):
-        if not video:
-            buffer += bytes.fromhex(hash_value)  # validated when it was written
+    """What an algorithm's near index holds (`all_index_rows` for one algorithm); None without live hashes."""
+    return all_index_rows(table, [algorithm]).get(algorithm)
+
+
+def all_index_rows(
+    table: ReferenceTable, algorithms: Iterable[str] = INDEXED
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """What each algorithm's near index holds, sorted (a deterministic snapshot): the hashes searched and,
+    row for row, what each names, as uint8 arrays; algorithms without live hashes are left out. A
+    perceptual hash names itself; each usable frame of a listed video (`videomatch.listed_frames`)
+    names the video by its table hash, so a frame search finds the listed videos that the vPDQ rule
+    then decides. One scan of the table for all of them (`ReferenceTable.live_hashes`), streamed into
+    one byte buffer per algorithm: no list of items is ever held."""
+    buffers = {algorithm: bytearray() for algorithm in algorithms}
+    for algorithm, hash_value in table.live_hashes(buffers):
+        if algorithm != VIDEO:
+            buffers[algorithm] += bytes.fromhex(hash_value)  # validated when it was written
             continue
         owner = bytes.fromhex(table_hash(algorithm, hash_value))
         for frame in listed_frames(hash_value):
-            buffer += bytes.fromhex(frame) + owner
-    if not buffer:
-        return None
-    rows = _sorted_rows(np.frombuffer(bytes(buffer), dtype=np.uint8).reshape(-1, width))
-    if video:
-        return np.ascontiguousarray(rows[:, :32]), np.ascontiguousarray(rows[:, 32:])
-    return rows, rows
+            buffers[algorithm] += bytes.fromhex(frame) + owner
+    found = {}
+    for algorithm, buffer in buffers.items():
+        if not buffer:
+            continue
+        width = 64 if algorithm == VIDEO else ALGORITHMS[algorithm].hex_length // 2
+        rows = _sorted_rows(np.frombuffer(bytes(buffer), dtype=np.uint8).reshape(-1, width))
+        if algorithm == VIDEO:
+            found[algorithm] = (np.ascontiguousarray(rows[:, :32]), np.ascontiguousarray(rows[:, 32:]))
+        else:
+            found[algorithm] = (rows, rows)
+    return found
 
 
 def _sorted_rows(rows: np.ndarray) -> np.ndarray:
