@@ -276,9 +276,11 @@ def test_a_crash_mid_apply_then_a_rerun_reaches_the_table_of_one_clean_run(aws, 
 
     crashed = sync(clients, feed(provider), ddb=CrashingDynamo(clients.dynamodb, after=3))
     assert crashed.sources[0].status == "failed" and "Crash" in crashed.sources[0].reason
+    assert crashed.source_metrics() == [("hotline", "SourceSynced", 0.0)]  # ListSourceAlarm names it
     assert load_checkpoint(clients, "hotline") is None  # the checkpoint did not move
     assert 0 < len(references_only(table(clients))) < len(clean)
     rerun = sync(clients, feed(provider))
+    assert rerun.source_metrics() == [("hotline", "SourceSynced", 1.0)]
     assert references_only(table(clients)) == clean
     assert rerun.index_size == clean_report.index_size
     assert load_checkpoint(clients, "hotline")["cursor"] == str(len(rows))

@@ -139,3 +139,15 @@ def test_a_sync_that_stops_finishing_raises_an_alarm_when_its_metric_goes_missin
     assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
     schedule = TEMPLATE["Parameters"]["SyncSchedule"]["Default"]
     assert schedule == "rate(15 minutes)" and alarm["Period"] >= 4 * 15 * 60  # four runs missed, not one
+
+
+def test_each_list_source_that_keeps_failing_is_alarmed_by_name():
+    """The sync emits SourceSynced under each source's name; one alarm holds every source as its own
+    contributor, so a source failing every run of an hour is named, whatever the others do."""
+    alarm = RESOURCES["ListSourceAlarm"]["Properties"]
+    (query,) = alarm["Metrics"]
+    assert query["Expression"] == "SELECT MAX(SourceSynced) FROM SCHEMA(HashCheck, service, source) GROUP BY source"
+    assert query["Period"] == 3600 and alarm["ComparisonOperator"] == "LessThanThreshold" and alarm["Threshold"] == 1
+    assert alarm["AlarmActions"] == [{"Ref": "AlertTopic"}]
+    env = TEMPLATE["Globals"]["Function"]["Environment"]["Variables"]
+    assert (env["POWERTOOLS_METRICS_NAMESPACE"], env["POWERTOOLS_SERVICE_NAME"]) == ("HashCheck", "hashcheck")

@@ -154,6 +154,13 @@ class SyncReport:
             ("SyncDuration", round(self.duration_seconds, 3), "Seconds")
         ]
 
+    def source_metrics(self) -> list[tuple[str, str, float]]:
+        """(source name, metric, value) for each source of this run: ``SourceSynced`` 1 when its delta was
+        applied (whole or in part) or there was none, 0 when it failed or was rejected. ListSourceAlarm
+        watches it per source (a source that keeps failing is named; a checkpoint left behind is not
+        silent)."""
+        return [(s.name, "SourceSynced", float(s.status in ("applied", "partial", "unchanged"))) for s in self.sources]
+
     def to_dict(self) -> dict:
         return {**asdict(self), "ok": self.ok, "rows_per_second": round(self.rows_per_second, 1)}
 
