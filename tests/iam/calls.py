@@ -446,10 +446,21 @@ def service_requests(policies: StackPolicies) -> list[ServiceRequest]:
             function = _function_named(props["FunctionName"], policies) or props["FunctionName"]
             for action in actions:
                 out.append(ServiceRequest(function, Request(action, source, {}, name)))
+            failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            if failure:  # a batch that failed every retry: its place, sent as the function
+                out.append(ServiceRequest(function, Request("sqs:SendMessage", failure, {}, name)))
         elif kind == "AWS::Scheduler::Schedule":
             target = props["Target"]
             role = _role_named(target["RoleArn"], policies)
             out.append(ServiceRequest(role, Request("lambda:InvokeFunction", target["Arn"], {}, name)))
+            dead = target.get("DeadLetterConfig", {}).get("Arn")  # a run it could not start
+            if dead:
+                out.append(ServiceRequest(role, Request("sqs:SendMessage", dead, {}, name)))
+        elif kind == "AWS::Lambda::EventInvokeConfig":  # Lambda sends a failed asynchronous run as the function
+            function = _function_named(props["FunctionName"], policies) or props["FunctionName"]
+            failure = props.get("DestinationConfig", {}).get("OnFailure", {}).get("Destination")
+            if failure:
+                out.append(ServiceRequest(function, Request("sqs:SendMessage", failure, {}, name)))
         elif kind == "AWS::StepFunctions::StateMachine":
             role = _role_named(props["RoleArn"], policies)
             for function in props.get("DefinitionSubstitutions", {}).values():

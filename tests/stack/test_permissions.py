@@ -316,3 +316,19 @@ def test_uploads_are_parsed_only_by_the_fingerprint_function(run):
         context = {"aws:PrincipalArn": parser.arn, "aws:SecureTransport": "true"}
         request = Request(action, resource, context)
         assert not evaluate(run.policies, "FingerprintFunction", request).allowed, action
+
+
+def test_failed_runs_can_reach_their_dead_letter_queues(run):
+    """Every asynchronous start and run has somewhere to go when it fails, and may send there."""
+    queues = {arn: name for name, arn in run.policies.arns.items() if name.endswith("DLQ")}
+    senders = {
+        (s.principal, queues[s.request.resource])
+        for s in service_requests(run.policies)
+        if s.request.action == "sqs:SendMessage" and s.request.resource in queues
+    }
+    for function in ("SyncFunction", "SweepFunction"):
+        assert (function, "ScheduledRunsDLQ") in senders  # Lambda sends a failed run as the function
+        assert (f"{function}ScheduleRole", "ScheduledRunsDLQ") in senders  # the scheduler, one it could not start
+    assert ("events.amazonaws.com", "RematchStartDLQ") in senders
+    assert ("RematchFunction", "RematchStreamDLQ") in senders  # a stream batch that failed every retry
+    assert refusals(run) == []  # and each of them may
