@@ -173,6 +173,16 @@ def test_a_line_without_end_is_refused_not_read_into_memory(provider):
         list(source(provider).fetch(None).rows)
 
 
+def test_a_page_of_more_rows_than_allowed_fails_the_source(provider, monkeypatch):
+    from hashcheck.lists.sources import https
+
+    monkeypatch.setattr(https, "MAX_PAGE_ROWS", 1)  # the fake feed's pages hold two rows
+    with pytest.raises(SourceError, match="holds more than 1 rows"):
+        list(source(provider).fetch(None).rows)
+    monkeypatch.setattr(https, "MAX_PAGE_ROWS", 2)
+    assert len(ids(source(provider).fetch(None).rows)) == 5
+
+
 def test_a_page_checksum_is_verified(provider):
     provider.checksums = True
     assert len(ids(source(provider).fetch(None).rows)) == 5

@@ -7,7 +7,8 @@ Configuration keys (beside the common ones in ``hashcheck.lists.sources``): ``ur
 ``timeout`` (seconds per connect and per read, default 20), ``retries`` (default 4), ``deadline``
 (seconds for the whole fetch, every page, default 300: a feed that trickles, a byte at a time, never
 trips the per-read timeout; past the deadline the source fails and the next run starts again from the
-same checkpoint). A line longer than ``MAX_LINE`` characters fails the source too.
+same checkpoint). A line longer than ``MAX_LINE`` characters, or a page of more than ``MAX_PAGE_ROWS``
+rows, fails the source too.
 
 The feed protocol (hashcheck feed v1)
 -------------------------------------
@@ -62,6 +63,9 @@ log = logging.getLogger(__name__)
 ACCEPT = {"jsonl": "application/x-ndjson", "csv": "text/csv"}
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 MAX_PAGES = 100_000  # a feed that never ends its paging is a broken feed
+# Rows on one page: a whole 3.2M-row list fits; a page past this is a broken feed, refused before it
+# fills the function's /tmp (the delta is spooled there, ~150 bytes a row, in 2 GB).
+MAX_PAGE_ROWS = 5_000_000
 _METADATA_V6 = ipaddress.ip_address("fd00:ec2::254")
 _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -227,7 +231,9 @@ def _page_rows(response, page: int, read: Callable[[int], bytes]) -> Iterator[Re
     """Rows of one page, streamed; checks the page's X-Content-SHA256 once its body is read."""
     body = DigestedText(read)
     try:
-        for row in listformat.read(body.text):
+        for count, row in enumerate(listformat.read(body.text), 1):
+            if count > MAX_PAGE_ROWS:
+                raise SourceError(f"page {page} holds more than {MAX_PAGE_ROWS} rows")
             # Line numbers restart on each page; the reason says which page (never the row).
             yield row if isinstance(row, Reference) or page == 1 else Rejected(row.line, f"page {page}: {row.reason}")
         expected = response.headers.get("X-Content-SHA256")
