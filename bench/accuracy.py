@@ -24,7 +24,13 @@ Writes `accuracy.md` (tables), `accuracy.png` (recall per modification per metho
 impostor distance distributions) and `pairs.npz` (distances, for docs/accuracy.md's tail fit) to
 --out (default bench/out/). The last line is:
 
-    recall_all=… recall_no_crop10=… false_matches=… best_single_recall_all=…
+    recall_all=… recall_no_crop10=… false_matches=… best_single_recall_all=… recall_round2=… captions=…
+    screenshots=… crop8=… stickers=…
+
+`recall_all` and `recall_no_crop10` are the first round's modifications only, so that runs stay
+comparable; the second round (`ROUND2`: caption bands, screenshots of a chat app and of a browser,
+picture-in-picture, stickers over corners, crops of 3% and 8% a side) is reported on its own, as a
+whole and per group.
 """
 
 from __future__ import annotations
@@ -173,9 +179,145 @@ def _combined(first: str, second: str) -> Callable[[Image.Image], Modified]:
     return lambda im: SINGLE[second](SINGLE[first](im)[0])
 
 
+# Round 2: how pictures really travel. Reported on their own (recall_round2 and a figure per group), so
+# that the first round's figures stay comparable from run to run.
+
+
+def _font(size: int):
+    return ImageFont.load_default(size=max(10, size))
+
+
+def _text_lines(draw, box: tuple[int, int, int, int], lines: Sequence[str], fill, size: int) -> None:
+    x, y = box[0], box[1]
+    for line in lines:
+        draw.text((x, y), line, font=_font(size), fill=fill)
+        y += round(size * 1.3)
+
+
+def _caption(top: float, bottom: float, band: tuple[int, int, int], ink: tuple[int, int, int]):
+    """A meme caption: bands of `top` and `bottom` (shares of the height) above and below, with text."""
+
+    def caption(im):
+        t, b = round(im.height * top), round(im.height * bottom)
+        out = Image.new("RGB", (im.width, im.height + t + b), band)
+        out.paste(im, (0, t))
+        draw = ImageDraw.Draw(out)
+        size = max(12, min(t or b, b or t) // 3)
+        if t:
+            _text_lines(draw, (im.width // 12, t // 4), ["WHEN THE WEEKEND", "FINALLY ARRIVES"], ink, size)
+        if b:
+            _text_lines(draw, (im.width // 10, im.height + t + b // 4), ["and nobody calls you"], ink, size)
+        return out, "JPEG", 85
+
+    return caption
+
+
+def _gradient(size: tuple[int, int], seed: int) -> Image.Image:
+    """A non-uniform background: a smooth two-colour gradient with a little noise (no photo in it)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    a, b = rng.integers(150, 250, 3), rng.integers(100, 230, 3)
+    ramp = np.linspace(0, 1, h)[:, None, None]
+    pixels = a * (1 - ramp) + b * ramp + rng.normal(0, 4, (h, w, 3))
+    return Image.fromarray(np.clip(np.broadcast_to(pixels, (h, w, 3)), 0, 255).astype(np.uint8))
+
+
+def _screenshot_phone(im):
+    """A chat app on a phone: status bar, header, the picture across the width, messages, a keyboard bar."""
+    w = im.width
+    h = round(w * 2.1)
+    out = _gradient((w, h), zlib_seed(im) + 1)
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((0, 0, w, h * 0.035), fill=(20, 20, 20))
+    draw.rectangle((0, h * 0.035, w, h * 0.1), fill=(236, 236, 240))
+    _text_lines(draw, (round(w * 0.18), round(h * 0.05)), ["Sam", "online"], (30, 30, 30), round(h * 0.018))
+    draw.ellipse((w * 0.03, h * 0.045, w * 0.13, h * 0.09), fill=(120, 160, 210))
+    top = round(h * 0.22)
+    shown = im.resize((round(w * 0.86), round(im.height * 0.86)))
+    out.paste(shown, (round(w * 0.1), top))
+    y = top + shown.height + round(h * 0.02)
+    draw.rounded_rectangle((w * 0.05, y, w * 0.7, y + h * 0.06), radius=12, fill=(255, 255, 255))
+    _text_lines(draw, (round(w * 0.08), y + round(h * 0.012)), ["look at this one"], (40, 40, 40), round(h * 0.02))
+    draw.rectangle((0, h * 0.92, w, h), fill=(210, 212, 216))
+    return out, "PNG", 0
+
+
+def _screenshot_browser(im):
+    """A browser window: tabs and address bar above, a sidebar of text, the picture left of centre."""
+    w = round(im.width / 0.55)
+    h = round(max(im.height * 1.5, w * 0.62))
+    out = _gradient((w, h), zlib_seed(im) + 2)
+    draw = ImageDraw.Draw(out)
+    draw.rectangle((0, 0, w, h * 0.06), fill=(222, 225, 230))
+    for i in range(3):
+        draw.rounded_rectangle((w * (0.02 + 0.16 * i), h * 0.012, w * (0.16 + 0.16 * i), h * 0.06), radius=6,
+                               fill=(245, 245, 248) if i == 0 else (205, 208, 214))  # fmt: skip
+    draw.rectangle((0, h * 0.06, w, h * 0.11), fill=(245, 246, 248))
+    draw.rounded_rectangle((w * 0.1, h * 0.07, w * 0.8, h * 0.1), radius=10, fill=(255, 255, 255))
+    _text_lines(draw, (round(w * 0.12), round(h * 0.075)), ["https://pictures.example/album/2041"], (60, 60, 60),
+                round(h * 0.018))  # fmt: skip
+    left, top = round(w * 0.06), round(h * 0.18)
+    out.paste(im, (left, top))
+    _text_lines(draw, (left + im.width + round(w * 0.04), top), ["Album", "42 photos", "Shared with 3", "Download"],
+                (50, 50, 50), round(h * 0.025))  # fmt: skip
+    return out, "PNG", 0
+
+
+def _picture_in_picture(im):
+    """The picture at 45% size in a corner of another scene (generated, so it matches no original)."""
+    out = _gradient((im.width, im.height), zlib_seed(im) + 3)
+    draw = ImageDraw.Draw(out)
+    rng = np.random.default_rng(zlib_seed(im) + 4)
+    for _ in range(12):
+        x, y = rng.integers(0, im.width), rng.integers(0, im.height)
+        r = int(rng.integers(im.width // 20, im.width // 6))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    small = im.resize((round(im.width * 0.45), round(im.height * 0.45)))
+    x, y = im.width - small.width - im.width // 25, im.height - small.height - im.height // 25
+    draw.rectangle((x - 3, y - 3, x + small.width + 2, y + small.height + 2), fill=(255, 255, 255))
+    out.paste(small, (x, y))
+    return out, "JPEG", 90
+
+
+def _stickers(im):
+    """Three emoji-like stickers over corners, each about 14% of the shorter side."""
+    out = im.copy()
+    draw = ImageDraw.Draw(out)
+    r = round(min(im.size) * 0.07)
+    for cx, cy in ((r * 1.4, r * 1.4), (im.width - r * 1.4, r * 1.4), (im.width - r * 1.4, im.height - r * 1.4)):
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 204, 0), outline=(120, 80, 0), width=max(1, r // 10))
+        for ex in (-0.35, 0.35):
+            draw.ellipse((cx + ex * r - r * 0.1, cy - r * 0.35, cx + ex * r + r * 0.1, cy - r * 0.1), fill=(60, 40, 0))
+        draw.arc(
+            (cx - r * 0.5, cy - r * 0.3, cx + r * 0.5, cy + r * 0.55), 20, 160, fill=(60, 40, 0), width=max(1, r // 8)
+        )
+    return out, "JPEG", 90
+
+
+ROUND2: dict[str, Callable[[Image.Image], Modified]] = {
+    "caption_top": _caption(0.18, 0.0, (255, 255, 255), (0, 0, 0)),
+    "caption_both": _caption(0.14, 0.12, (0, 0, 0), (255, 255, 255)),
+    "screenshot_phone": _screenshot_phone,
+    "screenshot_browser": _screenshot_browser,
+    "picture_in_picture": _picture_in_picture,
+    "stickers": _stickers,
+    "crop3side": _crop(0.06),  # 3% off each side on average (60/40, as `_crop` cuts)
+    "crop8side": _crop(0.16),
+    "caption_top+jpeg_q50": lambda im: SINGLE["jpeg_q50"](_caption(0.18, 0.0, (255, 255, 255), (0, 0, 0))(im)[0]),
+    "stickers+resize50": lambda im: SINGLE["resize50"](_stickers(im)[0]),
+}
+# The round's groups, as its "Done when" reads them
+ROUND2_GROUPS = {
+    "captions": ("caption_top", "caption_both", "caption_top+jpeg_q50"),
+    "screenshots": ("screenshot_phone", "screenshot_browser"),
+    "crop8": ("crop8side",),
+    "stickers": ("stickers", "stickers+resize50"),
+}
+
 MODIFICATIONS: dict[str, Callable[[Image.Image], Modified]] = {
     **SINGLE,
     **{f"{a}+{b}": _combined(a, b) for a, b in COMBINATIONS},
+    **ROUND2,
 }
 CROP10 = {name for name in MODIFICATIONS if "crop10" in name}
 
@@ -344,13 +486,14 @@ def summarise(copies: list[Copy], methods: dict[str, np.ndarray], reviews: dict[
     mods = list(dict.fromkeys(c.mod for c in copies))
     rows = np.arange(len(copies))
     recall, overall, no_crop10, false = {}, {}, {}, {}
-    keep = np.array([c.mod not in CROP10 for c in copies])
+    first = np.array([c.mod not in ROUND2 for c in copies])  # "all" stays the first round's, run to run
+    keep = first & np.array([c.mod not in CROP10 for c in copies])
     for name, hit in methods.items():
         genuine = hit[rows, own]
         impostor = hit.copy()
         impostor[rows, own] = False
         recall[name] = {m: float(genuine[[c.mod == m for c in copies]].mean()) for m in mods}
-        overall[name] = float(genuine.mean())
+        overall[name] = float(genuine[first].mean()) if first.any() else math.nan
         no_crop10[name] = float(genuine[keep].mean()) if keep.any() else math.nan
         false[name] = int(impostor.sum())
     review_stats = {}
@@ -377,7 +520,7 @@ def markdown(summary: Summary, n_originals: int, n_copies: int, dropped: list[st
     ]
     for mod in summary.recall[methods[0]]:
         lines.append(f"| {mod} | " + " | ".join(f"{summary.recall[m][mod]:.0%}" for m in methods) + " |")
-    lines.append("| **all** | " + " | ".join(f"**{summary.overall[m]:.1%}**" for m in methods) + " |")
+    lines.append("| **all (first round)** | " + " | ".join(f"**{summary.overall[m]:.1%}**" for m in methods) + " |")
     lines.append("| all but crop10 | " + " | ".join(f"{summary.overall_no_crop10[m]:.1%}" for m in methods) + " |")
     lines.append("| false matches | " + " | ".join(str(summary.false_matches[m]) for m in methods) + " |")
     if summary.reviews:
@@ -640,6 +783,17 @@ def run(folders: Sequence[str], mods: Sequence[str], workers: int, policy: match
     }
 
 
+def round2_figures(recall: dict[str, float]) -> dict[str, float]:
+    """recall_round2 (every round-2 modification run) and one figure per group, each a mean over its
+    modifications; NaN for what was not run."""
+
+    def mean(names) -> float:
+        ran = [recall[n] for n in names if n in recall]
+        return float(np.mean(ran)) if ran else math.nan
+
+    return {"recall_round2": mean(ROUND2), **{group: mean(names) for group, names in ROUND2_GROUPS.items()}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -684,9 +838,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     rule = "rule (ours list)"
     singles = [m for m in SINGLE_METHODS if summary.false_matches[m] == 0] or list(SINGLE_METHODS)
     best_single = max(summary.overall[m] for m in singles)
+    round2 = round2_figures(summary.recall[rule])
+    print("\nround 2 (ours list): " + ", ".join(f"{k} {v:.1%}" for k, v in round2.items()))
     print(
         f"recall_all={summary.overall[rule]:.4f} recall_no_crop10={summary.overall_no_crop10[rule]:.4f} "
-        f"false_matches={summary.false_matches[rule]} best_single_recall_all={best_single:.4f}"
+        f"false_matches={summary.false_matches[rule]} best_single_recall_all={best_single:.4f} "
+        + " ".join(f"{k}={v:.4f}" for k, v in round2.items())
     )
     return 0
 
