@@ -5,6 +5,7 @@ RematchFunction is played by handing the table's records to the handler in strea
 not serve DynamoDB stream reads)."""
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
@@ -249,6 +250,24 @@ def test_stored_index_compacts_and_still_finds_everything(stack):
     assert len(stored.compact(max_segments=4)) == 1
     assert len(stored.segment_keys()) == 1
     assert stored.candidates("pdq", [fps[2].pdq], 0) == {f"2{j:x}" * 32 for j in range(3)}
+
+
+def test_a_rematch_that_listed_segments_before_a_merge_still_searches_them(stack):
+    """A re-match's batches name the segments listed when it started; a merge meanwhile (another run's
+    compaction) retires them instead of deleting them, so nothing they held is missed; a day on they go."""
+    s3, artifacts = stack.client("s3"), stack.outputs["ArtifactsBucketName"]
+    stored = StoredIndex(s3, artifacts)
+    fps = [fingerprint(samples.jpeg(samples.picture(230 + i), quality=80)) for i in range(3)]
+    for i in range(9):
+        stored.add([{"object_id": f"{i:02x}" * 32, "status": "clean", "near": encode_near(fps[i % 3].near)}])
+    listed = stored.segment_keys()
+    assert stored.compact(max_segments=4)
+    assert set(listed).isdisjoint(stored.segment_keys())
+    expected = {f"{i:02x}" * 32 for i in (1, 4, 7)}
+    assert stored.search(Wanted.of({"pdq": [fps[1].pdq]}), listed)[1] == expected  # from the retired copies
+    assert stored.candidates("pdq", [fps[1].pdq], 0) == expected  # and from the merged one
+    stored.compact(max_segments=4, now=datetime.now(UTC) + timedelta(days=2))
+    assert "Contents" not in s3.list_objects_v2(Bucket=artifacts, Prefix="fpindex-retired/")
 
 
 def test_stored_index_segments_stay_bounded_and_are_searched_one_at_a_time(stack):

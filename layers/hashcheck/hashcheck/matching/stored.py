@@ -21,13 +21,14 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from botocore.exceptions import ClientError
 
 from hashcheck.algorithms import ALGORITHMS, EXACT, PERCEPTUAL
-from hashcheck.aws import read_object
+from hashcheck.aws import is_gone, read_object
 from hashcheck.matching.index import FewHashesIndex, hex_to_array, row_keys
 from hashcheck.matching.matcher import DEFAULT_POLICY, Policy
 from hashcheck.status import REMATCHABLE
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SEGMENT_PREFIX = "fpindex/"
+# A merged-away segment is kept here for a while: a re-match that listed the segments before the merge
+# (its batches name them) still finds it; the merged one is in the listings made after.
+RETIRED_PREFIX = "fpindex-retired/"
+RETIRED_FOR = timedelta(days=1)  # far longer than a re-match run
 STORED = (*PERCEPTUAL, *EXACT)  # what a segment holds, per algorithm
 MAX_SEGMENTS = 8  # more small segments than this and they are merged
 # Bytes of a merged segment (its size in S3 is its size in memory): a photo gives 27 rows (12 PDQ,
@@ -194,15 +199,16 @@ class StoredIndex:
         return found
 
     def segments(self, keys: Sequence[str] | None = None) -> Iterator[_Segment]:
-        """The segments one at a time, the next one downloading while the caller works on this one."""
+        """The segments one at a time, the next one downloading while the caller works on this one; a
+        key merged away since it was listed is read from its retired copy."""
         sizes = self._sizes()
-        keys = sorted(sizes) if keys is None else [k for k in keys if k in sizes]  # merged away: in another
+        keys = sorted(sizes) if keys is None else list(keys)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segment") as pool:
-            upcoming = pool.submit(self._load, keys[0], sizes[keys[0]]) if keys else None
+            upcoming = pool.submit(self._load, keys[0], sizes.get(keys[0])) if keys else None
             for following in [*keys[1:], None]:
                 assert upcoming is not None
                 segment = upcoming.result()
-                upcoming = pool.submit(self._load, following, sizes[following]) if following else None
+                upcoming = pool.submit(self._load, following, sizes.get(following)) if following else None
                 yield segment
                 del segment  # before the one after next is fetched: two in memory at most
 
@@ -227,10 +233,13 @@ class StoredIndex:
         rows = hex_to_array(list(hashes))
         return self.search(Wanted(near={algorithm: FewHashesIndex(rows, max_distance)}))[1] if len(rows) else set()
 
-    def compact(self, max_segments: int = MAX_SEGMENTS) -> list[str]:
+    def compact(self, max_segments: int = MAX_SEGMENTS, now: datetime | None = None) -> list[str]:
         """Merge the small segments (under half of `segment_bytes`) into segments of at most
         `segment_bytes` when there are more than `max_segments` of them, in order, one output segment
-        in memory at a time (a single writer: the rematch run). The new segments' keys."""
+        in memory at a time; the merged-away ones are retired (kept a day for the re-matches that
+        listed them), the retired ones past their day deleted. Two compactions at once at worst store
+        some rows twice (a search returns each object once). The new segments' keys."""
+        self._purge_retired(now or datetime.now(UTC))
         sizes = self._sizes()
         small = [key for key in sorted(sizes) if sizes[key] < self.segment_bytes // 2]
         if len(small) <= max_segments:
@@ -260,10 +269,37 @@ class StoredIndex:
                 for alg in present
             },
         )
-        doomed: list[Any] = [{"Key": s.key} for s in segments]  # after the merged one is written: nothing lost
+        for segment in segments:  # after the merged one is written: nothing lost
+            self._retire(segment.key)
+        return key
+
+    def _retire(self, key: str) -> None:
+        """Move a merged-away segment under RETIRED_PREFIX (a compaction running beside this one may have
+        moved it already)."""
+        try:
+            self.s3.copy_object(  # no tags to carry over: REPLACE asks no tag read of the source
+                Bucket=self.bucket,
+                Key=self._retired(key),
+                CopySource={"Bucket": self.bucket, "Key": key},
+                TaggingDirective="REPLACE",
+            )
+        except ClientError as error:
+            if not is_gone(error):
+                raise
+            return
+        self.s3.delete_object(Bucket=self.bucket, Key=key)
+
+    def _retired(self, key: str) -> str:
+        return RETIRED_PREFIX + key.removeprefix(self.prefix)
+
+    def _purge_retired(self, now: datetime) -> int:
+        """Delete the retired segments older than RETIRED_FOR; how many."""
+        doomed: list[Any] = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=RETIRED_PREFIX):
+            doomed += [{"Key": o["Key"]} for o in page.get("Contents", []) if now - o["LastModified"] > RETIRED_FOR]
         for start in range(0, len(doomed), 1000):
             self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True})
-        return key
+        return len(doomed)
 
     def write(self, objects: np.ndarray, hashes: Mapping[str, np.ndarray], owners: Mapping[str, np.ndarray]) -> str:
         """A new segment of these object ids ((n, 32) bytes) and, per algorithm, hash rows and their
@@ -273,5 +309,16 @@ class StoredIndex:
         self.s3.put_object(Bucket=self.bucket, Key=key, Body=_segment_bytes(objects, hashes, owners))
         return key
 
-    def _load(self, key: str, size: int) -> _Segment:
-        return _segment_from_bytes(key, read_object(self.s3, self.bucket, key, size))
+    def _load(self, key: str, size: int | None) -> _Segment:
+        """A segment as listed (`size`), or one merged away since: its retired copy."""
+        if size is None:
+            key_read = self._retired(key)
+            size = self.s3.head_object(Bucket=self.bucket, Key=key_read)["ContentLength"]
+        else:
+            key_read = key
+        try:
+            return _segment_from_bytes(key, read_object(self.s3, self.bucket, key_read, size))
+        except ClientError as error:  # merged away between the listing and now
+            if not is_gone(error) or key_read != key:
+                raise
+            return self._load(key, None)
