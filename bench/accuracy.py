@@ -675,7 +675,8 @@ def bivariate_lower_tail(a: float, b: float, rho: float) -> float:
     return float(value)
 
 
-QUERY_HASHES = 20  # per algorithm and frame: 8 orientations, 4 tilts, 8 more of the picture inside a border
+QUERY_HASHES = 23  # per algorithm and frame, at most: 8 orientations, 4 tilts, 8 more of the picture inside a
+# border, and one for each of up to 3 candidate regions (a caption band, a screenshot, an inset)
 
 
 def false_match_estimate(

@@ -43,6 +43,7 @@ from hashcheck.fingerprinting.imaging import (
     Limits,
     decode,
     looks_like_image,
+    picture_regions,
     uniform_border,
 )
 from hashcheck.fingerprinting.video import (
@@ -379,7 +380,19 @@ def _frame_hashes(grey, frame: int) -> list[NearHash]:
     box = uniform_border(grey)
     if box is not None:  # rarer, so cheaper: PDQ's orientations derived from one DCT (a few bits off)
         hashes += _oriented_hashes(grey.crop(box), frame, "trimmed", exact=False)
+    for number, region in enumerate(picture_regions(grey), 1):  # a caption band, a screenshot, an inset
+        hashes += _region_hashes(grey.crop(region), frame, f"region{number}")
     return hashes
+
+
+def _region_hashes(grey, frame: int, name: str) -> list[NearHash]:
+    """PDQ and pHash of a candidate region, as it is (no turns: a few per upload, each a chance of a
+    false match; docs/accuracy.md)."""
+    computed = pdq.compute(np.asarray(grey))
+    return [
+        NearHash("pdq", computed.hash, computed.quality, name, frame),
+        NearHash("phash", phash.phash(grey), None, name, frame),
+    ]
 
 
 def _oriented_hashes(grey, frame: int, prefix: str, exact: bool) -> list[NearHash]:

@@ -332,3 +332,155 @@ def _to_luma(image: Image.Image) -> Image.Image:
     if image.mode in _CONVERTS_TO_L:
         return image.convert("L")
     return image.convert("RGB").convert("L")  # CMYK, YCbCr, LAB, PA...: through RGB, as the references do
+
+
+# Pictures inside other pictures. A meme caption band, a screenshot's bars and margins, a picture shown
+# in a corner of another: each puts the picture inside straight edges that run across much of the frame,
+# while a photo's own edges rarely run straight and sharp across it. Three kinds of candidates, found
+# on a small copy (the edges run across the frame: detail does not matter):
+# - insets: a rectangle with a sharp edge on all four sides (a picture on a screenshot, a picture in a
+#   picture): rows that change over much of the width, then, between each two, the columns that change
+#   over most of that band, the rows then moved in to where both sides run;
+# - captions: bands of one colour with text on them, the uniform border's rule with room for the text;
+# - bands: between the sharpest whole-width lines in the outer parts of the frame (a phone's bars).
+# An ordinary photo rarely has any (docs/accuracy.md): it is hashed as it is, as before.
+_REGION_SIDE = 256  # the long side looked at
+_EDGE_STEP = 24  # grey levels between neighbours for a sharp change
+_FAINT_STEP = 12  # for an inset's sides, found between two rows that already bound it
+_BAND_SHARE = 0.7  # share of the frame's width (height) a band's line must change over
+_BAND_REACH = 0.4  # a band's line lies in the outer 40% of the frame
+_ROW_SHARE = 0.4  # share of the width a row must change over to bound an inset
+_COLUMN_SHARE = 0.6  # share of a band's height a column must change over to bound an inset
+_MIN_SIDE = 0.2  # a candidate keeps at least this share of each side of the frame
+_MIN_AREA = 0.1
+_MAX_AREA = 0.9  # more, and it is the frame itself
+_MAX_LINES = 8  # the sharpest lines kept per direction
+_CAPTION_SHARE = 0.6  # a caption band's line: this share of it within the border tolerance (text aside)
+MAX_REGIONS = 3
+
+Box = tuple[int, int, int, int]
+
+
+def picture_regions(grey: Image.Image) -> list[Box]:
+    """Boxes (left, top, right, bottom) that likely hold a picture inside the frame, in `grey`'s pixels:
+    the best inset first, then the bands; at most MAX_REGIONS, none nearly the same as another."""
+    factor = max(1, -(-max(grey.size) // _REGION_SIDE))
+    small = np.asarray(grey.reduce(factor) if factor > 1 else grey, dtype=np.int16)
+    if min(small.shape) < 16:
+        return []
+    across = np.abs(np.diff(small, axis=0)) > _EDGE_STEP  # (rows - 1, cols): row i changes into row i + 1
+    sideways = np.abs(np.diff(small, axis=1))  # (rows, cols - 1)
+    along = sideways > _EDGE_STEP
+    faint = sideways > _FAINT_STEP  # an inset's side against a background much like it
+    row_strength, column_strength = across.mean(axis=1), along.mean(axis=0)
+    candidates = [
+        *_insets(across, faint),
+        _captioned(small, row_strength, column_strength),
+        _band(row_strength, small.shape, vertical=False),
+        _band(column_strength, small.shape, vertical=True),
+    ]
+    boxes: list[Box] = []
+    for box in candidates:
+        if box is not None and _fits(box, small.shape) and all(_overlap(box, kept) < 0.8 for kept in boxes):
+            boxes.append(box)
+    width, height = grey.size
+    return [(left * factor, top * factor, min(right * factor, width), min(bottom * factor, height))
+            for left, top, right, bottom in boxes[:MAX_REGIONS]]  # fmt: skip
+
+
+def _captioned(small: np.ndarray, row_strength: np.ndarray, column_strength: np.ndarray) -> Box | None:
+    """Inside bands of one colour with text on them (a meme's caption, a bar of an app): the uniform
+    border's rule with room for the text, each band ending in a sharp line (a sky fading into the
+    picture is not a band)."""
+    rows, cols = small.shape
+    top = _mostly_uniform(small, rows, row_strength)
+    bottom = _mostly_uniform(small[::-1], rows, row_strength[::-1])
+    left = _mostly_uniform(small.T, cols, column_strength)
+    right = _mostly_uniform(small.T[::-1], cols, column_strength[::-1])
+    if max(top / rows, bottom / rows, left / cols, right / cols) < _BORDER_MIN:
+        return None
+    return left, top, cols - right, rows - bottom
+
+
+def _mostly_uniform(lines: np.ndarray, side: int, strength: np.ndarray) -> int:
+    """How many leading lines keep _CAPTION_SHARE of their pixels near the first line's median, when a
+    sharp line (half the width changing) ends them; else 0."""
+    value = np.median(lines[0])
+    depth, limit = 0, int(side * _BORDER_MAX)
+    while depth < limit and (np.abs(lines[depth] - value) <= _BORDER_TOLERANCE).mean() >= _CAPTION_SHARE:
+        depth += 1
+    sharp = depth and strength[max(0, depth - 3) : depth + 2].max() >= 0.5
+    return depth if sharp else 0
+
+
+def _band(strength: np.ndarray, shape: tuple[int, int], vertical: bool) -> Box | None:
+    """Between the sharpest whole-width line in the first and in the last _BAND_REACH of the frame (or
+    the frame's side where there is none); None when neither side has one."""
+    n = len(strength) + 1
+    reach = int(n * _BAND_REACH)
+    first = _sharpest(strength[:reach], _BAND_SHARE)
+    last = _sharpest(strength[n - 1 - reach :], _BAND_SHARE)
+    if first is None and last is None:
+        return None
+    start = 0 if first is None else first + 1
+    end = n if last is None else n - reach + last
+    rows, cols = shape
+    return (start, 0, end, rows) if vertical else (0, start, cols, end)
+
+
+def _insets(across: np.ndarray, along: np.ndarray) -> list[Box]:
+    """Rectangles with a sharp edge on every side, the most sharply edged first."""
+    rows, cols = along.shape[0], across.shape[1]
+    below = np.vstack([np.zeros((1, cols - 1), dtype=np.int32), np.cumsum(along, axis=0, dtype=np.int32)])
+    lines = _strongest(across.mean(axis=1), _ROW_SHARE)
+    found: list[tuple[float, Box]] = []
+    for i, (top, top_strength) in enumerate(lines):
+        for bottom, bottom_strength in lines[i + 1 :]:
+            if bottom - top < _MIN_SIDE * rows:
+                continue
+            band = (below[bottom + 1] - below[top + 1]) / (bottom - top)  # per column, over the band's rows
+            columns = _strongest(band, _COLUMN_SHARE)
+            for j, (left, left_strength) in enumerate(columns):
+                for right, right_strength in columns[j + 1 :]:
+                    if right - left >= _MIN_SIDE * cols:
+                        edged = (top_strength + bottom_strength + left_strength + right_strength) / 4
+                        found.append((edged, _tightened(along, left, top, right, bottom)))
+    return [box for _, box in sorted(found, key=lambda f: -f[0])]
+
+
+def _tightened(along: np.ndarray, left: int, top: int, right: int, bottom: int) -> Box:
+    """The box between these lines, its top and bottom moved in to where both side edges run: a row line
+    above the inset (an app's bar) can bound the band its sides were found in."""
+    both = np.flatnonzero(along[top + 1 : bottom + 1, left] & along[top + 1 : bottom + 1, right])
+    if len(both) >= 2:
+        top, bottom = top + int(both[0]), top + int(both[-1]) + 1
+    return left + 1, top + 1, right + 1, bottom + 1
+
+
+def _fits(box: Box, shape: tuple[int, int]) -> bool:
+    rows, cols = shape
+    width, height = box[2] - box[0], box[3] - box[1]
+    area = width * height / (rows * cols)
+    return width >= _MIN_SIDE * cols and height >= _MIN_SIDE * rows and _MIN_AREA <= area <= _MAX_AREA
+
+
+def _sharpest(strength: np.ndarray, share: float) -> int | None:
+    """The position of the sharpest line at or over `share`, or None."""
+    if not len(strength) or strength.max() < share:
+        return None
+    return int(strength.argmax())
+
+
+def _strongest(strength: np.ndarray, share: float) -> list[tuple[int, float]]:
+    """(position, strength) of the local maxima at or over `share`, the strongest _MAX_LINES, in order."""
+    peaks = [(i, float(s)) for i, s in enumerate(strength) if s >= share and s >= strength[max(0, i - 2) : i + 3].max()]
+    return sorted(sorted(peaks, key=lambda p: -p[1])[:_MAX_LINES])
+
+
+def _overlap(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes."""
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0

@@ -168,6 +168,7 @@ _VARIANTS = (
     *_ORIENTATIONS,
     *(_trimmed(o) for o in _ORIENTATIONS),
     *(f"tilt{angle:+g}" for angle in (-4.0, -2.0, 2.0, 4.0)),
+    *(f"region{number}" for number in range(1, 4)),
 )
 _PAIRED = {**TRANSPOSED, **{_trimmed(base): _trimmed(partner) for base, partner in TRANSPOSED.items()}}
 WITH_TRANSPOSE = 0x80
