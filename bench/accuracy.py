@@ -675,8 +675,8 @@ def bivariate_lower_tail(a: float, b: float, rho: float) -> float:
     return float(value)
 
 
-QUERY_HASHES = 23  # per algorithm and frame, at most: 8 orientations, 4 tilts, 8 more of the picture inside a
-# border, and one for each of up to 3 candidate regions (a caption band, a screenshot, an inset)
+QUERY_HASHES = 25  # per algorithm and frame, at most: 8 orientations, 4 tilts, 8 more of the picture inside a
+# border, one for each of up to 3 candidate regions (a caption band, a screenshot, an inset), 2 centre crops
 
 
 def false_match_estimate(

@@ -451,15 +451,16 @@ def test_death_at_any_step_of_a_clean_scan(scenario, k):
 
 def test_the_death_matrix_covers_every_call_of_a_scan(scenario):
     """If the scan gains AWS calls, MATCH_CALLS / CLEAN_CALLS must grow so that every gap is covered."""
-    counted = []
+    counted, logs = [], []
     for body, name in ((MATCH, "listed.jpg"), (CLEAN, "clean.jpg")):
         scenario.put(name, body, "match" if body is MATCH else "clean")
         calls = scenario.die_at_call(10_000)
         scenario.deliver()
         scenario.unhook()
         counted.append(calls["n"])
+        logs.append(calls["log"])
     check_invariants(scenario.stack, scenario.expected, scenario.prefix)
-    assert counted == [MATCH_CALLS, CLEAN_CALLS], counted  # exactly: a death after the last call is no gap
+    assert counted == [MATCH_CALLS, CLEAN_CALLS], (counted, logs)  # exactly: a death after the last call is no gap
 
 
 # --- deliveries: duplicate, out of order, racing, a new version mid-scan ----------------------------

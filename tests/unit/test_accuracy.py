@@ -117,7 +117,7 @@ def test_a_listed_picture_with_a_border_is_found_without_it():
     listed = fingerprint(_padded_jpeg(photo, 0.2, (0, 0, 0)))
     rows = references_for(listed, "l", "framed")
     assert {r.algorithm for r in rows} == {"md5", "sha1", "sha256", "pdq", "phash"}
-    assert sum(r.algorithm == "pdq" for r in rows) == 2  # as listed, and inside its border
+    assert sum(r.algorithm == "pdq" for r in rows) == 4  # as listed, inside its border, its two centres
     result = match(fingerprint(photo.read_bytes()), MemoryStore(rows))
     assert result.verdict == "match"
     assert any(m.algorithm == "pdq" and m.distance <= 31 for m in result.matches)

@@ -1,5 +1,6 @@
-"""Pictures inside other pictures: caption bands, screenshots, insets. The candidate regions found on
-the query side, and the match they let through (benign photos, pretend-listed)."""
+"""Pictures inside other pictures (caption bands, screenshots, insets) and pictures cut or covered at the
+edges (crops, stickers): the candidate regions found on the query side, the centre crops both sides carry,
+and the matches they let through (benign photos, pretend-listed)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,24 @@ def test_region_variants_are_stored_in_the_compact_record_form():
     key = lambda h: (h.algorithm, h.variant, h.frame)  # noqa: E731 - the codec stores transposes after their pair
     assert sorted(decode_near(stored), key=key) == sorted(fp.near, key=key)
     assert "region1" in {h.variant for h in decode_near(stored)}
+
+
+def test_a_listed_photo_cropped_or_covered_by_stickers_matches_a_list_we_build():
+    """Lists we build also carry the picture's centre crops (84% and 72% of each side): an upload cropped
+    by 8% a side (off centre, as by hand) or with stickers over its corners is found by them."""
+    im = photo(3)
+    rows = references_for(fingerprint(jpeg(im)), "own", "ref-9")
+    assert len([r for r in rows if r.algorithm == "pdq"]) == 3  # the picture, its two centre crops
+    listed = MemoryStore(rows)
+    w, h = im.size
+    cropped = im.crop((round(w * 0.096), round(h * 0.096), w - round(w * 0.064), h - round(h * 0.064)))
+    stickered = im.copy()
+    draw = ImageDraw.Draw(stickered)
+    r = min(w, h) // 14
+    for cx, cy in ((r * 1.4, r * 1.4), (w - r * 1.4, r * 1.4), (w - r * 1.4, h - r * 1.4)):
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(255, 204, 0))
+    for edited in (cropped, stickered):
+        result = match(fingerprint(jpeg(edited)), listed)
+        assert result.verdict == "match" and {m.variant for m in result.matches} & {"original", "centre72"}
+    plain = MemoryStore([r for r in rows if r.algorithm != "pdq" or r.hash == fingerprint(jpeg(im)).pdq])
+    assert match(fingerprint(jpeg(cropped)), plain).verdict != "match"  # a hash-only list: not found

@@ -10,6 +10,9 @@ image with uniform borders (padding, a frame, letterboxing) is also hashed insid
 "trimmed:rotate90", ...): a border changes every global hash completely, and only the images that have
 one pay for a second set of hashes (docs/accuracy.md). Small tilts (a photo turned by a few degrees on
 its own canvas) are undone by trying a few turns back (variants "tilt-2", "tilt+4", ...; `_TILTS`).
+A picture inside another (a caption band, a screenshot, an inset) is hashed by the candidate regions
+`imaging.picture_regions` finds ("region1".."region3"), and every picture by its centre ("centre84",
+"centre72": crops and stickers over corners, against lists we build, which list these too).
 """
 
 from __future__ import annotations
@@ -376,7 +379,7 @@ def _frame_hashes(grey, frame: int) -> list[NearHash]:
     """PDQ and pHash of a frame in its 8 orientations and turned back by each of `_TILTS`; if it has
     uniform borders (padding, a frame, letterboxing), the orientations again for the picture inside them,
     as variants "trimmed", "trimmed:rotate90"..."""
-    hashes = _oriented_hashes(grey, frame, "", exact=True) + _tilted_hashes(grey, frame)
+    hashes = _oriented_hashes(grey, frame, "", exact=True) + _tilted_hashes(grey, frame) + _centre_hashes(grey, frame)
     box = uniform_border(grey)
     if box is not None:  # rarer, so cheaper: PDQ's orientations derived from one DCT (a few bits off)
         hashes += _oriented_hashes(grey.crop(box), frame, "trimmed", exact=False)
@@ -458,6 +461,29 @@ def _tilted_hashes(grey: Image.Image, frame: int) -> list[NearHash]:
         out += [
             NearHash("pdq", computed.hash, computed.quality, name, frame),
             NearHash("phash", phash.phash(pixels), None, name, frame),
+        ]
+    return out
+
+
+# Centre crops. A listed picture cropped by 8% a side, or with stickers over its corners, is far from
+# its own hashes. So every picture is also hashed by its centre: 84% of each side (an upload cropped by
+# up to ~8% a side is then near a listed picture's "centre84"), and 72% (corners covered by stickers of
+# up to ~14% of the side are left out on both sides). Taken, like the tilts, on a small copy.
+_CENTRES = (0.84, 0.72)
+
+
+def _centre_hashes(grey: Image.Image, frame: int) -> list[NearHash]:
+    small = grey.reduce(max(1, -(-max(grey.size) // (2 * _TILT_SIDE))))
+    out = []
+    for share in _CENTRES:
+        w, h = small.size
+        dx, dy = round(w * (1 - share) / 2), round(h * (1 - share) / 2)
+        crop = small.crop((dx, dy, w - dx, h - dy))
+        computed = pdq.compute(np.asarray(crop))
+        name = f"centre{round(share * 100)}"
+        out += [
+            NearHash("pdq", computed.hash, computed.quality, name, frame),
+            NearHash("phash", phash.phash(crop), None, name, frame),
         ]
     return out
 

@@ -126,7 +126,8 @@ def _record(
     if fp is not None:
         # every rotation, mirror and frame variant: the re-match searches them without the object
         # its PDQ and pHash are the near variants "original" of frame 0: not stored twice
-        record.update(fp.exact(), image_status=fp.status, near=encode_near(fp.near) or None, size=fp.size)
+        stored = [h for h in fp.near if h.variant not in NOT_STORED]
+        record.update(fp.exact(), image_status=fp.status, near=encode_near(stored) or None, size=fp.size)
     return {name: value for name, value in record.items() if value is not None}
 
 
@@ -169,9 +170,15 @@ _VARIANTS = (
     *(_trimmed(o) for o in _ORIENTATIONS),
     *(f"tilt{angle:+g}" for angle in (-4.0, -2.0, 2.0, 4.0)),
     *(f"region{number}" for number in range(1, 4)),
+    "centre84",
+    "centre72",
 )
 _PAIRED = {**TRANSPOSED, **{_trimmed(base): _trimmed(partner) for base, partner in TRANSPOSED.items()}}
 WITH_TRANSPOSE = 0x80
+# Variants a list update never needs from a stored object: a listed picture's own "centre84" row is what
+# finds a stored copy cropped by ~8% a side (through that copy's "original"). Left out, a photo's
+# record stays under 1 KB: one write unit (bench/cost.py).
+NOT_STORED = frozenset({"centre84"})
 NO_QUALITY = 255
 
 
