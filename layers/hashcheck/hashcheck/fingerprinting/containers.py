@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from hashcheck.handover import Handover
+
 CHUNK = 1 << 20
 
 
@@ -263,22 +265,15 @@ def _pulled(extract: Callable[[Any], None]) -> Iterator[tuple[str, Any]]:
     writes into the writers `factory.create(path)` returns; the writers hand their chunks over a
     queue of a few chunks, so the thread waits while an entry is being read. Stopping early (a limit,
     an error) stops the thread at its next write."""
-    import queue
     import threading
 
     from py7zr.io import Py7zIO, WriterFactory
 
-    handoff: queue.Queue = queue.Queue(maxsize=4)
-    stopped = threading.Event()
+    handoff = Handover(maxsize=4)
 
     def put(item: tuple[str, Any]) -> None:
-        while not stopped.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-        raise _Stopped
+        if not handoff.put(item):
+            raise _Stopped
 
     class Writer(Py7zIO):
         def __init__(self, path: str):
@@ -325,14 +320,14 @@ def _pulled(extract: Callable[[Any], None]) -> Iterator[tuple[str, Any]]:
             yield path, reader
             reader.skip_rest()  # what the consumer did not read of this entry
     finally:
-        stopped.set()
+        handoff.stop()
         thread.join(timeout=5)
 
 
 class _Handoff:
     """The reading end of `_pulled`'s queue: the current entry's chunks, then the next entry."""
 
-    def __init__(self, handoff: Any):
+    def __init__(self, handoff: Handover):
         self.handoff = handoff
         self.in_entry = False
 

@@ -384,13 +384,13 @@ def _frame_hashes(grey, frame: int) -> list[NearHash]:
     if box is not None:  # rarer, so cheaper: PDQ's orientations derived from one DCT (a few bits off)
         hashes += _oriented_hashes(grey.crop(box), frame, "trimmed", exact=False)
     for number, region in enumerate(picture_regions(grey), 1):  # a caption band, a screenshot, an inset
-        hashes += _region_hashes(grey.crop(region), frame, f"region{number}")
+        hashes += _as_is_hashes(grey.crop(region), frame, f"region{number}")
     return hashes
 
 
-def _region_hashes(grey, frame: int, name: str) -> list[NearHash]:
-    """PDQ and pHash of a candidate region, as it is (no turns: a few per upload, each a chance of a
-    false match; docs/accuracy.md)."""
+def _as_is_hashes(grey, frame: int, name: str) -> list[NearHash]:
+    """PDQ and pHash of a part of the picture (a candidate region, a centre crop), as it is: no turns,
+    as each hash is one more chance of a false match (docs/accuracy.md)."""
     computed = pdq.compute(np.asarray(grey))
     return [
         NearHash("pdq", computed.hash, computed.quality, name, frame),
@@ -474,17 +474,11 @@ _CENTRES = (0.84, 0.72)
 
 def _centre_hashes(grey: Image.Image, frame: int) -> list[NearHash]:
     small = grey.reduce(max(1, -(-max(grey.size) // (2 * _TILT_SIDE))))
+    w, h = small.size
     out = []
     for share in _CENTRES:
-        w, h = small.size
         dx, dy = round(w * (1 - share) / 2), round(h * (1 - share) / 2)
-        crop = small.crop((dx, dy, w - dx, h - dy))
-        computed = pdq.compute(np.asarray(crop))
-        name = f"centre{round(share * 100)}"
-        out += [
-            NearHash("pdq", computed.hash, computed.quality, name, frame),
-            NearHash("phash", phash.phash(crop), None, name, frame),
-        ]
+        out += _as_is_hashes(small.crop((dx, dy, w - dx, h - dy)), frame, f"centre{round(share * 100)}")
     return out
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from botocore.exceptions import ClientError
 
 from hashcheck.algorithms import ALGORITHMS, EXACT, PERCEPTUAL
-from hashcheck.aws import is_gone, read_object
+from hashcheck.aws import delete_keys, is_gone, listed, read_object
 from hashcheck.matching.index import FewHashesIndex, hex_to_array, row_keys
 from hashcheck.matching.matcher import DEFAULT_POLICY, Policy
 from hashcheck.status import REMATCHABLE
@@ -80,8 +80,8 @@ class _Segment:
         return {self.objects[o].tobytes().hex() for o in owners}
 
     def _owners_of(self, algorithm: str, wanted: np.ndarray) -> set[int]:
-        """Owners of any of these exact hashes (`row_keys` of them, sorted): a binary search of each in
-        the segment's rows, or of the rows in them when the rows are fewer."""
+        """Owners of any of these exact hashes (`row_keys` of them, sorted): each of the segment's rows
+        looked up among them by binary search (the wanted are few, the rows many)."""
         rows = self.hashes.get(algorithm)
         if rows is None or not len(rows) or not len(wanted):
             return set()
@@ -193,10 +193,7 @@ class StoredIndex:
 
     def _sizes(self) -> dict[str, int]:
         """Each segment's key and size in bytes."""
-        found = {}
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix):
-            found.update({o["Key"]: o["Size"] for o in page.get("Contents", []) if o["Key"].endswith(".npz")})
-        return found
+        return {o["Key"]: o["Size"] for o in listed(self.s3, self.bucket, self.prefix) if o["Key"].endswith(".npz")}
 
     def segments(self, keys: Sequence[str] | None = None) -> Iterator[_Segment]:
         """The segments one at a time, the next one downloading while the caller works on this one; a
@@ -294,11 +291,10 @@ class StoredIndex:
 
     def _purge_retired(self, now: datetime) -> int:
         """Delete the retired segments older than RETIRED_FOR; how many."""
-        doomed: list[Any] = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=RETIRED_PREFIX):
-            doomed += [{"Key": o["Key"]} for o in page.get("Contents", []) if now - o["LastModified"] > RETIRED_FOR]
-        for start in range(0, len(doomed), 1000):
-            self.s3.delete_objects(Bucket=self.bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True})
+        doomed = [
+            o["Key"] for o in listed(self.s3, self.bucket, RETIRED_PREFIX) if now - o["LastModified"] > RETIRED_FOR
+        ]
+        delete_keys(self.s3, self.bucket, doomed)
         return len(doomed)
 
     def write(self, objects: np.ndarray, hashes: Mapping[str, np.ndarray], owners: Mapping[str, np.ndarray]) -> str:

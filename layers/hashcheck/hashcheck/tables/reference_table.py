@@ -45,8 +45,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -56,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from hashcheck.aws import condition_failed
+from hashcheck.handover import Handover
 from hashcheck.lists.listformat import Reference
 from hashcheck.status import BreakerState
 from hashcheck.tables.dynamo import (
@@ -249,25 +248,9 @@ class ReferenceTable:
                 out.append(_entry_reference(algorithm, item["hash"], entry))  # the hash itself, not its key
         return out
 
-    def iter_live(self, algorithm: str, page_size: int | None = None) -> Iterator[tuple[str, list[Reference]]]:
-        """(hash, live references) for every hash of `algorithm` with a live ref: a paginated scan, for
-        the snapshot builder (and a scanner's first near lookup before any snapshot exists)."""
-        kwargs: dict[str, Any] = {
-            "TableName": self.name,
-            "FilterExpression": "#alg = :alg AND #live > :zero",
-            "ExpressionAttributeNames": {"#alg": "algorithm", "#live": "live"},
-            "ExpressionAttributeValues": {":alg": {"S": algorithm}, ":zero": {"N": "0"}},
-        }
-        if page_size:
-            kwargs["Limit"] = page_size
-        for page in self.client.get_paginator("scan").paginate(**kwargs):
-            for raw in page.get("Items", []):
-                item = from_item(raw)
-                refs = live_refs(item)
-                if refs:
-                    yield item["hash"], refs
-
-    def live_hashes(self, algorithms: Iterable[str], segments: int = SCAN_SEGMENTS) -> Iterator[tuple[str, str]]:
+    def live_hashes(
+        self, algorithms: Iterable[str], segments: int = SCAN_SEGMENTS, page_size: int | None = None
+    ) -> Iterator[tuple[str, str]]:
         """(algorithm, hash) of every hash of these algorithms with a live ref, in no order: one scan for
         all of them, in `segments` parallel segments (a sequential scan reads one partition at a time),
         each item projected to those two attributes (the refs maps are neither sent nor parsed). For the
@@ -283,28 +266,20 @@ class ReferenceTable:
                 **{f":a{i}": {"S": algorithm} for i, algorithm in enumerate(algorithms)},
             },
         }
-        pages: queue.Queue = queue.Queue(maxsize=2 * segments)
-        stop = threading.Event()  # the reader stopped early: the scanning threads end too
-
-        def hand_over(item: Any) -> None:
-            while not stop.is_set():
-                try:
-                    pages.put(item, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
+        if page_size:
+            kwargs["Limit"] = page_size
+        pages = Handover(maxsize=2 * segments)  # a reader that stops early ends the scanning threads too
 
         def scan(segment: int) -> None:
             try:
                 paginator = self.client.get_paginator("scan")
                 for page in paginator.paginate(**kwargs, Segment=segment, TotalSegments=segments):
-                    if stop.is_set():
+                    if not pages.put(page.get("Items", [])):
                         return
-                    hand_over(page.get("Items", []))
             except Exception as exc:  # handed to the reader, which raises it: never a short index
-                hand_over(exc)
+                pages.put(exc)
             finally:
-                hand_over(None)
+                pages.put(None)
 
         with ThreadPoolExecutor(max_workers=segments, thread_name_prefix="scan") as pool:
             try:
@@ -321,7 +296,7 @@ class ReferenceTable:
                         for raw in items:
                             yield raw["algorithm"]["S"], raw["hash"]["S"]
             finally:
-                stop.set()
+                pages.stop()
 
     def live_references_of_list(self, list_id: str) -> Iterator[Reference]:
         """Every live (algorithm, hash, id) of one list, from its image items (a filtered scan)."""
