@@ -3,6 +3,7 @@ first use."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectTypeDef
     from mypy_boto3_secretsmanager import SecretsManagerClient
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_ssm import SSMClient
@@ -47,6 +49,19 @@ def condition_failed(error: BaseException) -> bool:
 def precondition_failed(error: BaseException) -> bool:
     """S3 refused a request whose If-Match no longer holds (the object was overwritten)."""
     return error_code(error) in ("PreconditionFailed", "412")
+
+
+def listed(s3: S3Client, bucket: str, prefix: str) -> Iterator[ObjectTypeDef]:
+    """Every object under `prefix`, as ListObjectsV2 describes it (Key, Size, LastModified), page by page."""
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        yield from page.get("Contents", [])
+
+
+def delete_keys(s3: S3Client, bucket: str, keys: Sequence[str]) -> None:
+    """Delete these objects, 1,000 a request (DeleteObjects' most)."""
+    for start in range(0, len(keys), 1000):
+        doomed: list[Any] = [{"Key": key} for key in keys[start : start + 1000]]
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True})
 
 
 # A large object is read in ranges of 16 MB, 8 at once (S3's guidance: 8-16 MB ranges on concurrent

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hashcheck.algorithms import PERCEPTUAL
+from hashcheck.aws import delete_keys, listed
 from hashcheck.fingerprinting.fingerprint import Fingerprint, Member
 from hashcheck.jobs.s3events import Upload
 from hashcheck.jobs.scanner import Scanner
@@ -111,11 +112,7 @@ class Rematcher:
         """Step 2: the candidates every worker of step 1 wrote, decided and acted on; then their files go
         (unless an object could not be acted on: the retry needs them)."""
         s3, bucket = self.scanner.s3, self.config.artifacts_bucket
-        files = [
-            o["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=candidates_prefix(key))
-            for o in page.get("Contents", [])
-        ]
+        files = [o["Key"] for o in listed(s3, bucket, candidates_prefix(key))]
         exact: set[str] = set()
         near: set[str] = set()
         for name in files:
@@ -125,9 +122,7 @@ class Rematcher:
         report = self.run(key, (exact, near - exact))
         if report.errors:  # kept for the retry (RematchIncomplete)
             return report
-        for start in range(0, len(files), 1000):
-            doomed: list[Any] = [{"Key": k} for k in files[start : start + 1000]]
-            s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed, "Quiet": True})
+        delete_keys(s3, bucket, files)
         return report
 
     def run(self, key: str, candidates: tuple[set[str], set[str]] | None = None) -> RematchReport:

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from botocore.exceptions import ClientError
 
-from hashcheck.aws import is_gone, read_object
+from hashcheck.aws import delete_keys, is_gone, listed, read_object
 from hashcheck.lists.listformat import Reference
 from hashcheck.matching.index import HammingIndex
 from hashcheck.matching.stores.base import NearHit
@@ -130,13 +130,11 @@ def prune(s3, bucket: str, keep_from_version: int) -> int:
     """Delete snapshot folders older than `keep_from_version`; how many objects were deleted. The
     sync keeps the previous version too, for scanners still loading it."""
     doomed = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{PREFIX}v"):
-        for obj in page.get("Contents", []):
-            folder = obj["Key"][len(PREFIX) + 1 :].split("/", 1)[0]
-            if folder.isdigit() and int(folder) < keep_from_version:
-                doomed.append({"Key": obj["Key"]})
-    for start in range(0, len(doomed), 1000):
-        s3.delete_objects(Bucket=bucket, Delete={"Objects": doomed[start : start + 1000], "Quiet": True})
+    for obj in listed(s3, bucket, f"{PREFIX}v"):
+        folder = obj["Key"][len(PREFIX) + 1 :].split("/", 1)[0]
+        if folder.isdigit() and int(folder) < keep_from_version:
+            doomed.append(obj["Key"])
+    delete_keys(s3, bucket, doomed)
     return len(doomed)
 
 
