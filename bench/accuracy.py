@@ -9,7 +9,7 @@ modified in the ways listed in `MODIFICATIONS` (re-encoding, resizing, crops, tu
 padding, and pairs of these), and every copy is fingerprinted with `hashcheck.fingerprinting.fingerprint` and scanned
 against two lists of the originals:
 
-* ``ours``: built as `hashcheck list build` does (`hashcheck.tools.cli.references_for(fingerprint(bytes))`);
+* ``ours``: built as `hashcheck list build` does (`references_for(listing_fingerprint(bytes))`);
 * ``ref``: what a hotline sends: exact hashes plus PDQ by Meta's reference (`pdqhash`) and pHash by
   `imagehash`, both on the full RGB decode of the original file.
 
@@ -58,7 +58,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "layers" / "hashcheck"))
 
 from hashcheck.fingerprinting import pdq  # noqa: E402
-from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint  # noqa: E402
+from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint, listing_fingerprint  # noqa: E402
 from hashcheck.lists.build import references_for  # noqa: E402
 from hashcheck.lists.listformat import Reference  # noqa: E402
 from hashcheck.matching import matcher  # noqa: E402
@@ -365,7 +365,9 @@ def _fingerprint_original(path: Path) -> Original:
     rgb = _rgb(path)
     vector, quality = pdqhash.compute(np.asarray(rgb))
     ref_pdq = int("".join(str(int(b)) for b in vector), 2)  # first bit most significant (list format)
-    return Original(path.stem, path, fingerprint(data), f"{ref_pdq:064x}", int(quality), str(imagehash.phash(rgb)))
+    return Original(
+        path.stem, path, listing_fingerprint(data), f"{ref_pdq:064x}", int(quality), str(imagehash.phash(rgb))
+    )
 
 
 _CACHE: dict[Path, Image.Image] = {}

@@ -47,6 +47,7 @@ from hashcheck.fingerprinting.imaging import (
     decode,
     looks_like_image,
     picture_regions,
+    small_colour,
     uniform_border,
 )
 from hashcheck.fingerprinting.video import (
@@ -334,16 +335,17 @@ def _add_video(result: Fingerprint, file: BinaryIO, limits: VideoLimits, deadlin
 
 def _scene_fingerprint(scene: Scene) -> Fingerprint:
     """A scene's clearest frame fingerprinted as a picture; no exact hashes (its pixels are no file)."""
-    grey = Image.fromarray(scene.frame).convert("L")
+    rgb = Image.fromarray(scene.frame)
+    grey = rgb.convert("L")
     fp = Fingerprint(0, "", "", "", FingerprintStatus.IMAGE)
-    _fill_image(fp, "frame", grey.width, grey.height, 1, _frame_hashes(grey, 0), partial=False)
+    _fill_image(fp, "frame", grey.width, grey.height, 1, _frame_hashes(grey, 0, small_colour(rgb)), partial=False)
     return fp
 
 
 def _add_perceptual(result: Fingerprint, data: bytes, limits: Limits) -> None:
     try:
         decoded = decode(data, limits)
-        near = [h for frame in decoded.frames for h in _frame_hashes(frame.grey, frame.index)]
+        near = [h for frame in decoded.frames for h in _frame_hashes(frame.grey, frame.index, frame.colour)]
     except ImageRejected as rejected:
         result.status, result.error = rejected.status, rejected.reason
         return
@@ -375,7 +377,7 @@ def _fill_image(
     result.near = _unique(near)
 
 
-def _frame_hashes(grey, frame: int) -> list[NearHash]:
+def _frame_hashes(grey, frame: int, colour: Image.Image | None = None) -> list[NearHash]:
     """PDQ and pHash of a frame in its 8 orientations and turned back by each of `_TILTS`; if it has
     uniform borders (padding, a frame, letterboxing), the orientations again for the picture inside them,
     as variants "trimmed", "trimmed:rotate90"..."""
@@ -383,7 +385,7 @@ def _frame_hashes(grey, frame: int) -> list[NearHash]:
     box = uniform_border(grey)
     if box is not None:  # rarer, so cheaper: PDQ's orientations derived from one DCT (a few bits off)
         hashes += _oriented_hashes(grey.crop(box), frame, "trimmed", exact=False)
-    for number, region in enumerate(picture_regions(grey), 1):  # a caption band, a screenshot, an inset
+    for number, region in enumerate(picture_regions(grey, colour), 1):  # a caption band, a screenshot, an inset
         hashes += _as_is_hashes(grey.crop(region), frame, f"region{number}")
     return hashes
 
@@ -470,13 +472,28 @@ def _tilted_hashes(grey: Image.Image, frame: int) -> list[NearHash]:
 # up to ~8% a side is then near a listed picture's "centre84"), and 72% (corners covered by stickers of
 # up to ~14% of the side are left out on both sides). Taken, like the tilts, on a small copy.
 _CENTRES = (0.84, 0.72)
+# A list we build carries more of them, a rung every ~8% (`listing_fingerprint`): a crop between two
+# rungs is then within ~4% of the scale of one, where a crop of 5% a side otherwise fell between the
+# picture (at 90%) and its centre84 (at 107%) and was found 40% of the time (100% with the rungs, on
+# bench/accuracy.py's 10 photos). Only lists carry these: a query hash more would be one more chance of a
+# false match against every list, a listed one only against the list that holds it.
+_LISTED_CENTRES = (0.92, 0.76)
 
 
-def _centre_hashes(grey: Image.Image, frame: int) -> list[NearHash]:
+def listing_fingerprint(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Fingerprint:
+    """`fingerprint`, and for a picture the centre crops only a list we build carries (`list build`)."""
+    fp = fingerprint(data, limits)
+    if fp.status == FingerprintStatus.IMAGE:
+        grey = decode(data, limits).frames[0].grey
+        fp.near = _unique(fp.near + _centre_hashes(grey, 0, _LISTED_CENTRES))
+    return fp
+
+
+def _centre_hashes(grey: Image.Image, frame: int, shares: tuple[float, ...] = _CENTRES) -> list[NearHash]:
     small = grey.reduce(max(1, -(-max(grey.size) // (2 * _TILT_SIDE))))
     w, h = small.size
     out = []
-    for share in _CENTRES:
+    for share in shares:
         dx, dy = round(w * (1 - share) / 2), round(h * (1 - share) / 2)
         out += _as_is_hashes(small.crop((dx, dy, w - dx, h - dy)), frame, f"centre{round(share * 100)}")
     return out

@@ -85,6 +85,7 @@ class ImageRejected(Exception):
 class Frame:
     index: int
     grey: Image.Image  # mode "L", EXIF orientation applied
+    colour: Image.Image | None = None  # a small YCbCr copy, alike (a still picture in colour only)
 
 
 @dataclass
@@ -177,7 +178,8 @@ def _decode_opened(image: Image.Image, limits: Limits) -> Decoded:
         )
     frame_count = getattr(image, "n_frames", 1) if getattr(image, "is_animated", False) else 1
     if frame_count == 1:
-        return Decoded(image.format or "", width, height, 1, [Frame(0, _grey(image, limits))])
+        grey, colour = _pixels(image, limits, colour=True)
+        return Decoded(image.format or "", width, height, 1, [Frame(0, grey, colour)])
     runs: list[_Run] = []
     problem = None
     try:
@@ -250,15 +252,44 @@ def _choose(runs: list[_Run], max_frames: int) -> list[_Run]:
 
 def _grey(image: Image.Image, limits: Limits) -> Image.Image:
     """One frame as 8-bit luma, EXIF-oriented. Alpha is dropped, as the reference hashers do."""
+    return _pixels(image, limits, colour=False)[0]
+
+
+def _pixels(image: Image.Image, limits: Limits, colour: bool) -> tuple[Image.Image, Image.Image | None]:
+    """`_grey`, and with `colour` a small YCbCr copy of the frame (None for a grey one), oriented alike.
+    A colour JPEG is then decoded to YCbCr, whose Y is exactly what decoding to luma gives."""
     if image.format in ("JPEG", "MPO") and image.tell() == 0:
-        image.draft("L", _draft_size(image.size, limits.decode_long_side))
+        image.draft("YCbCr" if colour else "L", _draft_size(image.size, limits.decode_long_side))
     if image.size[0] * image.size[1] > limits.max_pixels:
         raise ImageRejected(UNSCANNABLE, "image is too large to decode even at reduced size")
     if max(image.size) > limits.max_side:
         raise ImageRejected(UNSCANNABLE, f"image side of {max(image.size)} pixels is over the limit")
     image.load()
-    grey = _to_luma(image)
-    return ImageOps.exif_transpose(grey) if image.tell() == 0 else grey
+    small = small_colour(image) if colour else None
+    if image.mode == "YCbCr" and image.format in ("JPEG", "MPO"):
+        grey = image.getchannel(0)
+        grey.info = dict(image.info)
+    else:
+        grey = _to_luma(image)
+    if image.tell() != 0:
+        return grey, small
+    if small is not None:
+        small.info = dict(grey.info)  # the same EXIF orientation
+        small = ImageOps.exif_transpose(small)
+    return ImageOps.exif_transpose(grey), small
+
+
+_COLOUR_MODES = {"RGB", "RGBA", "RGBX", "YCbCr", "CMYK", "P", "PA"}
+_COLOUR_SIDE = 256  # the long side of the colour copy: candidate regions look at no more (_REGION_SIDE)
+
+
+def small_colour(image: Image.Image) -> Image.Image | None:
+    if image.mode not in _COLOUR_MODES:
+        return None
+    factor = max(1, -(-max(image.size) // _COLOUR_SIDE))
+    source = image.convert("RGB") if image.mode in ("P", "PA", "RGBX") else image
+    small = source.reduce(factor) if factor > 1 else source.copy()
+    return small if small.mode == "YCbCr" else small.convert("RGB").convert("YCbCr")
 
 
 # Uniform borders (padding, letterboxing, a frame) change every global hash completely, so the
@@ -357,25 +388,32 @@ _MAX_AREA = 0.9  # more, and it is the frame itself
 _MAX_LINES = 8  # the sharpest lines kept per direction
 _CAPTION_SHARE = 0.6  # a caption band's line: this share of it within the border tolerance (text aside)
 MAX_REGIONS = 3
+# Cb and Cr span about half of grey's range for the same colours: their steps count double. A picture
+# of green leaves on a violet background of the same grey has its edges only there.
+_CHROMA_WEIGHT = 2
 
 Box = tuple[int, int, int, int]
 
 
-def picture_regions(grey: Image.Image) -> list[Box]:
+def picture_regions(grey: Image.Image, colour: Image.Image | None = None) -> list[Box]:
     """Boxes (left, top, right, bottom) that likely hold a picture inside the frame, in `grey`'s pixels:
-    the best inset first, then the bands; at most MAX_REGIONS, none nearly the same as another."""
+    the best inset first, then the bands; at most MAX_REGIONS, none nearly the same as another.
+    `colour`, a YCbCr copy of the frame (any size), lets an edge show in colour where the greys agree."""
     factor = max(1, -(-max(grey.size) // _REGION_SIDE))
     small = np.asarray(grey.reduce(factor) if factor > 1 else grey, dtype=np.int16)
     if min(small.shape) < 16:
         return []
-    across = np.abs(np.diff(small, axis=0)) > _EDGE_STEP  # (rows - 1, cols): row i changes into row i + 1
-    sideways = np.abs(np.diff(small, axis=1))  # (rows, cols - 1)
+    chroma = None
+    if colour is not None:
+        chroma = np.asarray(colour.resize(small.shape[::-1], Image.Resampling.BOX), dtype=np.int16)[..., 1:]
+    across = _steps(small, chroma, axis=0) > _EDGE_STEP  # (rows - 1, cols): row i changes into row i + 1
+    sideways = _steps(small, chroma, axis=1)  # (rows, cols - 1)
     along = sideways > _EDGE_STEP
     faint = sideways > _FAINT_STEP  # an inset's side against a background much like it
     row_strength, column_strength = across.mean(axis=1), along.mean(axis=0)
     candidates = [
-        *_insets(across, faint),
         _captioned(small, row_strength, column_strength),
+        *_insets(across, faint),
         _band(row_strength, small.shape, vertical=False),
         _band(column_strength, small.shape, vertical=True),
     ]
@@ -383,9 +421,73 @@ def picture_regions(grey: Image.Image) -> list[Box]:
     for box in candidates:
         if box is not None and _fits(box, small.shape) and all(_overlap(box, kept) < 0.8 for kept in boxes):
             boxes.append(box)
-    width, height = grey.size
-    return [(left * factor, top * factor, min(right * factor, width), min(bottom * factor, height))
-            for left, top, right, bottom in boxes[:MAX_REGIONS]]  # fmt: skip
+    if not boxes:
+        return []
+    pixels = np.asarray(grey, dtype=np.int16)
+    return [_refined(pixels, tuple(side * factor for side in box), factor) for box in boxes[:MAX_REGIONS]]
+
+
+# A box found on the small copy is off by up to its reduction factor on each side, and a thin frame
+# around an inset (a white line, a shadow) would be hashed with it: 3 pixels of white on a 460-pixel
+# picture moved its pHash by 8-12 bits. So each side is moved, on the full pixels, to the innermost sharp
+# line near it, then past any thin uniform lines (the frame) inside that.
+_REFINE_SHARP = 0.5  # a line this sharp, relative to the sharpest near the side, can be the picture's edge
+_FRAME_MAX = 0.02  # at most this share of a side is peeled as a frame
+
+
+def _refined(pixels: np.ndarray, box: Box, factor: int) -> Box:
+    left, top, right, bottom = box
+    height, width = pixels.shape
+    reach = factor + 2
+    top = _side(pixels, top, left, right, reach, inward=1)
+    bottom = _side(pixels, min(bottom, height), left, right, reach, inward=-1)
+    left = _side(pixels.T, left, top, bottom, reach, inward=1)
+    right = _side(pixels.T, min(right, width), top, bottom, reach, inward=-1)
+    return left, top, right, bottom
+
+
+def _side(lines: np.ndarray, at: int, start: int, end: int, reach: int, inward: int) -> int:
+    """Where the picture starts (inward=1: its first line) or ends (inward=-1: one past its last) near
+    line `at`, judged over the middle of the side (`start`..`end`, corners left out)."""
+    margin = (end - start) // 10
+    span = slice(start + margin, max(start + margin + 1, end - margin))
+    low, high = max(1, at - reach), min(len(lines) - 1, at + reach)
+    if high <= low or at <= reach or at >= len(lines) - reach:  # the frame's own side stays
+        return at
+    window = lines[low - 1 : high + 1, span]
+    steps = np.abs(np.diff(window, axis=0)).mean(axis=1)  # steps[i]: between lines low-1+i and low+i
+    if steps.max() < _FAINT_STEP:  # an edge in colour only: where the small copy found it
+        return at
+    sharp = np.flatnonzero(steps >= _REFINE_SHARP * steps.max())
+    edge = low + int(sharp[-1] if inward > 0 else sharp[0])  # innermost: the first line past the edge
+    first = edge if inward > 0 else edge - 1  # the picture's outermost line on this side
+    return edge + inward * _frame_depth(lines[:, span], first, inward, max(2, int((end - start) * _FRAME_MAX)))
+
+
+def _frame_depth(lines: np.ndarray, first: int, inward: int, limit: int) -> int:
+    """How many uniform lines from `first` inward form a frame: a run of them ending in a sharp line (a
+    sky's or a fog's uniform lines fade into the picture instead)."""
+    depth = 0
+    while depth < limit and 0 <= first + inward * depth < len(lines) and _thin_uniform(lines[first + inward * depth]):
+        depth += 1
+    after = first + inward * depth
+    if not depth or not 0 <= after < len(lines):
+        return 0
+    return depth if np.abs(lines[after] - lines[after - inward]).mean() >= _FAINT_STEP else 0
+
+
+def _steps(small: np.ndarray, chroma: np.ndarray | None, axis: int) -> np.ndarray:
+    """How much each pixel differs from the next along `axis`: in grey, or in colour (weighted to grey's
+    scale) where that is more."""
+    steps = np.abs(np.diff(small, axis=axis))
+    if chroma is not None:
+        colour_steps = np.abs(np.diff(chroma, axis=axis)).max(axis=2) * _CHROMA_WEIGHT
+        steps = np.maximum(steps, colour_steps)
+    return steps
+
+
+def _thin_uniform(line: np.ndarray) -> bool:
+    return bool((np.abs(line - np.median(line)) <= _BORDER_TOLERANCE).mean() >= _BORDER_SHARE)
 
 
 def _captioned(small: np.ndarray, row_strength: np.ndarray, column_strength: np.ndarray) -> Box | None:

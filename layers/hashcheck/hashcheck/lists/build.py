@@ -8,8 +8,9 @@ from hashcheck.lists.listformat import Reference
 from hashcheck.status import FingerprintStatus
 
 # Besides the picture's own hashes: the picture inside its uniform border, and its centre crops (an upload
-# cropped by up to ~8% a side, or with stickers over its corners, is near one of these)
-LISTED_VARIANTS = ("trimmed", "centre84", "centre72")
+# cropped by up to ~14% a side, or with stickers over its corners, is near one of these; the rungs at 92%
+# and 76% are in a fingerprint made by `listing_fingerprint`)
+LISTED_VARIANTS = ("trimmed", "centre92", "centre84", "centre76", "centre72")
 
 
 def references_for(fp: Fingerprint, list_id: str, ref_id: str, category: str | None = None) -> list[Reference]:

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from hashcheck import __version__
 from hashcheck.aws import Clients
-from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint
+from hashcheck.fingerprinting.fingerprint import Fingerprint, fingerprint, listing_fingerprint
+from hashcheck.fingerprinting.imaging import DEFAULT_LIMITS
 from hashcheck.lists import listformat
 from hashcheck.lists.build import references_for
 from hashcheck.lists.listformat import ListFormatError
@@ -189,6 +190,14 @@ def _fingerprint_file(path: Path) -> Fingerprint:
         return fingerprint(stream)
 
 
+def _listing_fingerprint_file(path: Path) -> Fingerprint:
+    """A file to be listed: a picture with the centre crops only lists carry; a larger file (a video),
+    read as a stream like any other."""
+    if path.stat().st_size > DEFAULT_LIMITS.max_decode_bytes:
+        return _fingerprint_file(path)
+    return listing_fingerprint(path.read_bytes())
+
+
 def _fingerprint(args) -> int:
     files = _files(args.paths)
     progress = Progress(len(files), "fingerprint")
@@ -270,7 +279,7 @@ def _list_build(args) -> int:
     try:
         rows = 0
         for path in files:
-            refs = references_for(_fingerprint_file(path), args.list_id, path.stem, args.category)
+            refs = references_for(_listing_fingerprint_file(path), args.list_id, path.stem, args.category)
             rows += listformat.write(refs, out)
             progress.advance()
     finally:

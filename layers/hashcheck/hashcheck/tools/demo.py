@@ -16,7 +16,7 @@ import json
 import os
 import sys
 
-from hashcheck.fingerprinting.fingerprint import fingerprint
+from hashcheck.fingerprinting.fingerprint import listing_fingerprint
 from hashcheck.lists import listformat
 from hashcheck.lists.build import references_for
 from hashcheck.status import ObjectStatus, Verdict
@@ -57,7 +57,7 @@ def uploads() -> list[tuple[str, str, bytes]]:
 def reference_rows(seeds=LISTED):
     rows = []
     for seed in seeds:
-        rows += references_for(fingerprint(samples.jpeg(samples.picture(seed))), LIST_ID, f"ref-{seed}")
+        rows += references_for(listing_fingerprint(samples.jpeg(samples.picture(seed))), LIST_ID, f"ref-{seed}")
     return rows
 
 
