@@ -386,7 +386,7 @@ _MIN_SIDE = 0.2  # a candidate keeps at least this share of each side of the fra
 _MIN_AREA = 0.1
 _MAX_AREA = 0.9  # more, and it is the frame itself
 _MAX_LINES = 8  # the sharpest lines kept per direction
-_CAPTION_SHARE = 0.6  # a caption band's line: this share of it within the border tolerance (text aside)
+_CAPTION_SHARE = 0.45  # a caption band's line: this share of it within the border tolerance (text aside)
 MAX_REGIONS = 3
 # Cb and Cr span about half of grey's range for the same colours: their steps count double. A picture
 # of green leaves on a violet background of the same grey has its edges only there.
@@ -405,7 +405,9 @@ def picture_regions(grey: Image.Image, colour: Image.Image | None = None) -> lis
         return []
     chroma = None
     if colour is not None:
-        chroma = np.asarray(colour.resize(small.shape[::-1], Image.Resampling.BOX), dtype=np.int16)[..., 1:]
+        if colour.size != small.shape[::-1]:
+            colour = colour.resize(small.shape[::-1], Image.Resampling.BOX)
+        chroma = np.asarray(colour, dtype=np.int16)[..., 1:]
     across = _steps(small, chroma, axis=0) > _EDGE_STEP  # (rows - 1, cols): row i changes into row i + 1
     sideways = _steps(small, chroma, axis=1)  # (rows, cols - 1)
     along = sideways > _EDGE_STEP
@@ -481,8 +483,8 @@ def _steps(small: np.ndarray, chroma: np.ndarray | None, axis: int) -> np.ndarra
     scale) where that is more."""
     steps = np.abs(np.diff(small, axis=axis))
     if chroma is not None:
-        colour_steps = np.abs(np.diff(chroma, axis=axis)).max(axis=2) * _CHROMA_WEIGHT
-        steps = np.maximum(steps, colour_steps)
+        cb, cr = (np.abs(np.diff(chroma[..., i], axis=axis)) for i in (0, 1))
+        steps = np.maximum(steps, np.maximum(cb, cr) * _CHROMA_WEIGHT)
     return steps
 
 
