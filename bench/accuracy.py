@@ -640,25 +640,31 @@ def confirm_sweep(distances: dict[str, np.ndarray], own: np.ndarray, mods: np.nd
 
 @dataclass
 class TailFit:
-    """A normal fitted to the lower tail of impostor distances: matched to their 0.1% and 1% quantiles
-    (the tail that matters is heavier than the bulk's normal), or to mean and sd where that is wider."""
+    """A normal for the lower tail of impostor distances, the most cautious of three at the threshold
+    that matters (`at`): the bulk's mean and sd, and normals matched to two quantiles, at 0.1% and 1%
+    and as deep as the sample resolves (20 values below the lower one, at most 0.01% and 0.1%). How the
+    tail bends differs by hash (PDQ's grows heavier the deeper one looks, pHash's lighter), so no one of
+    them is cautious for both. Distances are integers: each is spread over its unit (seeded jitter)
+    first, or a fit would jump with the ties (a 6 or an 8 between two quantiles is an sd of 7.9 or 10.5)."""
 
     mean: float
     sd: float
     n: int
 
     @classmethod
-    def of(cls, values: np.ndarray) -> TailFit:
+    def of(cls, values: np.ndarray, at: float) -> TailFit:
         from scipy.stats import norm
 
-        q01, q1 = np.percentile(values, [0.1, 1])
-        tail_sd = (q1 - q01) / (norm.ppf(0.01) - norm.ppf(0.001))
-        bulk = cls(float(values.mean()), float(values.std()), len(values))
-        if tail_sd <= 0:
-            return bulk
-        tail = cls(float(q1 - norm.ppf(0.01) * tail_sd), float(tail_sd), len(values))
-        # Keep whichever puts more mass below the lowest thresholds we use (the more cautious one).
-        return tail if tail.z(PDQ_THRESHOLD / 2) > bulk.z(PDQ_THRESHOLD / 2) else bulk
+        n = len(values)
+        spread = values + np.random.default_rng(0).uniform(-0.5, 0.5, n)
+        fits = [cls(float(values.mean()), float(values.std()), n)]
+        deep = max(1e-4, 20 / n)
+        for low, high in ((1e-3, 1e-2), (deep, min(10 * deep, 0.5))):
+            q_low, q_high = np.percentile(spread, [low * 100, high * 100])
+            sd = (q_high - q_low) / (norm.ppf(high) - norm.ppf(low))
+            if sd > 0:
+                fits.append(cls(float(q_high - norm.ppf(high) * sd), float(sd), n))
+        return max(fits, key=lambda fit: fit.z(at))
 
     def z(self, threshold: float) -> float:
         return (threshold + 0.5 - self.mean) / self.sd  # + 0.5: distances are integers
@@ -707,7 +713,7 @@ def false_match_estimate(
         ("pHash", "pHash", "phash_all", (4, 6, 8, 10)),
     ):
         one, every = impostors(distances[key], own), impostors(distances[all_key], own)
-        fits[key] = fit = TailFit.of(one)
+        fits[key] = fit = TailFit.of(one, confirm if key == "PDQ" else PHASH_THRESHOLD)
         lines.append(f"| {label}: {len(one):,} pairs, mean {one.mean():.1f}, sd {one.std():.2f}, tail-fit sd "
                      f"{fit.sd:.2f} | | | | | |")  # fmt: skip
         for t in thresholds:
@@ -718,22 +724,22 @@ def false_match_estimate(
             )
     pdq_fit, phash_fit = fits["PDQ"], fits["pHash"]
     rho = impostor_correlation(distances["PDQ"], distances["pHash"], own)
-    # pHash tier: some pHash query hash within the threshold AND some PDQ query hash within `confirm`
-    # of the same reference: union bound over both choices of query hash.
+    # pHash tier: some view of the upload with its pHash within the threshold AND its PDQ within
+    # `confirm` of the same reference (matcher: the same view confirms): union bound over the views.
     joint_one = bivariate_lower_tail(pdq_fit.z(confirm), phash_fit.z(PHASH_THRESHOLD), rho)
-    phash_tier = joint_one * QUERY_HASHES * QUERY_HASHES
+    phash_tier = joint_one * QUERY_HASHES
     pdq_tier = pdq_fit.p_at_most(PDQ_THRESHOLD) * QUERY_HASHES
     per_query = (pdq_tier + phash_tier) * LIST_SIZE
     # Reviews: a pHash hit whose PDQ is not within `confirm` but within the review bound.
     joint_review = bivariate_lower_tail(pdq_fit.z(review_bound), phash_fit.z(PHASH_THRESHOLD), rho)
-    reviews = max(joint_review - joint_one, 0.0) * QUERY_HASHES * QUERY_HASHES * LIST_SIZE
+    reviews = max(joint_review - joint_one, 0.0) * QUERY_HASHES * LIST_SIZE
     unbounded_reviews = phash_fit.p_at_most(PHASH_THRESHOLD) * QUERY_HASHES * LIST_SIZE
     lines += [
         "",
         f"Decision rule (PDQ <= {PDQ_THRESHOLD} acts; pHash <= {PHASH_THRESHOLD} acts when the same reference's "
         f"PDQ <= {confirm}), per reference: PDQ tier {pdq_tier:.1e}; pHash tier {phash_tier:.1e} (bivariate "
-        f"normal, tail-fitted margins, impostor correlation rho = {rho:.2f}, times {QUERY_HASHES}x{QUERY_HASHES} "
-        f"query-hash pairs). **Expected false actions per query at {LIST_SIZE:,} references: {per_query:.1e}.** "
+        f"normal, tail-fitted margins, impostor correlation rho = {rho:.2f}, times {QUERY_HASHES} "
+        f"views of the upload). **Expected false actions per query at {LIST_SIZE:,} references: {per_query:.1e}.** "
         f"Expected false reviews per query (pHash hit, PDQ within {review_bound} but not {confirm}): {reviews:.1e}; "
         f"without a PDQ bound on reviews they would be {unbounded_reviews:.1e}.",
     ]
@@ -798,7 +804,7 @@ def variant_estimate(
             if values is None or not len(values):
                 cells += ["0", "", "", ""] + [""] * len(bounds)
                 continue
-            fits[(family, algorithm)] = fit = TailFit.of(values)
+            fits[(family, algorithm)] = fit = TailFit.of(values, bounds[-1])
             cells += [f"{len(values):,}", str(values.min()), f"{values.mean():.1f}", f"{fit.sd:.2f}"]
             cells += [f"{fit.p_at_most(b):.1e}" for b in bounds]
         lines.append("| " + " | ".join(cells) + " |")
@@ -812,10 +818,10 @@ def variant_estimate(
         ("a hotline's list (1 row per picture)", 1.0),
         (f"a list we build ({rows_per_picture:.1f} rows per picture)", rows_per_picture),
     ):
-        pairs = hashes * rows
-        pdq_tier = heaviest["pdq"].p_at_most(PDQ_THRESHOLD) * pairs
+        pdq_tier = heaviest["pdq"].p_at_most(PDQ_THRESHOLD) * hashes * rows
+        # a view's pHash near one of the picture's rows and the same view's PDQ near one of its rows
         joint = bivariate_lower_tail(heaviest["pdq"].z(confirm), heaviest["phash"].z(PHASH_THRESHOLD), rho)
-        out[name] = (pdq_tier + joint * pairs * pairs) * LIST_SIZE
+        out[name] = (pdq_tier + joint * hashes * rows * rows) * LIST_SIZE
     lines += [
         "",
         f"Every family held to the heaviest tail among them (PDQ sd {heaviest['pdq'].sd:.2f} around "

@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from hashcheck.fingerprinting.fingerprint import fingerprint, listing_fingerprint
-from hashcheck.fingerprinting.imaging import picture_regions, small_colour
+from hashcheck.fingerprinting.imaging import decode, picture_regions, small_colour
 from hashcheck.lists.build import references_for
 from hashcheck.matching.matcher import match
 from hashcheck.matching.stores.memory import MemoryStore
@@ -176,3 +176,31 @@ def test_a_crop_between_two_centre_crops_matches_a_list_built_with_the_rungs_bet
     assert len([r for r in rows if r.algorithm == "pdq"]) == 5  # the picture and four centre crops
     assert match(cropped, MemoryStore(rows)).verdict == "match"
     assert match(cropped, MemoryStore(references_for(fingerprint(jpeg(im)), "own", "ref-9"))).verdict != "match"
+
+
+def test_a_colour_jpeg_gives_the_same_grey_and_a_small_colour_copy():
+    """Decoding a colour JPEG to YCbCr for the regions' colour copy must not move any hash: its Y is
+    exactly the luma decoding to grey gives, at the same reduced size."""
+    data = PHOTOS[4].read_bytes()
+    frame = decode(data).frames[0]
+    plain = Image.open(io.BytesIO(data))
+    plain.draft("L", frame.grey.size)
+    assert plain.size == frame.grey.size and plain.tobytes() == frame.grey.tobytes()
+    assert frame.colour is not None and frame.colour.mode == "YCbCr" and max(frame.colour.size) <= 256
+    assert decode(jpeg(photo(4).convert("L"))).frames[0].colour is None  # a grey picture has none
+
+
+def test_the_colour_copy_is_turned_like_the_grey():
+    """A phone photo stored sideways (EXIF orientation 6): the colour copy is turned as the grey is, so a
+    region found in colour lies where the picture is."""
+    im = Image.new("RGB", (400, 200), (40, 40, 200))
+    ImageDraw.Draw(im).rectangle((0, 0, 99, 199), fill=(230, 200, 30))  # yellow on the left: the top once turned
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    im.save(out, "JPEG", quality=90, exif=exif)
+    frame = decode(out.getvalue()).frames[0]
+    assert frame.grey.size == (200, 400) and frame.colour is not None and frame.colour.size == (100, 200)  # <= 256
+    grey = np.asarray(frame.grey.reduce(2), dtype=float)
+    luma = np.asarray(frame.colour.getchannel(0), dtype=float)
+    assert grey[:45].mean() > grey[-100:].mean() + 50 and np.abs(grey - luma).mean() < 2

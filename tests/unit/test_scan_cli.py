@@ -2,6 +2,7 @@
 
 import io
 import json
+from dataclasses import replace
 
 import pytest
 from PIL import Image, ImageEnhance, ImageOps
@@ -130,6 +131,21 @@ def test_a_phash_hit_acts_reviews_or_drops_by_how_far_the_listed_pdq_is(photos):
     verdict = {d: match(fp, _store_with(listed_pdq_at(d), fp.phash)).verdict for d in (0, 64, 65, 70, 71, 120)}
     assert policy.phash_confirm_pdq == 64 and policy.phash_review_pdq == 70
     assert verdict == {0: "match", 64: "match", 65: "review", 70: "review", 71: "clean", 120: "clean"}
+
+
+def test_a_phash_hit_is_confirmed_only_by_the_pdq_of_the_same_view(photos):
+    """The pHash of the upload as it is hits; a tilted view's PDQ is near the listed PDQ, its own is not.
+    Pixels that differ cannot confirm each other: nothing acts. A view whose PDQ was dropped as a repeat
+    of another view's (a symmetric picture) is confirmed by its frame's PDQ."""
+    fp = fingerprint(photos[0].read_bytes())
+    by_view = {(h.algorithm, h.variant): h for h in fp.near}
+    listed = f"{int(fp.pdq, 16) ^ ((1 << 100) - 1):064x}"  # 100 bits from the upload's own PDQ
+    tilted = replace(by_view[("pdq", "tilt+2")], hash=f"{int(listed, 16) ^ ((1 << 40) - 1):064x}")  # 40 from it
+    far_phash = replace(by_view[("phash", "tilt+2")], hash=f"{int(fp.phash, 16) ^ ((1 << 30) - 1):016x}")
+    fp.near = [by_view[("pdq", "original")], by_view[("phash", "original")], tilted, far_phash]
+    assert match(fp, _store_with(listed, fp.phash)).verdict == "clean"
+    fp.near = [by_view[("phash", "original")], tilted, far_phash]  # the original's PDQ a repeat of the tilt's
+    assert match(fp, _store_with(listed, fp.phash)).verdict == "match"
 
 
 def test_a_phash_hit_on_a_listing_without_pdq_is_reviewed(photos):

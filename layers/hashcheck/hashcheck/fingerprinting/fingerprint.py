@@ -12,7 +12,8 @@ one pay for a second set of hashes (docs/accuracy.md). Small tilts (a photo turn
 its own canvas) are undone by trying a few turns back (variants "tilt-2", "tilt+4", ...; `_TILTS`).
 A picture inside another (a caption band, a screenshot, an inset) is hashed by the candidate regions
 `imaging.picture_regions` finds ("region1".."region3"), and every picture by its centre ("centre84",
-"centre72": crops and stickers over corners, against lists we build, which list these too).
+"centre72": crops and stickers over corners, against lists we build, which list these too, and with
+`listing_fingerprint` two more rungs, "centre92" and "centre76").
 """
 
 from __future__ import annotations

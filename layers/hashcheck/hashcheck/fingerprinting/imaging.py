@@ -3,7 +3,8 @@
 Everything here assumes hostile input: only a fixed set of Pillow decoders is allowed, pixel counts
 are checked before decoding, and every failure becomes an `ImageRejected` with a reason that the
 caller records. JPEGs are decoded at reduced size in the DCT domain (`Image.draft`), straight to
-luma: 5-20x faster than a full RGB decode, and close enough to it for PDQ (docs/accuracy.md).
+luma (a colour one to YCbCr, whose Y is that same luma: candidate regions look at colour too): 5-20x
+faster than a full RGB decode, and close enough to it for PDQ (docs/accuracy.md).
 """
 
 from __future__ import annotations
@@ -284,6 +285,8 @@ _COLOUR_SIDE = 256  # the long side of the colour copy: candidate regions look a
 
 
 def small_colour(image: Image.Image) -> Image.Image | None:
+    """A YCbCr copy of at most _COLOUR_SIDE pixels a side (box-reduced), for edges in colour; None for
+    a picture without colour."""
     if image.mode not in _COLOUR_MODES:
         return None
     factor = max(1, -(-max(image.size) // _COLOUR_SIDE))
@@ -397,7 +400,8 @@ Box = tuple[int, int, int, int]
 
 def picture_regions(grey: Image.Image, colour: Image.Image | None = None) -> list[Box]:
     """Boxes (left, top, right, bottom) that likely hold a picture inside the frame, in `grey`'s pixels:
-    the best inset first, then the bands; at most MAX_REGIONS, none nearly the same as another.
+    the picture under a caption first, then insets, then bands; at most MAX_REGIONS, none nearly the
+    same as another.
     `colour`, a YCbCr copy of the frame (any size), lets an edge show in colour where the greys agree."""
     factor = max(1, -(-max(grey.size) // _REGION_SIDE))
     small = np.asarray(grey.reduce(factor) if factor > 1 else grey, dtype=np.int16)
@@ -426,13 +430,14 @@ def picture_regions(grey: Image.Image, colour: Image.Image | None = None) -> lis
     if not boxes:
         return []
     pixels = np.asarray(grey, dtype=np.int16)
-    return [_refined(pixels, tuple(side * factor for side in box), factor) for box in boxes[:MAX_REGIONS]]
+    scaled = [(left * factor, top * factor, right * factor, bottom * factor) for left, top, right, bottom in boxes]
+    return [_refined(pixels, box, factor) for box in scaled[:MAX_REGIONS]]
 
 
 # A box found on the small copy is off by up to its reduction factor on each side, and a thin frame
 # around an inset (a white line, a shadow) would be hashed with it: 3 pixels of white on a 460-pixel
 # picture moved its pHash by 8-12 bits. So each side is moved, on the full pixels, to the innermost sharp
-# line near it, then past any thin uniform lines (the frame) inside that.
+# line near it, then past a thin run of uniform lines inside that if a sharp line ends it (a frame).
 _REFINE_SHARP = 0.5  # a line this sharp, relative to the sharpest near the side, can be the picture's edge
 _FRAME_MAX = 0.02  # at most this share of a side is peeled as a frame
 

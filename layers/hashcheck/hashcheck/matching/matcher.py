@@ -4,8 +4,9 @@ Tiers (README, "Decision rule"):
 - an exact hash (MD5, SHA-1, SHA-256) on a list acts: `match`;
 - PDQ within its threshold (31 of 256 bits), from a query hash of quality >= 50, acts: `match`;
 - pHash within its threshold (8 of 64 bits) acts only when the same listed image's PDQ agrees within
-  a wider bound (64). The second signal is what lets crops act: they move PDQ by 40-70 bits and pHash
-  by less than 8, while unrelated photos sit ~128 PDQ bits apart. A hit whose PDQ is a little farther
+  a wider bound (64), from the same view of the upload (the PDQ of the pixels whose pHash hit: turned,
+  trimmed, a region... alike). The second signal is what lets crops act: they move PDQ by 40-70 bits
+  and pHash by less than 8, while unrelated photos sit ~128 PDQ bits apart. A hit whose PDQ is a little farther
   (up to 70), or whose listed image has no PDQ to compare, becomes `review`: a person looks, nothing
   moves. A 64-bit hit alone is chance ~10 times per upload against 1.4M references (docs/accuracy.md),
   so one whose PDQ is farther still is dropped: a review queue flooded with noise protects nobody.
@@ -187,28 +188,53 @@ def _pdq_matches(subjects: Subjects, store: ReferenceStore, policy: Policy) -> l
 def _phash_matches(subjects: Subjects, store: ReferenceStore, policy: Policy) -> list[Match]:
     queries = _queries(subjects, "phash")
     hits = store.near("phash", [h.hash for _, h in queries], policy.search_radius("phash"))
-    pdq_of = {path: [h.hash for h in fp.near if h.algorithm == "pdq"] for path, fp in subjects}
+    pdq_views = {path: _pdq_views(fp) for path, fp in subjects}
     # Several query variants (orientations, tilts) often hit the same listed image: keep the closest hit
     # per image and member, so its PDQ siblings are looked up once (a store round trip each), not once
-    # per variant.
+    # per variant; and every view (a variant of a frame) whose pHash hit it, for the confirmation.
     closest: dict[tuple[str, str, str], NearHit] = {}
+    views: dict[tuple[str, str, str], set[View]] = {}
     for hit in hits:
-        key = (queries[hit.query][0], hit.reference.list, hit.reference.id)
-        if hit.distance <= policy.threshold("phash", hit.reference.list) and (
-            key not in closest or hit.distance < closest[key].distance
-        ):
+        if hit.distance > policy.threshold("phash", hit.reference.list):
+            continue
+        path, query = queries[hit.query]
+        key = (path, hit.reference.list, hit.reference.id)
+        views.setdefault(key, set()).add((query.frame, query.variant))
+        if key not in closest or hit.distance < closest[key].distance:
             closest[key] = hit
     siblings: dict[tuple[str, str], list[Reference]] = {}
     matches = []
-    for (path, list_id, ref_id), hit in closest.items():
+    for key, hit in closest.items():
+        path, list_id, ref_id = key
         if (list_id, ref_id) not in siblings:
             siblings[(list_id, ref_id)] = store.siblings(hit.reference)
-        pdq_gap = _pdq_distance(pdq_of[path], siblings[(list_id, ref_id)])
+        pdq_gap = _pdq_distance(_confirming(pdq_views[path], views[key]), siblings[(list_id, ref_id)])
         if pdq_gap is not None and pdq_gap > policy.phash_review_pdq:
             continue
         confirmed = pdq_gap is not None and pdq_gap <= policy.phash_confirm_pdq
         matches.append(_as_match(hit.reference, hit.distance, confirmed, queries[hit.query][1], path))
     return matches
+
+
+View = tuple[int, str]  # (frame, variant): one way of looking at the upload
+
+
+def _pdq_views(fp: Fingerprint) -> dict[View, str]:
+    return {(h.frame, h.variant): h.hash for h in fp.near if h.algorithm == "pdq"}
+
+
+def _confirming(pdq_views: dict[View, str], hit: set[View]) -> list[str]:
+    """The PDQ hashes that may confirm a pHash hit: those of the views whose pHash hit, the same pixels.
+    Any view's PDQ would give each listed image 25 times the chances of a coincidence (docs/accuracy.md).
+    A view whose PDQ was dropped as a repeat of another's (a symmetric picture) counts every PDQ of its
+    frame."""
+    out = []
+    for frame, variant in hit:
+        if (frame, variant) in pdq_views:
+            out.append(pdq_views[(frame, variant)])
+        else:
+            out += [h for (f, _), h in pdq_views.items() if f == frame]
+    return out
 
 
 def _video_matches(subjects: Subjects, store: ReferenceStore, policy: Policy) -> list[Match]:
