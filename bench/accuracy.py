@@ -28,7 +28,7 @@ impostor distance distributions) and `pairs.npz` (distances, for docs/accuracy.m
     screenshots=… crop8=… stickers=… recall_every_modification=… false_actions_per_upload_1_4m=…
 
 `recall_all` and `recall_no_crop10` are the first round's modifications only, so that runs stay
-comparable; the second round (`ROUND2`: caption bands, screenshots of a chat app and of a browser,
+comparable; the second round (`ROUND2`: caption bands, screenshots of chat apps and of a browser,
 picture-in-picture, stickers over corners, crops of 3% and 8% a side) is reported on its own, as a
 whole and per group; `recall_every_modification` is the mean over both rounds' modifications.
 `false_actions_per_upload_1_4m` is the rule's expected false actions per upload against 1.4M listed
@@ -245,6 +245,32 @@ def _screenshot_phone(im):
     return out, "PNG", 0
 
 
+def _screenshot_chat(background, bar, bubble, ink):
+    """A chat app in a plain light or dark theme: a received picture at 70% of the width, right of a
+    bubble of text, on a background of one colour (a uniform border it is not: bars and bubbles)."""
+
+    def chat(im):
+        w = im.width
+        h = round(w * 2.1)
+        out = Image.new("RGB", (w, h), background)
+        draw = ImageDraw.Draw(out)
+        draw.rectangle((0, 0, w, h * 0.035), fill=(0, 0, 0))
+        draw.rectangle((0, h * 0.035, w, h * 0.1), fill=bar)
+        _text_lines(draw, (round(w * 0.18), round(h * 0.05)), ["Sam", "online"], ink, round(h * 0.018))
+        y = round(h * 0.14)
+        draw.rounded_rectangle((w * 0.05, y, w * 0.6, y + h * 0.05), radius=14, fill=bubble)
+        _text_lines(draw, (round(w * 0.08), y + round(h * 0.012)), ["hey, check this"], ink, round(h * 0.02))
+        top = round(h * 0.22)
+        shown = im.resize((round(w * 0.7), round(im.height * 0.7)))
+        out.paste(shown, (round(w * 0.27), top))
+        y = top + shown.height + round(h * 0.02)
+        draw.rounded_rectangle((w * 0.3, y, w * 0.95, y + h * 0.06), radius=14, fill=bubble)
+        draw.rectangle((0, h * 0.92, w, h), fill=bar)
+        return out, "PNG", 0
+
+    return chat
+
+
 def _screenshot_browser(im):
     """A browser window: tabs and address bar above, a sidebar of text, the picture left of centre."""
     w = round(im.width / 0.55)
@@ -302,6 +328,8 @@ ROUND2: dict[str, Callable[[Image.Image], Modified]] = {
     "caption_both": _caption(0.14, 0.12, (0, 0, 0), (255, 255, 255)),
     "screenshot_phone": _screenshot_phone,
     "screenshot_browser": _screenshot_browser,
+    "screenshot_light": _screenshot_chat((255, 255, 255), (246, 246, 246), (230, 232, 236), (20, 20, 20)),
+    "screenshot_dark": _screenshot_chat((0, 0, 0), (28, 28, 30), (50, 50, 55), (230, 230, 230)),
     "picture_in_picture": _picture_in_picture,
     "stickers": _stickers,
     "crop3side": _crop(0.06),  # 3% off each side on average (60/40, as `_crop` cuts)
@@ -312,7 +340,7 @@ ROUND2: dict[str, Callable[[Image.Image], Modified]] = {
 # The round's groups, as its "Done when" reads them
 ROUND2_GROUPS = {
     "captions": ("caption_top", "caption_both", "caption_top+jpeg_q50"),
-    "screenshots": ("screenshot_phone", "screenshot_browser"),
+    "screenshots": ("screenshot_phone", "screenshot_browser", "screenshot_light", "screenshot_dark"),
     "crop8": ("crop8side",),
     "stickers": ("stickers", "stickers+resize50"),
 }

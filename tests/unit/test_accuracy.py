@@ -27,7 +27,7 @@ PHOTOS = REPO / "tests" / "data" / "photos"
 MUST_FIND = ("jpeg_q50", "resize25", "mirror", "rotate90", "border10", "border20", "rotate90+border10")
 # The second round: pictures inside frames (found by candidate regions, for any list) and pictures cut or
 # covered at the edges (found by the centre crops a list we build carries)
-ROUND2_ANY_LIST = ("caption_top", "screenshot_phone", "screenshot_browser", "picture_in_picture")
+ROUND2_ANY_LIST = ("caption_top", "screenshot_phone", "screenshot_browser", "screenshot_light", "picture_in_picture")
 ROUND2_OUR_LISTS = ("crop8side", "stickers", "crop10")
 
 
