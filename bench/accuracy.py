@@ -719,10 +719,10 @@ QUERY_HASHES = 25  # per algorithm and frame, at most: 8 orientations, 4 tilts, 
 
 
 def false_match_estimate(
-    distances: dict[str, np.ndarray], own: np.ndarray, confirm: int, review_bound: int
-) -> tuple[str, float]:
+    distances: dict[str, np.ndarray], own: np.ndarray, rho: float, confirm: int, review_bound: int
+) -> str:
     """Markdown: expected false candidates per query against LIST_SIZE references, per hash and threshold,
-    and the decision rule's expected false actions per query. Returns (text, false actions per query).
+    and the decision rule's expected false actions per query for the upload's own hashes' fit.
 
     Fitted on one query hash vs one reference (the upload as it is vs another original), then multiplied
     by the QUERY_HASHES an upload searches with (a union bound: orientations are far from independent)."""
@@ -751,7 +751,6 @@ def false_match_estimate(
                 f"{p * QUERY_HASHES * LIST_SIZE:.1e} |"
             )
     pdq_fit, phash_fit = fits["PDQ"], fits["pHash"]
-    rho = impostor_correlation(distances["PDQ"], distances["pHash"], own)
     # pHash tier: some view of the upload with its pHash within the threshold AND its PDQ within
     # `confirm` of the same reference (matcher: the same view confirms): union bound over the views.
     joint_one = bivariate_lower_tail(pdq_fit.z(confirm), phash_fit.z(PHASH_THRESHOLD), rho)
@@ -771,7 +770,7 @@ def false_match_estimate(
         f"Expected false reviews per query (pHash hit, PDQ within {review_bound} but not {confirm}): {reviews:.1e}; "
         f"without a PDQ bound on reviews they would be {unbounded_reviews:.1e}.",
     ]
-    return "\n".join(lines) + "\n", per_query
+    return "\n".join(lines) + "\n"
 
 
 # Each kind of query variant against every row of a list we build (the picture, its centre crops and
@@ -789,9 +788,10 @@ FAMILY_HASHES = {"as uploaded": 1, "orientations": 7, "tilts": 4, "trimmed": 8, 
 SAMPLED_COPIES = 800
 
 
-def variant_tails(copies: list[Copy], originals: list[Original]) -> dict[tuple[str, str], np.ndarray]:
+def variant_tails(copies: list[Copy], originals: list[Original]) -> tuple[dict[tuple[str, str], np.ndarray], float]:
     """Per (family, algorithm): the distances of every query hash of that family to every listed row
-    (ours list) of the other originals, over up to SAMPLED_COPIES copies."""
+    (ours list) of the other originals, over up to SAMPLED_COPIES copies; and the PDQ rows such a list
+    holds per picture."""
     rows, owner = {}, {}
     for algorithm, nbytes in (("pdq", 32), ("phash", 8)):
         listed = [
@@ -810,7 +810,8 @@ def variant_tails(copies: list[Copy], originals: list[Original]) -> dict[tuple[s
                 if hashes:
                     d = hamming_matrix(hex_rows(hashes, others.shape[1]), others)
                     found.setdefault((family, algorithm), []).append(d.ravel())
-    return {key: np.concatenate(parts).astype(np.int64) for key, parts in found.items()}
+    tails = {key: np.concatenate(parts).astype(np.int64) for key, parts in found.items()}
+    return tails, len(rows["pdq"]) / len(originals)
 
 
 def variant_estimate(
@@ -950,15 +951,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     mods_array = np.array([c.mod for c in result["copies"]])
     text += "\n" + distribution_table(distances, own)
     text += "\n" + confirm_sweep(distances, own, mods_array)
-    estimate, per_query = false_match_estimate(distances, own, policy.phash_confirm_pdq, policy.phash_review_pdq)
-    text += "\n" + estimate
-    listed_rows = np.mean(
-        [sum(r.algorithm == "pdq" for r in references_for(o.fp, LIST_ID, o.name)) for o in result["originals"]]
-    )
     rho = impostor_correlation(distances["PDQ"], distances["pHash"], own)
-    by_variant, variant_per_query = variant_estimate(
-        variant_tails(result["copies"], result["originals"]), float(listed_rows), rho, policy.phash_confirm_pdq
-    )
+    text += "\n" + false_match_estimate(distances, own, rho, policy.phash_confirm_pdq, policy.phash_review_pdq)
+    tails, rows_per_picture = variant_tails(result["copies"], result["originals"])
+    by_variant, variant_per_query = variant_estimate(tails, rows_per_picture, rho, policy.phash_confirm_pdq)
     text += "\n" + by_variant
     print(text)
     out = Path(args.out)

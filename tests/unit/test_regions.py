@@ -14,6 +14,7 @@ from hashcheck.fingerprinting.imaging import decode, picture_regions, small_colo
 from hashcheck.lists.build import references_for
 from hashcheck.matching.matcher import match
 from hashcheck.matching.stores.memory import MemoryStore
+from hashcheck.tools import samples
 from tests.helpers import PHOTOS
 
 
@@ -22,6 +23,7 @@ def photo(n: int = 0) -> Image.Image:
 
 
 def jpeg(im: Image.Image) -> bytes:
+    """As it is (a grey picture stays grey, unlike `samples.jpeg`), at quality 85."""
     out = io.BytesIO()
     im.save(out, "JPEG", quality=85)
     return out.getvalue()
@@ -70,12 +72,6 @@ def test_a_picture_on_a_screenshot_is_a_candidate():
     assert any(near(box, where, slack=2) for box in picture_regions(shot.convert("L")))  # sides refined
 
 
-def png(im: Image.Image) -> bytes:
-    out = io.BytesIO()
-    im.save(out, "PNG")
-    return out.getvalue()
-
-
 def same_grey_other_colour(im: Image.Image) -> Image.Image:
     """The picture at 60% of a background of its own edges' mean grey (with a little noise: not a
     uniform border), in a hue far from theirs."""
@@ -102,7 +98,7 @@ def test_a_picture_whose_sides_match_the_background_in_grey_is_found_in_colour()
     assert not any(near(box, where, slack=12) for box in picture_regions(grey))
     assert any(near(box, where, slack=12) for box in picture_regions(grey, small_colour(shot)))
     listed = MemoryStore(references_for(fingerprint(jpeg(im)), "hotline", "ref-1"))
-    result = match(fingerprint(png(shot)), listed)
+    result = match(fingerprint(samples.png(shot)), listed)
     assert result.verdict == "match" and {m.variant for m in result.matches} & {"region1", "region2", "region3"}
 
 

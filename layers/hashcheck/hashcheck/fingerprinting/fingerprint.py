@@ -43,11 +43,13 @@ from hashcheck.fingerprinting.containers import (
 )
 from hashcheck.fingerprinting.imaging import (
     DEFAULT_LIMITS,
+    REGION_SIDE,
     ImageRejected,
     Limits,
     decode,
     looks_like_image,
     picture_regions,
+    reduced,
     small_colour,
     uniform_border,
 )
@@ -382,11 +384,12 @@ def _frame_hashes(grey, frame: int, colour: Image.Image | None = None) -> list[N
     """PDQ and pHash of a frame in its 8 orientations and turned back by each of `_TILTS`; if it has
     uniform borders (padding, a frame, letterboxing), the orientations again for the picture inside them,
     as variants "trimmed", "trimmed:rotate90"..."""
-    hashes = _oriented_hashes(grey, frame, "", exact=True) + _tilted_hashes(grey, frame) + _centre_hashes(grey, frame)
+    small = reduced(grey, REGION_SIDE)  # for the centre crops and the candidate regions alike
+    hashes = _oriented_hashes(grey, frame, "", exact=True) + _tilted_hashes(grey, frame) + _centre_hashes(small, frame)
     box = uniform_border(grey)
     if box is not None:  # rarer, so cheaper: PDQ's orientations derived from one DCT (a few bits off)
         hashes += _oriented_hashes(grey.crop(box), frame, "trimmed", exact=False)
-    for number, region in enumerate(picture_regions(grey, colour), 1):  # a caption band, a screenshot, an inset
+    for number, region in enumerate(picture_regions(grey, colour, small), 1):  # a caption band, a screenshot, an inset
         hashes += _as_is_hashes(grey.crop(region), frame, f"region{number}")
     return hashes
 
@@ -453,7 +456,7 @@ _TILT_SIDE = 128
 
 
 def _tilted_hashes(grey: Image.Image, frame: int) -> list[NearHash]:
-    small = grey.reduce(-(-max(grey.size) // _TILT_SIDE))  # box filter, by a whole factor: cheap
+    small = reduced(grey, _TILT_SIDE)
     withcanvas = small.convert("LA")  # the alpha band tracks which pixels the turn brings in from outside
     out = []
     for angle in _TILTS:
@@ -486,12 +489,12 @@ def listing_fingerprint(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Fingerp
     fp = fingerprint(data, limits)
     if fp.status == FingerprintStatus.IMAGE:
         grey = decode(data, limits).frames[0].grey
-        fp.near = _unique(fp.near + _centre_hashes(grey, 0, _LISTED_CENTRES))
+        fp.near = _unique(fp.near + _centre_hashes(reduced(grey, REGION_SIDE), 0, _LISTED_CENTRES))
     return fp
 
 
-def _centre_hashes(grey: Image.Image, frame: int, shares: tuple[float, ...] = _CENTRES) -> list[NearHash]:
-    small = grey.reduce(max(1, -(-max(grey.size) // (2 * _TILT_SIDE))))
+def _centre_hashes(small: Image.Image, frame: int, shares: tuple[float, ...] = _CENTRES) -> list[NearHash]:
+    """The centre crops of a frame, from its copy of at most REGION_SIDE pixels a side."""
     w, h = small.size
     out = []
     for share in shares:

@@ -280,19 +280,28 @@ def _pixels(image: Image.Image, limits: Limits, colour: bool) -> tuple[Image.Ima
     return ImageOps.exif_transpose(grey), small
 
 
+def reduction(size: tuple[int, int], side: int) -> int:
+    """The whole factor that box-reduces `size` to at most `side` pixels on its long side."""
+    return max(1, -(-max(size) // side))
+
+
+def reduced(image: Image.Image, side: int) -> Image.Image:
+    """`image` box-reduced by a whole factor (cheap) to at most `side` pixels on its long side."""
+    factor = reduction(image.size, side)
+    return image.reduce(factor) if factor > 1 else image
+
+
 _COLOUR_MODES = {"RGB", "RGBA", "RGBX", "YCbCr", "CMYK", "P", "PA"}
-_COLOUR_SIDE = 256  # the long side of the colour copy: candidate regions look at no more (_REGION_SIDE)
 
 
 def small_colour(image: Image.Image) -> Image.Image | None:
-    """A YCbCr copy of at most _COLOUR_SIDE pixels a side (box-reduced), for edges in colour; None for
-    a picture without colour."""
+    """A YCbCr copy of at most REGION_SIDE pixels a side (box-reduced), for edges in colour; None for a
+    picture without colour."""
     if image.mode not in _COLOUR_MODES:
         return None
-    factor = max(1, -(-max(image.size) // _COLOUR_SIDE))
     source = image.convert("RGB") if image.mode in ("P", "PA", "RGBX") else image
-    small = source.reduce(factor) if factor > 1 else source.copy()
-    return small if small.mode == "YCbCr" else small.convert("RGB").convert("YCbCr")
+    small = reduced(source, REGION_SIDE)
+    return small.copy() if small.mode == "YCbCr" else small.convert("RGB").convert("YCbCr")
 
 
 # Uniform borders (padding, letterboxing, a frame) change every global hash completely, so the
@@ -378,7 +387,7 @@ def _to_luma(image: Image.Image) -> Image.Image:
 # - captions: bands of one colour with text on them, the uniform border's rule with room for the text;
 # - bands: between the sharpest whole-width lines in the outer parts of the frame (a phone's bars).
 # An ordinary photo rarely has any (docs/accuracy.md): it is hashed as it is, as before.
-_REGION_SIDE = 256  # the long side looked at
+REGION_SIDE = 256  # the long side looked at (also of the colour copy)
 _EDGE_STEP = 24  # grey levels between neighbours for a sharp change
 _FAINT_STEP = 12  # for an inset's sides, found between two rows that already bound it
 _BAND_SHARE = 0.7  # share of the frame's width (height) a band's line must change over
@@ -398,13 +407,16 @@ _CHROMA_WEIGHT = 2
 Box = tuple[int, int, int, int]
 
 
-def picture_regions(grey: Image.Image, colour: Image.Image | None = None) -> list[Box]:
+def picture_regions(
+    grey: Image.Image, colour: Image.Image | None = None, small_grey: Image.Image | None = None
+) -> list[Box]:
     """Boxes (left, top, right, bottom) that likely hold a picture inside the frame, in `grey`'s pixels:
     the picture under a caption first, then insets, then bands; at most MAX_REGIONS, none nearly the
     same as another.
-    `colour`, a YCbCr copy of the frame (any size), lets an edge show in colour where the greys agree."""
-    factor = max(1, -(-max(grey.size) // _REGION_SIDE))
-    small = np.asarray(grey.reduce(factor) if factor > 1 else grey, dtype=np.int16)
+    `colour`, a YCbCr copy of the frame (any size), lets an edge show in colour where the greys agree;
+    `small_grey`, `reduced(grey, REGION_SIDE)` when the caller has it already."""
+    factor = reduction(grey.size, REGION_SIDE)
+    small = np.asarray(reduced(grey, REGION_SIDE) if small_grey is None else small_grey, dtype=np.int16)
     if min(small.shape) < 16:
         return []
     chroma = None
