@@ -186,6 +186,21 @@ def test_a_colour_jpeg_gives_the_same_grey_and_a_small_colour_copy():
     assert decode(jpeg(photo(4).convert("L"))).frames[0].colour is None  # a grey picture has none
 
 
+def test_an_rgb_coded_jpeg_is_still_decoded_to_its_grey():
+    """A JPEG stored as RGB, not YCbCr (an Adobe marker with transform 0: Pillow's `keep_rgb`), cannot be
+    decoded to YCbCr: asking for it failed the decode, and a benign photo was blocked as unscannable.
+    It is decoded to luma, exactly as before, without a colour copy."""
+    out = io.BytesIO()
+    photo(4).save(out, "JPEG", quality=90, keep_rgb=True)
+    data = out.getvalue()
+    fp = fingerprint(data)
+    assert fp.status == "image" and not fp.partial
+    frame = decode(data).frames[0]
+    plain = Image.open(io.BytesIO(data))
+    plain.draft("L", frame.grey.size)
+    assert plain.tobytes() == frame.grey.tobytes() and frame.colour is None
+
+
 def test_the_colour_copy_is_turned_like_the_grey():
     """A phone photo stored sideways (EXIF orientation 6): the colour copy is turned as the grey is, so a
     region found in colour lies where the picture is."""

@@ -260,7 +260,8 @@ def _pixels(image: Image.Image, limits: Limits, colour: bool) -> tuple[Image.Ima
     """`_grey`, and with `colour` a small YCbCr copy of the frame (None for a grey one), oriented alike.
     A colour JPEG is then decoded to YCbCr, whose Y is exactly what decoding to luma gives."""
     if image.format in ("JPEG", "MPO") and image.tell() == 0:
-        image.draft("YCbCr" if colour else "L", _draft_size(image.size, limits.decode_long_side))
+        ycbcr = colour and _stored_in_ycbcr(image)  # libjpeg turns no RGB-coded JPEG into YCbCr
+        image.draft("YCbCr" if ycbcr else "L", _draft_size(image.size, limits.decode_long_side))
     if image.size[0] * image.size[1] > limits.max_pixels:
         raise ImageRejected(UNSCANNABLE, "image is too large to decode even at reduced size")
     if max(image.size) > limits.max_side:
@@ -278,6 +279,20 @@ def _pixels(image: Image.Image, limits: Limits, colour: bool) -> tuple[Image.Ima
         small.info = dict(grey.info)  # the same EXIF orientation
         small = ImageOps.exif_transpose(small)
     return ImageOps.exif_transpose(grey), small
+
+
+def _stored_in_ycbcr(jpeg: Image.Image) -> bool:
+    """Whether a JPEG's three components are YCbCr, by libjpeg's own rule (jdapimin.c): a JFIF marker
+    says so, an Adobe marker's transform 0 says RGB, and without either, components named R, G, B are
+    RGB. An RGB-coded one (Pillow's `keep_rgb`) cannot be decoded to YCbCr, only to luma as before."""
+    components = getattr(jpeg, "layer", [])
+    if len(components) != 3:
+        return False
+    if "jfif" in jpeg.info:
+        return True
+    if "adobe_transform" in jpeg.info:
+        return jpeg.info["adobe_transform"] != 0
+    return [component[0] for component in components] != [ord("R"), ord("G"), ord("B")]
 
 
 def reduction(size: tuple[int, int], side: int) -> int:
